@@ -1,0 +1,451 @@
+//! The catalog: segments of every stream and the metadata of every
+//! manifest, in sled. Segments are packed per stream and minute of their end
+//! ("upload time"), so a range scan reads one key per minute of the range.
+//!
+//! Trees:
+//! - `streams`: stream name → [`StreamRecord`].
+//! - `segments`: stream id (8 BE) + end minute (8 BE) → encoded block.
+//! - `segment_ids`: stream id (8 BE) + hash of (bucket, object) (8 BE) →
+//!   end minutes (8 BE each) of the blocks holding that object; makes
+//!   registration idempotent without storing every key twice.
+//! - `manifests`: record id (16) → [`ManifestRecord`].
+//! - `manifest_expiry`: expiry (8 BE) + record id (16) → (), for the sweeper.
+
+pub mod codec;
+mod records;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use prost::Message;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::error::ApiError;
+use crate::manifest::range::SEGMENT_RETENTION;
+use crate::manifest::{Micros, Segment};
+
+pub use records::{ManifestRecord, StreamRecord};
+
+const MICROS_PER_MINUTE: Micros = 60_000_000;
+
+/// The three names that identify a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamName {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
+}
+
+impl StreamName {
+    /// NUL cannot occur in validated names, so the key is unambiguous.
+    fn key(&self) -> Vec<u8> {
+        [
+            self.domain.as_bytes(),
+            self.app.as_bytes(),
+            self.stream.as_bytes(),
+        ]
+        .join(&0u8)
+    }
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegisterOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog storage failed: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("catalog data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(err: CatalogError) -> ApiError {
+        ApiError::internal(err)
+    }
+}
+
+pub struct Catalog {
+    db: sled::Db,
+    streams: sled::Tree,
+    segments: sled::Tree,
+    segment_ids: sled::Tree,
+    manifests: sled::Tree,
+    manifest_expiry: sled::Tree,
+    /// Serializes registrations: each one reads blocks, merges and writes
+    /// them back, which must not interleave with another one.
+    register_lock: Mutex<()>,
+}
+
+fn minute_of(end: Micros) -> u64 {
+    end.div_euclid(MICROS_PER_MINUTE).max(0) as u64
+}
+
+fn block_key(stream_id: u64, minute: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&stream_id.to_be_bytes());
+    key[8..].copy_from_slice(&minute.to_be_bytes());
+    key
+}
+
+fn block_base(minute: u64) -> Micros {
+    minute as Micros * MICROS_PER_MINUTE
+}
+
+fn object_id_key(stream_id: u64, segment: &Segment) -> [u8; 16] {
+    let hash = codec::fnv1a64(&[segment.bucket.as_bytes(), segment.object.as_bytes()]);
+    block_key(stream_id, hash)
+}
+
+fn abort(err: impl std::fmt::Display) -> ConflictableTransactionError<CatalogError> {
+    ConflictableTransactionError::Abort(CatalogError::Corrupt(err.to_string()))
+}
+
+fn read_block(
+    tree: &TransactionalTree,
+    key: &[u8],
+    minute: u64,
+) -> Result<Vec<Segment>, ConflictableTransactionError<CatalogError>> {
+    let mut segments = Vec::new();
+    if let Some(bytes) = tree.get(key)? {
+        codec::decode_block(block_base(minute), &bytes, |segment| segments.push(segment))
+            .map_err(abort)?;
+    }
+    Ok(segments)
+}
+
+fn same_object(a: &Segment, b: &Segment) -> bool {
+    a.object == b.object && a.bucket == b.bucket
+}
+
+impl Catalog {
+    pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Catalog, CatalogError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
+            .mode(sled::Mode::LowSpace)
+            .open()?;
+        Ok(Catalog {
+            streams: db.open_tree("streams")?,
+            segments: db.open_tree("segments")?,
+            segment_ids: db.open_tree("segment_ids")?,
+            manifests: db.open_tree("manifests")?,
+            manifest_expiry: db.open_tree("manifest_expiry")?,
+            register_lock: Mutex::new(()),
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), CatalogError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn stream(&self, name: &StreamName) -> Result<Option<StreamRecord>, CatalogError> {
+        match self.streams.get(name.key())? {
+            Some(bytes) => StreamRecord::decode(&*bytes)
+                .map(Some)
+                .map_err(|err| CatalogError::Corrupt(err.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds segments of one stream in one atomic step; segments already
+    /// known (same bucket and object) are counted and left as they are.
+    /// Not durable until [`Catalog::flush`].
+    pub fn register(
+        &self,
+        name: &StreamName,
+        batch: Vec<Segment>,
+        now: Micros,
+    ) -> Result<RegisterOutcome, CatalogError> {
+        let _guard = self
+            .register_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stream_key = name.key();
+        let new_id = match self.streams.get(&stream_key)? {
+            Some(_) => None,
+            None => Some(self.db.generate_id()?),
+        };
+        let result = (&self.streams, &self.segments, &self.segment_ids).transaction(
+            |(streams, segments, ids)| {
+                let mut stream = match streams.get(&stream_key)? {
+                    Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
+                    None => StreamRecord {
+                        id: new_id.unwrap_or_default(),
+                        longest_segment: 0,
+                        created: now,
+                    },
+                };
+                let mut outcome = RegisterOutcome::default();
+                let mut blocks: BTreeMap<u64, Vec<Segment>> = BTreeMap::new();
+                let mut id_entries: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
+                for segment in &batch {
+                    let id_key = object_id_key(stream.id, segment);
+                    if !id_entries.contains_key(&id_key) {
+                        let stored = ids
+                            .get(id_key)?
+                            .map(|value| value.to_vec())
+                            .unwrap_or_default();
+                        id_entries.insert(id_key, stored);
+                    }
+                    let minutes: Vec<u64> = id_entries[&id_key]
+                        .chunks_exact(8)
+                        .map(|chunk| u64::from_be_bytes(chunk.try_into().expect("8-byte chunk")))
+                        .collect();
+                    let mut known = false;
+                    for minute in minutes {
+                        if !blocks.contains_key(&minute) {
+                            let block =
+                                read_block(segments, &block_key(stream.id, minute), minute)?;
+                            blocks.insert(minute, block);
+                        }
+                        known |= blocks[&minute]
+                            .iter()
+                            .any(|stored| same_object(stored, segment));
+                    }
+                    if known {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    let minute = minute_of(segment.end());
+                    if !blocks.contains_key(&minute) {
+                        let block = read_block(segments, &block_key(stream.id, minute), minute)?;
+                        blocks.insert(minute, block);
+                    }
+                    let block = blocks.get_mut(&minute).expect("block loaded above");
+                    let position = block.partition_point(|stored| {
+                        (stored.end(), &stored.bucket, &stored.object)
+                            < (segment.end(), &segment.bucket, &segment.object)
+                    });
+                    block.insert(position, segment.clone());
+                    let entry = id_entries.get_mut(&id_key).expect("entry loaded above");
+                    if !entry
+                        .chunks_exact(8)
+                        .any(|chunk| chunk == minute.to_be_bytes())
+                    {
+                        entry.extend_from_slice(&minute.to_be_bytes());
+                    }
+                    stream.longest_segment = stream.longest_segment.max(segment.duration);
+                    outcome.accepted += 1;
+                }
+                if outcome.accepted > 0 {
+                    for (minute, block) in &blocks {
+                        segments.insert(
+                            &block_key(stream.id, *minute),
+                            codec::encode_block(block_base(*minute), block),
+                        )?;
+                    }
+                    for (key, value) in &id_entries {
+                        ids.insert(key, value.as_slice())?;
+                    }
+                    streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
+                }
+                Ok(outcome)
+            },
+        );
+        result.map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => CatalogError::Storage(err),
+        })
+    }
+
+    /// Visits, in end order, the live segments of a stream whose end lies in
+    /// (after, until]. Segments whose retention has passed are skipped.
+    pub fn scan_by_end(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        mut visit: impl FnMut(Segment),
+    ) -> Result<(), CatalogError> {
+        let range = block_key(stream_id, minute_of(after))..=block_key(stream_id, minute_of(until));
+        for entry in self.segments.range(range) {
+            let (key, bytes) = entry?;
+            let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
+            codec::decode_block(block_base(minute), &bytes, |segment| {
+                let end = segment.end();
+                if end > after && end <= until && segment.start + SEGMENT_RETENTION > now {
+                    visit(segment);
+                }
+            })
+            .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest's metadata with its expiry. Not durable until
+    /// [`Catalog::flush`].
+    pub fn put_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
+        let id = record.id_bytes();
+        let mut expiry_key = Vec::with_capacity(24);
+        expiry_key.extend_from_slice(&(record.expires.max(0) as u64).to_be_bytes());
+        expiry_key.extend_from_slice(&id);
+        (&self.manifests, &self.manifest_expiry)
+            .transaction(|(manifests, expiry)| {
+                manifests.insert(&id, record.encode_to_vec())?;
+                expiry.insert(expiry_key.as_slice(), &[])?;
+                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => CatalogError::Storage(err),
+            })
+    }
+
+    /// The manifest with this id, unless it has expired.
+    pub fn manifest(
+        &self,
+        record_id: &uuid::Uuid,
+        now: Micros,
+    ) -> Result<Option<ManifestRecord>, CatalogError> {
+        let Some(bytes) = self.manifests.get(record_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let record = ManifestRecord::decode(&*bytes)
+            .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        Ok((record.expires > now).then_some(record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Format;
+
+    const NOW: Micros = 1_800_000_000_000_000;
+
+    fn name() -> StreamName {
+        StreamName {
+            domain: "example.com".into(),
+            app: "live".into(),
+            stream: "s1".into(),
+        }
+    }
+
+    fn segment(index: i64) -> Segment {
+        Segment {
+            endpoint: "localhost".into(),
+            bucket: "bucket".into(),
+            object: format!("live/s1/{index:05}.ts"),
+            start: NOW - 3_600_000_000 + index * 6_000_000,
+            duration: 6_000_000,
+            sequence: index,
+            width: 640,
+            height: 360,
+            format: Format::Ts,
+            size: 0,
+        }
+    }
+
+    fn scan_all(catalog: &Catalog, id: u64) -> Vec<Segment> {
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, 0, NOW, NOW, |segment| found.push(segment))
+            .unwrap();
+        found
+    }
+
+    #[test]
+    fn register_is_idempotent_and_scans_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let batch: Vec<Segment> = (0..50).rev().map(segment).collect();
+        let outcome = catalog.register(&name(), batch.clone(), NOW).unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 50,
+                duplicates: 0
+            }
+        );
+        let again = catalog.register(&name(), batch, NOW).unwrap();
+        assert_eq!(
+            again,
+            RegisterOutcome {
+                accepted: 0,
+                duplicates: 50
+            }
+        );
+        // The same object under another start time is still the same segment.
+        let mut moved = segment(3);
+        moved.start += 3_600_000_000;
+        let moved_outcome = catalog
+            .register(&name(), vec![moved, segment(3)], NOW)
+            .unwrap();
+        assert_eq!(
+            moved_outcome,
+            RegisterOutcome {
+                accepted: 0,
+                duplicates: 2
+            }
+        );
+        let stream = catalog.stream(&name()).unwrap().unwrap();
+        assert_eq!(stream.longest_segment, 6_000_000);
+        let found = scan_all(&catalog, stream.id);
+        assert_eq!(found, (0..50).map(segment).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_duplicate_inside_one_batch_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let outcome = catalog
+            .register(&name(), vec![segment(1), segment(1)], NOW)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 1,
+                duplicates: 1
+            }
+        );
+    }
+
+    #[test]
+    fn scan_bounds_are_exclusive_then_inclusive_and_skip_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        catalog
+            .register(&name(), (0..10).map(segment).collect(), NOW)
+            .unwrap();
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, segment(2).end(), segment(5).end(), NOW, |s| {
+                found.push(s.sequence)
+            })
+            .unwrap();
+        assert_eq!(found, vec![3, 4, 5]);
+        let later = segment(3).start + SEGMENT_RETENTION;
+        let mut alive = Vec::new();
+        catalog
+            .scan_by_end(id, 0, NOW, later, |s| alive.push(s.sequence))
+            .unwrap();
+        assert_eq!(alive, vec![4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+            catalog
+                .register(&name(), (0..3).map(segment).collect(), NOW)
+                .unwrap();
+            futures::executor::block_on(catalog.flush()).unwrap();
+        }
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        assert_eq!(scan_all(&catalog, id).len(), 3);
+    }
+}

@@ -1,0 +1,358 @@
+//! The service's configuration: a TOML file in the shape the design fixes,
+//! with embedded defaults so `record-index serve` runs with no file at all.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::manifest::names;
+
+/// Name of the object storage endpoint that local mode offers.
+pub const LOCAL_ENDPOINT: &str = "localhost";
+/// The account every request acts as when no accounts are configured.
+pub const LOCAL_ACCOUNT: &str = "local";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC listener binds.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory of the catalog (sled) and of the local object store.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Cap on the segments of one manifest (`RecordContentExceed` above it).
+    #[serde(default = "default_max_segments")]
+    pub max_segments_per_manifest: usize,
+    /// Bytes of sled page cache; small by default so the catalog's memory
+    /// stays bounded on small machines.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_capacity_bytes: u64,
+    /// Object storage endpoints clients may name in `OssEndpoint`.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+    /// Tenants; with none, the service runs for one local account.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointKind {
+    /// A directory on this machine; buckets are sub-directories.
+    Local,
+    /// An S3-compatible server (Alibaba OSS, SeaweedFS, MinIO, AWS S3).
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Addressing {
+    /// `{url}/{bucket}/{key}`: MinIO, SeaweedFS, Ceph.
+    #[default]
+    Path,
+    /// `{scheme}://{bucket}.{host}/{key}`: required by Alibaba OSS.
+    VirtualHosted,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// The `OssEndpoint` value clients send: a host name, optionally `:port`.
+    pub name: String,
+    pub kind: EndpointKind,
+    /// Base URL of an S3 endpoint (`https://oss-cn-shanghai.aliyuncs.com`).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub addressing: Addressing,
+    /// Signing region of an S3 endpoint.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Names of the environment variables holding the credentials; the
+    /// secrets themselves never appear in the file or in logs.
+    #[serde(default = "default_key_env")]
+    pub access_key_id_env: String,
+    #[serde(default = "default_secret_env")]
+    pub secret_access_key_env: String,
+    /// Root directory of a local endpoint (default `{data_dir}/objects`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Host pattern (`host` or `*.suffix`) to the address to dial instead of
+    /// asking DNS: private endpoints, and bucket sub-domains that no DNS
+    /// server knows.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, IpAddr>,
+    /// Seconds one object-storage request may take before it is retried.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: f64,
+    /// Attempts of one write before the request fails with InternalError.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub id: String,
+    /// Streaming domains of the account; `*` matches any.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Buckets the account owns; manifests may only be written there.
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// SHA-256 of the API key, lower-case hex; the key itself is not kept.
+    pub sha256: String,
+    /// RAM-style statements of what the key may do.
+    #[serde(default)]
+    pub allow: Vec<StatementConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementConfig {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_max_segments() -> usize {
+    100_000
+}
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+fn default_key_env() -> String {
+    "AWS_ACCESS_KEY_ID".to_string()
+}
+fn default_secret_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".to_string()
+}
+fn default_request_timeout() -> f64 {
+    5.0
+}
+fn default_attempts() -> u32 {
+    3
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            max_segments_per_manifest: default_max_segments(),
+            cache_capacity_bytes: default_cache_bytes(),
+            endpoints: Vec::new(),
+            accounts: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|err| match err {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Invalid(err.to_string()))
+    }
+
+    /// True when no accounts are configured: one implicit account, no keys,
+    /// and the listener must stay on loopback.
+    pub fn is_local_mode(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// Fills in the embedded defaults and checks what serde cannot.
+    pub fn finish(mut self) -> Result<Config, ConfigError> {
+        if self.endpoints.is_empty() {
+            self.endpoints.push(EndpointConfig {
+                name: LOCAL_ENDPOINT.to_string(),
+                kind: EndpointKind::Local,
+                url: None,
+                addressing: Addressing::Path,
+                region: default_region(),
+                access_key_id_env: default_key_env(),
+                secret_access_key_env: default_secret_env(),
+                path: None,
+                resolve: BTreeMap::new(),
+                request_timeout_secs: default_request_timeout(),
+                max_attempts: default_attempts(),
+            });
+        }
+        if self.max_segments_per_manifest == 0 {
+            return Err(ConfigError::Invalid(
+                "max_segments_per_manifest must be at least 1".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for endpoint in &mut self.endpoints {
+            if !names::is_endpoint(&endpoint.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "endpoint name {:?} is not a host name (optionally with :port)",
+                    endpoint.name
+                )));
+            }
+            if !seen.insert(endpoint.name.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "endpoint {:?} is listed twice",
+                    endpoint.name
+                )));
+            }
+            if endpoint.kind == EndpointKind::S3 {
+                let url = endpoint.url.as_deref().unwrap_or("");
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "endpoint {:?} needs url = \"http(s)://host[:port]\"",
+                        endpoint.name
+                    )));
+                }
+            }
+            if endpoint.kind == EndpointKind::Local && endpoint.path.is_none() {
+                endpoint.path = Some(self.data_dir.join("objects"));
+            }
+            if !(endpoint.request_timeout_secs > 0.0 && endpoint.request_timeout_secs.is_finite()) {
+                return Err(ConfigError::Invalid(format!(
+                    "endpoint {:?}: request_timeout_secs must be positive",
+                    endpoint.name
+                )));
+            }
+            if endpoint.max_attempts == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "endpoint {:?}: max_attempts must be at least 1",
+                    endpoint.name
+                )));
+            }
+        }
+        for account in &self.accounts {
+            for key in &account.keys {
+                let valid =
+                    key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+                if !valid {
+                    return Err(ConfigError::Invalid(format!(
+                        "account {:?}: key sha256 must be 64 hex characters",
+                        account.id
+                    )));
+                }
+            }
+        }
+        if self.is_local_mode() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "listen = {} is not a loopback address: without [[accounts]] the service has no \
+                 authentication and serves loopback only; add accounts with keys to listen elsewhere",
+                self.listen
+            )));
+        }
+        Ok(self)
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
+        self.endpoints.iter().find(|endpoint| endpoint.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_local_mode_on_loopback() {
+        let config = Config::default().finish().unwrap();
+        assert!(config.is_local_mode());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
+        let local = config.endpoint(LOCAL_ENDPOINT).unwrap();
+        assert_eq!(local.kind, EndpointKind::Local);
+        assert_eq!(local.path.as_deref(), Some(Path::new("./data/objects")));
+    }
+
+    #[test]
+    fn local_mode_refuses_a_public_listener() {
+        let mut config = Config::default();
+        config.listen = "0.0.0.0:50051".parse().unwrap();
+        let err = config.finish().unwrap_err().to_string();
+        assert!(err.contains("not a loopback address"), "{err}");
+    }
+
+    #[test]
+    fn parses_the_design_shape() {
+        let text = r#"
+            listen = "127.0.0.1:50051"
+            data_dir = "./data"
+            max_segments_per_manifest = 100000
+
+            [[endpoints]]
+            name = "oss-cn-shanghai.aliyuncs.com"
+            kind = "s3"
+            url = "https://oss-cn-shanghai.aliyuncs.com"
+            addressing = "virtual-hosted"
+            region = "oss-cn-shanghai"
+            access_key_id_env = "OSS_ACCESS_KEY_ID"
+            secret_access_key_env = "OSS_ACCESS_KEY_SECRET"
+            resolve = { "*.localhost" = "127.0.0.1" }
+
+            [[accounts]]
+            id = "1234567890"
+            domains = ["example.com"]
+            buckets = ["live-bucket"]
+            [[accounts.keys]]
+            sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            allow = [{ actions = ["live:*"], resources = ["acs:cdn:*:1234567890:domain/*"] }]
+        "#;
+        let config = Config::from_toml(text).unwrap().finish().unwrap();
+        let endpoint = config.endpoint("oss-cn-shanghai.aliyuncs.com").unwrap();
+        assert_eq!(endpoint.addressing, Addressing::VirtualHosted);
+        assert_eq!(endpoint.resolve["*.localhost"].to_string(), "127.0.0.1");
+        assert_eq!(config.accounts[0].buckets, vec!["live-bucket"]);
+        assert!(!config.is_local_mode());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_endpoints() {
+        assert!(Config::from_toml("lisen = \"x\"").is_err());
+        let bad = Config::from_toml("[[endpoints]]\nname = \"a b\"\nkind = \"local\"").unwrap();
+        assert!(bad.finish().is_err());
+        let no_url =
+            Config::from_toml("[[endpoints]]\nname = \"s3.local\"\nkind = \"s3\"").unwrap();
+        assert!(no_url.finish().is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! record-index: a catalog of recorded MPEG-TS segments that writes M3U8
+//! VOD playlists for any UTC time range of a live stream, without copying
+//! media.
+//!
+//! Map of the modules:
+//! - [`manifest`]: pure rules: time formats, names, the OssObject template,
+//!   the range rule, segment selection, the playlist writer, relative URIs.
+//! - [`catalog`]: segments and manifest metadata in sled.
+//! - [`storage`]: object stores (local directory, S3-compatible) where
+//!   playlists are written.
+//! - [`service`]: the operations (Create, Register), free of gRPC.
+//! - [`api`]: the gRPC adapter and the error-to-status mapping.
+//! - [`accounts`]: who is calling and what the account owns.
+//! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
+//!   source, the one error enum, and the assembly of it all.
+
+pub mod accounts;
+pub mod api;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod manifest;
+pub mod server;
+pub mod service;
+pub mod storage;
+
+/// Types generated from `proto/recordindex/v1/record_index.proto`.
+pub mod proto {
+    tonic::include_proto!("recordindex.v1");
+
+    /// The encoded descriptor set served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("record_index_descriptor");
+}

@@ -1,0 +1,111 @@
+//! Puts the parts together and runs the gRPC listener until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::accounts::Accounts;
+use crate::api::GrpcApi;
+use crate::catalog::Catalog;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::proto::record_index_server::RecordIndexServer;
+use crate::service::IndexService;
+use crate::storage::Storage;
+
+/// Largest request accepted: a full batch of 10,000 segments with long keys.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the catalog in {path}: {message}")]
+    Catalog { path: String, message: String },
+    #[error("object storage: {0}")]
+    Storage(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, ready server; `run` serves until `shutdown` resolves.
+pub struct Server {
+    listener: TcpListener,
+    api: GrpcApi,
+    catalog: Arc<Catalog>,
+}
+
+impl Server {
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        Server::bind_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn bind_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, StartError> {
+        let catalog_path = config.data_dir.join("catalog");
+        let catalog = Catalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
+            StartError::Catalog {
+                path: catalog_path.display().to_string(),
+                message: err.to_string(),
+            }
+        })?;
+        let catalog = Arc::new(catalog);
+        let storage = Storage::from_config(config).map_err(StartError::Storage)?;
+        let service = Arc::new(IndexService {
+            catalog: catalog.clone(),
+            storage,
+            clock,
+            max_segments_per_manifest: config.max_segments_per_manifest,
+        });
+        let api = GrpcApi::new(service, Arc::new(Accounts::from_config(config)));
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: config.listen,
+                    source,
+                })?;
+        Ok(Server {
+            listener,
+            api,
+            catalog,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the embedded descriptor set is valid");
+        // grpcurl before 1.9 only speaks the v1alpha reflection protocol.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("the embedded descriptor set is valid");
+        let service = RecordIndexServer::new(self.api)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tonic::transport::Server::builder()
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await?;
+        if let Err(err) = self.catalog.flush().await {
+            tracing::error!(error = %err, "final catalog flush failed");
+        }
+        Ok(())
+    }
+}

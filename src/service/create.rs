@@ -1,0 +1,219 @@
+//! CreateLiveStreamRecordIndexFiles: the design's validation list in order,
+//! then selection, the playlist write, and the durable metadata record.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{IndexService, blocking};
+use crate::accounts::Account;
+use crate::catalog::{ManifestRecord, StreamName};
+use crate::error::{ApiError, ApiResult};
+use crate::manifest::range::{self, MANIFEST_RETENTION};
+use crate::manifest::selection::Selection;
+use crate::manifest::template::{self, TemplateVars};
+use crate::manifest::{Micros, names, playlist, time, uri};
+use crate::proto;
+use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
+
+/// Rule 1: every field is there.
+fn check_required(request: &proto::CreateLiveStreamRecordIndexFilesRequest) -> ApiResult<()> {
+    let required = [
+        ("OssEndpoint", &request.oss_endpoint),
+        ("OssBucket", &request.oss_bucket),
+        ("OssObject", &request.oss_object),
+        ("StartTime", &request.start_time),
+        ("EndTime", &request.end_time),
+    ];
+    for (field, value) in required {
+        if value.is_empty() {
+            return Err(ApiError::InvalidParams(format!("{field} is required")));
+        }
+    }
+    names::check_stream_names(
+        &request.domain_name,
+        &request.app_name,
+        &request.stream_name,
+    )
+}
+
+fn storage_failure(err: StorageError) -> ApiError {
+    let message = format!("writing the playlist failed: {err}");
+    match err {
+        StorageError::Unreachable(_) | StorageError::Transient(_) => ApiError::unavailable(message),
+        StorageError::NotFound | StorageError::Rejected(_) => ApiError::internal(message),
+    }
+}
+
+impl IndexService {
+    pub async fn create(
+        &self,
+        caller: &Arc<Account>,
+        request: proto::CreateLiveStreamRecordIndexFilesRequest,
+    ) -> ApiResult<proto::RecordInfo> {
+        check_required(&request)?;
+        let start = time::parse_request_time(&request.start_time).ok_or_else(|| {
+            ApiError::StartTimeMalformed("StartTime must be yyyy-MM-ddTHH:mm:ssZ".into())
+        })?;
+        let end = time::parse_request_time(&request.end_time).ok_or_else(|| {
+            ApiError::EndTimeMalformed("EndTime must be yyyy-MM-ddTHH:mm:ssZ".into())
+        })?;
+        if !names::is_endpoint(&request.oss_endpoint)
+            || !self.storage.has_endpoint(&request.oss_endpoint)
+        {
+            return Err(ApiError::OssEndpointMalformed(format!(
+                "OssEndpoint {:?} is not an endpoint this service writes to",
+                request.oss_endpoint
+            )));
+        }
+        if !names::is_bucket(&request.oss_bucket) {
+            return Err(ApiError::OssBucketMalformed(
+                "OssBucket must be 3 to 63 characters of [a-z0-9-], starting and ending with a letter or digit".into(),
+            ));
+        }
+        let record_id = uuid::Uuid::new_v4();
+        let record_id_text = record_id.to_string();
+        let key = template::expand_object_key(
+            &request.oss_object,
+            &TemplateVars {
+                domain_name: &request.domain_name,
+                app_name: &request.app_name,
+                stream_name: &request.stream_name,
+                start,
+                end,
+                record_id: &record_id_text,
+            },
+        )?;
+
+        let now = self.clock.now();
+        let name = StreamName {
+            domain: request.domain_name.clone(),
+            app: request.app_name.clone(),
+            stream: request.stream_name.clone(),
+        };
+        let stream = self.catalog.stream(&name)?;
+        range::check_range(
+            start,
+            end,
+            now,
+            stream
+                .as_ref()
+                .map(|s| s.longest_segment)
+                .filter(|d| *d > 0),
+        )?;
+        if !caller.owns_bucket(&request.oss_bucket) {
+            return Err(ApiError::BucketNotFound(format!(
+                "bucket {} does not belong to account {}",
+                request.oss_bucket, caller.id
+            )));
+        }
+        let stream = stream.ok_or_else(|| {
+            ApiError::StreamNotFound(format!(
+                "no segment was ever registered for {}/{}/{}",
+                request.domain_name, request.app_name, request.stream_name
+            ))
+        })?;
+
+        let segments = self
+            .select(
+                stream.id,
+                stream.longest_segment,
+                start,
+                end,
+                request.end_time_included,
+                now,
+            )
+            .await?;
+        let rendered = playlist::render(&segments, |segment| {
+            if segment.endpoint == request.oss_endpoint && segment.bucket == request.oss_bucket {
+                uri::relative_uri(&key, &segment.object)
+            } else {
+                self.storage
+                    .url(&segment.endpoint, &segment.bucket, &segment.object)
+            }
+        });
+        self.storage
+            .put(
+                &request.oss_endpoint,
+                &request.oss_bucket,
+                &key,
+                Bytes::from(rendered.text),
+                PLAYLIST_CONTENT_TYPE,
+            )
+            .await
+            .map_err(storage_failure)?;
+
+        let record = ManifestRecord {
+            record_id: record_id.as_bytes().to_vec(),
+            domain_name: request.domain_name,
+            app_name: request.app_name,
+            stream_name: request.stream_name,
+            record_url: self
+                .storage
+                .url(&request.oss_endpoint, &request.oss_bucket, &key),
+            oss_endpoint: request.oss_endpoint,
+            oss_bucket: request.oss_bucket,
+            oss_object: key,
+            start_time: request.start_time,
+            end_time: request.end_time,
+            created: now,
+            expires: now + MANIFEST_RETENTION,
+            duration: rendered.duration,
+            width: rendered.width,
+            height: rendered.height,
+            segment_count: segments.len() as u32,
+        };
+        self.catalog.put_manifest(&record)?;
+        self.catalog.flush().await?;
+        tracing::info!(record_id = %record_id, segments = segments.len(), duration = rendered.duration, "manifest created");
+        Ok(record_info(&record))
+    }
+
+    /// Rule 7: the segments of the range, bounded by the cap.
+    async fn select(
+        &self,
+        stream_id: u64,
+        longest_segment: Micros,
+        start: Micros,
+        end: Micros,
+        end_time_included: bool,
+        now: Micros,
+    ) -> ApiResult<Vec<crate::manifest::Segment>> {
+        let catalog = self.catalog.clone();
+        let cap = self.max_segments_per_manifest;
+        // The segment running at EndTime ends at most one segment later.
+        let scan_until = if end_time_included {
+            end.saturating_add(longest_segment)
+        } else {
+            end
+        };
+        blocking(move || {
+            let mut selection = Selection::new(start, end, end_time_included, cap);
+            catalog.scan_by_end(stream_id, start, scan_until, now, |segment| {
+                selection.offer(segment)
+            })?;
+            selection.finish()
+        })
+        .await
+    }
+}
+
+/// The API's view of a stored manifest.
+pub fn record_info(record: &ManifestRecord) -> proto::RecordInfo {
+    proto::RecordInfo {
+        record_url: record.record_url.clone(),
+        stream_name: record.stream_name.clone(),
+        create_time: time::format_request_time(record.created),
+        record_id: record.uuid().to_string(),
+        height: record.height as i32,
+        oss_bucket: record.oss_bucket.clone(),
+        domain_name: record.domain_name.clone(),
+        oss_object: record.oss_object.clone(),
+        end_time: record.end_time.clone(),
+        app_name: record.app_name.clone(),
+        start_time: record.start_time.clone(),
+        width: record.width as i32,
+        duration: record.duration,
+        oss_endpoint: record.oss_endpoint.clone(),
+    }
+}

@@ -1,0 +1,138 @@
+//! RegisterLiveStreamRecordSegments: validate a batch as a whole, store it
+//! in one atomic step, acknowledge once durable.
+
+use std::sync::Arc;
+
+use super::{IndexService, blocking};
+use crate::accounts::Account;
+use crate::catalog::{RegisterOutcome, StreamName};
+use crate::error::{ApiError, ApiResult};
+use crate::manifest::range::SEGMENT_RETENTION;
+use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
+use crate::proto;
+
+/// Most segments one request may carry.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest segment accepted, in seconds.
+pub const MAX_SEGMENT_SECONDS: f64 = 3600.0;
+/// How far a segment may start ahead of this machine's clock: recorders'
+/// clocks drift.
+const CLOCK_SKEW: Micros = 60 * MICROS_PER_SECOND;
+const MAX_DIMENSION: i32 = 65_535;
+
+fn field_error(index: usize, field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidParams(format!("Segments[{index}].{field}: {reason}"))
+}
+
+/// Checks one segment and converts it to the catalog's form.
+fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResult<Segment> {
+    if !names::is_endpoint(&segment.oss_endpoint) {
+        return Err(field_error(
+            index,
+            "OssEndpoint",
+            "must be a host name, optionally with :port",
+        ));
+    }
+    if !names::is_bucket(&segment.oss_bucket) {
+        return Err(field_error(
+            index,
+            "OssBucket",
+            "must be 3 to 63 characters of [a-z0-9-]",
+        ));
+    }
+    names::check_object_key(&segment.oss_object)
+        .map_err(|reason| field_error(index, "OssObject", reason))?;
+    let start = time::parse_segment_time(&segment.start_time)
+        .ok_or_else(|| field_error(index, "StartTime", "must be yyyy-MM-ddTHH:mm:ss[.fff]Z"))?;
+    if start + SEGMENT_RETENTION <= now {
+        return Err(field_error(
+            index,
+            "StartTime",
+            "is older than the 90 days segments are kept",
+        ));
+    }
+    if start > now + CLOCK_SKEW {
+        return Err(field_error(index, "StartTime", "is in the future"));
+    }
+    if !(segment.duration > 0.0 && segment.duration <= MAX_SEGMENT_SECONDS) {
+        return Err(field_error(
+            index,
+            "Duration",
+            format!("must be more than 0 and at most {MAX_SEGMENT_SECONDS} seconds"),
+        ));
+    }
+    let duration = (segment.duration * MICROS_PER_SECOND as f64).round() as Micros;
+    if duration == 0 {
+        return Err(field_error(
+            index,
+            "Duration",
+            "must be at least one microsecond",
+        ));
+    }
+    if segment.sequence < 0 {
+        return Err(field_error(index, "Sequence", "must not be negative"));
+    }
+    for (field, value) in [("Width", segment.width), ("Height", segment.height)] {
+        if !(0..=MAX_DIMENSION).contains(&value) {
+            return Err(field_error(
+                index,
+                field,
+                format!("must be 0 to {MAX_DIMENSION}"),
+            ));
+        }
+    }
+    let format = Format::parse(&segment.format)
+        .ok_or_else(|| field_error(index, "Format", "must be one of ts, flv, mp4, cmaf"))?;
+    if segment.size < 0 {
+        return Err(field_error(index, "Size", "must not be negative"));
+    }
+    Ok(Segment {
+        endpoint: segment.oss_endpoint.clone(),
+        bucket: segment.oss_bucket.clone(),
+        object: segment.oss_object.clone(),
+        start,
+        duration,
+        sequence: segment.sequence,
+        width: segment.width as u32,
+        height: segment.height as u32,
+        format,
+        size: segment.size as u64,
+    })
+}
+
+impl IndexService {
+    pub async fn register(
+        &self,
+        _caller: &Arc<Account>,
+        request: proto::RegisterLiveStreamRecordSegmentsRequest,
+    ) -> ApiResult<RegisterOutcome> {
+        names::check_stream_names(
+            &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+        )?;
+        if request.segments.is_empty() || request.segments.len() > MAX_BATCH {
+            return Err(ApiError::InvalidParams(format!(
+                "Segments must hold 1 to {MAX_BATCH} segments"
+            )));
+        }
+        let now = self.clock.now();
+        let segments = request
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(index, segment)| parse_segment(index, segment, now))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let name = StreamName {
+            domain: request.domain_name,
+            app: request.app_name,
+            stream: request.stream_name,
+        };
+        let catalog = self.catalog.clone();
+        let outcome = blocking(move || Ok(catalog.register(&name, segments, now)?)).await?;
+        // Flushed even for duplicates: the first copy may still be on its way
+        // to disk from a concurrent request.
+        self.catalog.flush().await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,129 @@
+//! A directory as object storage: bucket = sub-directory, key = relative
+//! path. Keys and buckets are validated before they reach here, so no key
+//! can leave the root (no `..`, no leading `/`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectStore, StorageError};
+use crate::manifest::uri::encode_key;
+
+pub struct LocalStore {
+    /// Absolute, so `file://` URLs point at the same place from anywhere.
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> std::io::Result<LocalStore> {
+        std::fs::create_dir_all(&root)?;
+        Ok(LocalStore {
+            root: root.canonicalize()?,
+        })
+    }
+
+    fn path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+}
+
+fn io_error(err: std::io::Error) -> StorageError {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => StorageError::NotFound,
+        _ => StorageError::Transient(err.to_string()),
+    }
+}
+
+/// Writes through a temporary file and a rename, with fsyncs, so a reader
+/// sees the old object or the whole new one, and a crash loses neither.
+fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("object paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("object"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| StorageError::Transient(err.to_string()))?
+        .map_err(io_error)
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
+        let path = self.path(bucket, key);
+        blocking(move || write_atomically(&path, &body)).await
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+        let path = self.path(bucket, key);
+        blocking(move || std::fs::read(path).map(Bytes::from)).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        let path = self.path(bucket, key);
+        blocking(move || std::fs::remove_file(path)).await
+    }
+
+    fn url(&self, bucket: &str, key: &str) -> String {
+        let root = encode_key(self.root.to_string_lossy().trim_start_matches('/'));
+        format!("file:///{root}/{bucket}/{}", encode_key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_delete_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("objects")).unwrap();
+        store
+            .put("b1", "a/b c.m3u8", Bytes::from_static(b"#EXTM3U\n"), "x")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("b1", "a/b c.m3u8").await.unwrap(),
+            Bytes::from_static(b"#EXTM3U\n")
+        );
+        let url = store.url("b1", "a/b c.m3u8");
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/b1/a/b%20c.m3u8"),
+            "{url}"
+        );
+        store.delete("b1", "a/b c.m3u8").await.unwrap();
+        assert_eq!(
+            store.get("b1", "a/b c.m3u8").await,
+            Err(StorageError::NotFound)
+        );
+    }
+}

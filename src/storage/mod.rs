@@ -1,0 +1,203 @@
+//! Object storage: where playlists are written. One trait, a local
+//! directory and S3-compatible servers behind it, and the registry of
+//! configured endpoints that requests name in `OssEndpoint`.
+
+mod local;
+mod resolve;
+mod s3;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::{Config, EndpointConfig, EndpointKind};
+use crate::manifest::uri::encode_key;
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+/// Content-Type of every playlist written.
+pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// Why an object-storage call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The server could not be reached or did not answer in time: a retry
+    /// may succeed.
+    #[error("object storage unreachable: {0}")]
+    Unreachable(String),
+    /// The server answered with a failure that a retry may cure (5xx, 429).
+    #[error("object storage failed: {0}")]
+    Transient(String),
+    /// The object does not exist.
+    #[error("object not found")]
+    NotFound,
+    /// The server refused the request for good (403, 404 bucket, 400).
+    #[error("object storage refused the request: {0}")]
+    Rejected(String),
+}
+
+impl StorageError {
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Unreachable(_) | StorageError::Transient(_)
+        )
+    }
+}
+
+/// An object store of one endpoint.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError>;
+    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError>;
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// The URL a player uses to fetch the object.
+    fn url(&self, bucket: &str, key: &str) -> String;
+}
+
+/// One configured endpoint with its store and retry policy.
+struct Endpoint {
+    store: Arc<dyn ObjectStore>,
+    request_timeout: Duration,
+    max_attempts: u32,
+}
+
+/// The configured endpoints, by the name clients send as `OssEndpoint`.
+#[derive(Clone)]
+pub struct Storage {
+    endpoints: Arc<HashMap<String, Endpoint>>,
+}
+
+impl Storage {
+    pub fn from_config(config: &Config) -> Result<Storage, String> {
+        let mut endpoints = HashMap::new();
+        for endpoint in &config.endpoints {
+            endpoints.insert(endpoint.name.clone(), Endpoint::from_config(endpoint)?);
+        }
+        Ok(Storage {
+            endpoints: Arc::new(endpoints),
+        })
+    }
+
+    pub fn has_endpoint(&self, name: &str) -> bool {
+        self.endpoints.contains_key(name)
+    }
+
+    /// URL of an object: through the endpoint's own addressing when it is
+    /// configured, else the virtual-hosted HTTPS form OSS uses.
+    pub fn url(&self, endpoint: &str, bucket: &str, key: &str) -> String {
+        match self.endpoints.get(endpoint) {
+            Some(configured) => configured.store.url(bucket, key),
+            None => format!("https://{bucket}.{endpoint}/{}", encode_key(key)),
+        }
+    }
+
+    /// Writes an object, retrying transient failures with exponential
+    /// backoff; each attempt is bounded by the endpoint's request timeout.
+    pub async fn put(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let configured = self.endpoint(endpoint)?;
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let call = configured
+                .store
+                .put(bucket, key, body.clone(), content_type);
+            let result = match tokio::time::timeout(configured.request_timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(StorageError::Unreachable(format!(
+                    "no answer within {:?}",
+                    configured.request_timeout
+                ))),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(err) if err.is_retryable() && attempt < configured.max_attempts => {
+                    tracing::warn!(endpoint, bucket, key, attempt, error = %err, "object write failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    pub async fn get(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Bytes, StorageError> {
+        let configured = self.endpoint(endpoint)?;
+        match tokio::time::timeout(
+            configured.request_timeout,
+            configured.store.get(bucket, key),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Unreachable("read timed out".into())),
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), StorageError> {
+        let configured = self.endpoint(endpoint)?;
+        match tokio::time::timeout(
+            configured.request_timeout,
+            configured.store.delete(bucket, key),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Unreachable("delete timed out".into())),
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> Result<&Endpoint, StorageError> {
+        self.endpoints
+            .get(name)
+            .ok_or_else(|| StorageError::Rejected(format!("endpoint {name} is not configured")))
+    }
+}
+
+impl Endpoint {
+    fn from_config(config: &EndpointConfig) -> Result<Endpoint, String> {
+        let store: Arc<dyn ObjectStore> = match config.kind {
+            EndpointKind::Local => {
+                let root = config.path.clone().ok_or("local endpoint without path")?;
+                Arc::new(
+                    LocalStore::new(root)
+                        .map_err(|err| format!("endpoint {}: {err}", config.name))?,
+                )
+            }
+            EndpointKind::S3 => Arc::new(S3Store::new(config)?),
+        };
+        Ok(Endpoint {
+            store,
+            request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
+            max_attempts: config.max_attempts,
+        })
+    }
+}

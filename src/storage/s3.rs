@@ -1,0 +1,246 @@
+//! S3-compatible object storage through rusoto_s3. rusoto_s3 builds
+//! path-style requests only; Alibaba OSS refuses those, so virtual-hosted
+//! endpoints re-address each request to `bucket.host` and sign it again.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use hyper::client::HttpConnector;
+use hyper_rustls::HttpsConnector;
+use rusoto_core::credential::{AwsCredentials, StaticProvider};
+use rusoto_core::request::{DispatchSignedRequest, DispatchSignedRequestFuture, HttpClient};
+use rusoto_core::signature::SignedRequest;
+use rusoto_core::{Region, RusotoError};
+use rusoto_s3::{
+    DeleteObjectRequest, GetObjectError, GetObjectRequest, PutObjectRequest, S3, S3Client,
+};
+
+use super::resolve::OverrideResolver;
+use super::{ObjectStore, StorageError};
+use crate::config::{Addressing, EndpointConfig};
+use crate::manifest::uri::encode_key;
+
+type Connector = HttpsConnector<HttpConnector<OverrideResolver>>;
+
+pub struct S3Store {
+    client: S3Client,
+    /// `http` or `https`, from the configured URL.
+    scheme: String,
+    /// `host[:port]` of the configured URL.
+    authority: String,
+    /// The configured URL without a trailing `/`, for path-style URLs.
+    base_url: String,
+    addressing: Addressing,
+}
+
+/// Re-addresses rusoto_s3's path-style requests (`host/bucket/key`) to the
+/// virtual-hosted form (`bucket.host/key`) and signs them again, since the
+/// signature covers the host and the path.
+struct VirtualHosted {
+    inner: HttpClient<Connector>,
+    authority: String,
+    credentials: AwsCredentials,
+}
+
+impl DispatchSignedRequest for VirtualHosted {
+    fn dispatch(
+        &self,
+        mut request: SignedRequest,
+        timeout: Option<std::time::Duration>,
+    ) -> DispatchSignedRequestFuture {
+        let path = request.path.trim_start_matches('/').to_string();
+        let (bucket, key) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        request.set_hostname(Some(format!("{bucket}.{}", self.authority)));
+        request.path = format!("/{key}");
+        request.sign(&self.credentials);
+        self.inner.dispatch(request, timeout)
+    }
+}
+
+fn split_url(url: &str) -> Result<(String, String), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("url {url:?} has no scheme"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(format!("url {url:?} has no host"));
+    }
+    Ok((scheme.to_ascii_lowercase(), authority.to_string()))
+}
+
+fn read_env(name: &str, endpoint: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| {
+        format!("endpoint {endpoint}: environment variable {name} (named in the config) is not set")
+    })
+}
+
+impl S3Store {
+    pub fn new(config: &EndpointConfig) -> Result<S3Store, String> {
+        let url = config
+            .url
+            .as_deref()
+            .ok_or_else(|| format!("endpoint {} has no url", config.name))?;
+        let base_url = url.trim_end_matches('/').to_string();
+        let (scheme, authority) = split_url(&base_url)?;
+        let key_id = read_env(&config.access_key_id_env, &config.name)?;
+        let secret = read_env(&config.secret_access_key_env, &config.name)?;
+
+        let resolver =
+            OverrideResolver::new(config.resolve.iter().map(|(host, ip)| (host.clone(), *ip)));
+        let mut http = HttpConnector::new_with_resolver(resolver);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let http_client = HttpClient::from_connector(connector);
+        let region = Region::Custom {
+            name: config.region.clone(),
+            endpoint: base_url.clone(),
+        };
+        let credentials = AwsCredentials::new(key_id.clone(), secret.clone(), None, None);
+        let provider = StaticProvider::new_minimal(key_id, secret);
+        let client = match config.addressing {
+            Addressing::Path => S3Client::new_with(http_client, provider, region),
+            Addressing::VirtualHosted => {
+                let dispatcher = VirtualHosted {
+                    inner: http_client,
+                    authority: authority.clone(),
+                    credentials,
+                };
+                S3Client::new_with(dispatcher, provider, region)
+            }
+        };
+        Ok(S3Store {
+            client,
+            scheme,
+            authority,
+            base_url,
+            addressing: config.addressing,
+        })
+    }
+}
+
+/// Classifies a rusoto failure by what a caller can do about it.
+fn classify<E: std::fmt::Debug>(err: RusotoError<E>) -> StorageError {
+    match err {
+        RusotoError::HttpDispatch(err) => StorageError::Unreachable(err.to_string()),
+        RusotoError::Credentials(err) => {
+            StorageError::Rejected(format!("credentials: {}", err.message))
+        }
+        RusotoError::Unknown(response) => {
+            let status = response.status.as_u16();
+            let body = String::from_utf8_lossy(&response.body);
+            let code = extract_code(&body).unwrap_or_default();
+            match status {
+                404 if code != "NoSuchBucket" => StorageError::NotFound,
+                429 | 500..=599 => StorageError::Transient(format!("HTTP {status} {code}")),
+                _ => StorageError::Rejected(format!("HTTP {status} {code}")),
+            }
+        }
+        RusotoError::Service(err) => StorageError::Rejected(format!("{err:?}")),
+        other => StorageError::Transient(format!("{other:?}")),
+    }
+}
+
+/// The `<Code>` of an S3 XML error body.
+fn extract_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let end = body[start..].find("</Code>")? + start;
+    Some(body[start..end].to_string())
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let request = PutObjectRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            content_length: Some(body.len() as i64),
+            content_type: Some(content_type.to_string()),
+            body: Some(body.to_vec().into()),
+            ..Default::default()
+        };
+        self.client
+            .put_object(request)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+        let request = GetObjectRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .get_object(request)
+            .await
+            .map_err(|err| match err {
+                RusotoError::Service(GetObjectError::NoSuchKey(_)) => StorageError::NotFound,
+                other => classify(other),
+            })?;
+        let Some(body) = output.body else {
+            return Ok(Bytes::new());
+        };
+        let chunks: Vec<Bytes> = body
+            .try_collect()
+            .await
+            .map_err(|err| StorageError::Unreachable(err.to_string()))?;
+        Ok(chunks.concat().into())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        let request = DeleteObjectRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            ..Default::default()
+        };
+        self.client
+            .delete_object(request)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    fn url(&self, bucket: &str, key: &str) -> String {
+        match self.addressing {
+            Addressing::Path => format!("{}/{bucket}/{}", self.base_url, encode_key(key)),
+            Addressing::VirtualHosted => format!(
+                "{}://{bucket}.{}/{}",
+                self.scheme,
+                self.authority,
+                encode_key(key)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_urls_and_error_codes() {
+        assert_eq!(
+            split_url("http://127.0.0.1:8333").unwrap(),
+            ("http".into(), "127.0.0.1:8333".into())
+        );
+        assert_eq!(
+            split_url("HTTPS://oss.example.com/x").unwrap(),
+            ("https".into(), "oss.example.com".into())
+        );
+        assert!(split_url("oss.example.com").is_err());
+        let body = "<?xml?><Error><Code>NoSuchBucket</Code><Message>x</Message></Error>";
+        assert_eq!(extract_code(body).as_deref(), Some("NoSuchBucket"));
+    }
+}
