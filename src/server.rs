@@ -92,9 +92,13 @@ impl Server {
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
-        let reflection_v1 = reflection().build_v1().expect("the embedded descriptor sets are valid");
+        let reflection_v1 = reflection()
+            .build_v1()
+            .expect("the embedded descriptor sets are valid");
         // grpcurl before 1.9 only speaks the v1alpha reflection protocol.
-        let reflection_v1alpha = reflection().build_v1alpha().expect("the embedded descriptor sets are valid");
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .expect("the embedded descriptor sets are valid");
         let service = RecordIndexServer::new(self.api)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

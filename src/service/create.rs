@@ -40,8 +40,10 @@ fn check_required(request: &proto::CreateLiveStreamRecordIndexFilesRequest) -> A
 fn storage_failure(err: StorageError) -> ApiError {
     let message = format!("writing the playlist failed: {err}");
     match err {
-        StorageError::Unreachable(_) | StorageError::Transient(_) => ApiError::unavailable(message),
-        StorageError::NotFound | StorageError::Rejected(_) => ApiError::internal(message),
+        StorageError::Unreachable(_) => ApiError::unavailable(message),
+        StorageError::Transient(_) | StorageError::NotFound | StorageError::Rejected(_) => {
+            ApiError::internal(message)
+        }
     }
 }
 
