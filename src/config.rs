@@ -355,4 +355,13 @@ mod tests {
             Config::from_toml("[[endpoints]]\nname = \"s3.local\"\nkind = \"s3\"").unwrap();
         assert!(no_url.finish().is_err());
     }
+
+    #[test]
+    fn shipped_examples_parse() {
+        for file in ["examples/seaweedfs.toml", "examples/alibaba-oss.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let config = Config::from_file(&path).unwrap().finish();
+            assert!(config.is_ok(), "{file}: {:?}", config.err());
+        }
+    }
 }
