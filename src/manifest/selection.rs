@@ -27,6 +27,8 @@ pub fn is_selected(
 /// Every candidate must be offered, even past the cap: the error a request
 /// gets depends on facts (a non-TS segment, a second bucket) that a later
 /// segment may reveal, and those errors come before RecordContentExceed.
+/// The catalog holds each (bucket, object) of a stream once, so candidates
+/// are distinct.
 #[derive(Debug)]
 pub struct Selection {
     start: Micros,
@@ -34,20 +36,10 @@ pub struct Selection {
     end_time_included: bool,
     /// Most segments one manifest may hold.
     cap: usize,
-    /// Selected segments, with duplicates until the next compaction. Never
-    /// longer than `buffer_limit`; emptied once the cap is known exceeded.
+    /// Selected segments while at most `cap`; emptied once the cap is
+    /// exceeded, since the request then fails anyway.
     kept: Vec<Segment>,
-    /// Length at which `kept` is compacted. The slack above `cap` means a
-    /// compaction that does not overflow frees at least that many slots,
-    /// so sorting stays amortized O(log n) per segment.
-    buffer_limit: usize,
-    /// Distinct segments known when the cap was found exceeded; `None`
-    /// while under the cap.
-    distinct_at_overflow: Option<usize>,
-    /// Selected segments offered after the cap was exceeded; duplicates
-    /// among them can no longer be told apart, so they are all counted.
-    offered_after_overflow: usize,
-    /// Every selected segment offered, duplicates included.
+    /// Every selected segment offered.
     selected: usize,
     /// The first selected segment that cannot go in a playlist.
     not_ts: Option<(String, Format)>,
@@ -65,9 +57,6 @@ impl Selection {
             end_time_included,
             cap,
             kept: Vec::new(),
-            buffer_limit: cap.saturating_add((cap / 4).max(64)),
-            distinct_at_overflow: None,
-            offered_after_overflow: 0,
             selected: 0,
             not_ts: None,
             location: None,
@@ -102,22 +91,14 @@ impl Selection {
                 }
             }
         }
-        if self.distinct_at_overflow.is_some() {
-            self.offered_after_overflow += 1;
-            return;
+        if self.selected <= self.cap {
+            self.kept.push(seg);
+        } else if !self.kept.is_empty() {
+            self.kept = Vec::new();
         }
-        if self.kept.len() >= self.buffer_limit {
-            self.compact();
-            if self.kept.len() > self.cap {
-                self.overflow();
-                self.offered_after_overflow += 1;
-                return;
-            }
-        }
-        self.kept.push(seg);
     }
 
-    /// Selected segments offered so far, duplicates included.
+    /// Selected segments offered so far.
     pub fn selected_count(&self) -> usize {
         self.selected
     }
@@ -151,40 +132,19 @@ impl Selection {
                  {other_bucket:?} at {other_endpoint:?}; one manifest can index only one"
             )));
         }
-        if self.distinct_at_overflow.is_none() {
-            self.compact();
-            if self.kept.len() > self.cap {
-                self.overflow();
-            }
-        }
-        if let Some(distinct) = self.distinct_at_overflow {
+        if self.selected > self.cap {
             return Err(ApiError::RecordContentExceed(format!(
                 "the range selects {} segments, more than the limit of {} per manifest",
-                distinct + self.offered_after_overflow,
-                self.cap
+                self.selected, self.cap
             )));
         }
-        Ok(self.kept)
-    }
-
-    /// Sorts `kept` and drops exact duplicates. Stable, so of two copies the
-    /// one offered first stays.
-    fn compact(&mut self) {
         self.kept.sort_by(playlist_order);
-        self.kept
-            .dedup_by(|later, earlier| playlist_order(later, earlier) == Ordering::Equal);
-    }
-
-    fn overflow(&mut self) {
-        self.distinct_at_overflow = Some(self.kept.len());
-        self.kept = Vec::new();
+        Ok(self.kept)
     }
 }
 
-/// Playlist order: by start, end and object. Endpoint and bucket break the
-/// remaining ties only so that equal keys mean the same object at the same
-/// time, the one kind of duplicate a catalog that registers each
-/// (bucket, object) once can yield.
+/// Playlist order: by start, then end, then key, so the order does not
+/// depend on the order of the scan.
 fn playlist_order(a: &Segment, b: &Segment) -> Ordering {
     a.start
         .cmp(&b.start)
@@ -286,12 +246,10 @@ mod tests {
     }
 
     #[test]
-    fn selects_sorted_and_deduplicated() {
+    fn selects_sorted() {
         let segs = vec![
             seg("c.ts", START + 12 * SECOND, 6 * SECOND),
             seg("before.ts", START - 6 * SECOND, 6 * SECOND),
-            seg("a.ts", START, 6 * SECOND),
-            seg("b.ts", START + 6 * SECOND, 6 * SECOND),
             seg("a.ts", START, 6 * SECOND),
             seg("after.ts", END, 6 * SECOND),
             seg("running.ts", END - SECOND, 6 * SECOND),
@@ -314,17 +272,6 @@ mod tests {
             objects(&select(false, 10, segs).unwrap()),
             ["y.ts", "x.ts", "z.ts"]
         );
-    }
-
-    #[test]
-    fn the_first_copy_of_a_duplicate_stays() {
-        let mut first = seg("a.ts", START, 6 * SECOND);
-        first.sequence = 1;
-        let mut second = first.clone();
-        second.sequence = 2;
-        let selected = select(false, 10, vec![first, second]).unwrap();
-        assert_eq!(selected.len(), 1);
-        assert_eq!(selected[0].sequence, 1);
     }
 
     #[test]
@@ -406,22 +353,6 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_do_not_count_against_the_cap() {
-        let segs: Vec<Segment> = (0..10)
-            .flat_map(|i| {
-                let s = seg(&format!("{i}.ts"), START + i * SECOND, SECOND);
-                [s.clone(), s.clone(), s]
-            })
-            .collect();
-        let mut selection = Selection::new(START, END, false, 10);
-        for s in segs {
-            selection.offer(s);
-        }
-        assert_eq!(selection.selected_count(), 30);
-        assert_eq!(selection.finish().unwrap().len(), 10);
-    }
-
-    #[test]
     fn errors_come_in_the_documented_order() {
         let many = |n: i64| -> Vec<Segment> {
             (0..n)
@@ -455,7 +386,7 @@ mod tests {
         let mut selection = Selection::new(0, i64::MAX, false, cap);
         for i in 0..10_000 {
             selection.offer(seg(&format!("{i}.ts"), i * SECOND, SECOND));
-            assert!(selection.kept.len() <= selection.buffer_limit);
+            assert!(selection.kept.len() <= cap);
         }
         assert!(selection.kept.capacity() == 0);
         match selection.finish() {
@@ -464,25 +395,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn many_duplicates_under_the_cap() {
-        // Each segment offered five times, interleaved, crossing several
-        // compactions without ever exceeding the cap of distinct segments.
-        let cap = 300;
-        let mut selection = Selection::new(0, i64::MAX, false, cap);
-        for round in 0..5 {
-            for i in 0..cap as i64 {
-                let mut s = seg(&format!("{i}.ts"), i * SECOND, SECOND);
-                s.sequence = round;
-                selection.offer(s);
-            }
-        }
-        let selected = selection.finish().unwrap();
-        assert_eq!(selected.len(), cap);
-        assert!(selected.windows(2).all(|w| w[0].start < w[1].start));
-        assert!(selected.iter().all(|s| s.sequence == 0));
     }
 
     #[test]
