@@ -307,8 +307,10 @@ mod tests {
 
     #[test]
     fn local_mode_refuses_a_public_listener() {
-        let mut config = Config::default();
-        config.listen = "0.0.0.0:50051".parse().unwrap();
+        let config = Config {
+            listen: "0.0.0.0:50051".parse().unwrap(),
+            ..Config::default()
+        };
         let err = config.finish().unwrap_err().to_string();
         assert!(err.contains("not a loopback address"), "{err}");
     }

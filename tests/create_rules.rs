@@ -19,6 +19,11 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+/// A change that breaks one rule of a Create request.
+type RequestEdit = Box<dyn Fn(&mut CreateLiveStreamRecordIndexFilesRequest)>;
+/// A change that makes one segment of a batch invalid.
+type SegmentEdit = Box<dyn Fn(&mut Segment)>;
+
 /// 2026-11-19T12:00:00Z, the instant the server believes it is.
 const NOW_SECS: i64 = 1_795_089_600;
 const API_KEY: &str = "test-key-of-account-42";
@@ -388,7 +393,7 @@ async fn object_keys_are_percent_encoded_relative_to_the_playlist() {
 async fn rule_1_invalid_params() {
     let mut h = start("").await;
     h.register(back_to_back(10)).await.unwrap();
-    let cases: Vec<Box<dyn Fn(&mut CreateLiveStreamRecordIndexFilesRequest)>> = vec![
+    let cases: Vec<RequestEdit> = vec![
         Box::new(|r| r.domain_name.clear()),
         Box::new(|r| r.app_name.clear()),
         Box::new(|r| r.stream_name = "*".into()),
@@ -659,7 +664,7 @@ async fn rule_8_write_failures_are_internal_errors() {
 #[tokio::test]
 async fn register_validates_the_whole_batch() {
     let mut h = start("").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Segment)>)> = vec![
+    let cases: Vec<(&str, SegmentEdit)> = vec![
         (
             "OssEndpoint",
             Box::new(|s| s.oss_endpoint = "http://x".into()),

@@ -15,6 +15,7 @@ pub mod codec;
 mod records;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -120,6 +121,29 @@ fn read_block(
     Ok(segments)
 }
 
+/// Blocks read during one registration, and which of them changed.
+#[derive(Default)]
+struct PendingBlocks {
+    loaded: BTreeMap<u64, Vec<Segment>>,
+    dirty: std::collections::BTreeSet<u64>,
+}
+
+impl PendingBlocks {
+    fn get(
+        &mut self,
+        tree: &TransactionalTree,
+        stream_id: u64,
+        minute: u64,
+    ) -> Result<&mut Vec<Segment>, ConflictableTransactionError<CatalogError>> {
+        Ok(match self.loaded.entry(minute) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                entry.insert(read_block(tree, &block_key(stream_id, minute), minute)?)
+            }
+        })
+    }
+}
+
 fn same_object(a: &Segment, b: &Segment) -> bool {
     a.object == b.object && a.bucket == b.bucket
 }
@@ -186,48 +210,34 @@ impl Catalog {
                     },
                 };
                 let mut outcome = RegisterOutcome::default();
-                let mut blocks: BTreeMap<u64, Vec<Segment>> = BTreeMap::new();
+                let mut blocks = PendingBlocks::default();
                 let mut id_entries: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
                 for segment in &batch {
                     let id_key = object_id_key(stream.id, segment);
-                    if !id_entries.contains_key(&id_key) {
-                        let stored = ids
-                            .get(id_key)?
-                            .map(|value| value.to_vec())
-                            .unwrap_or_default();
-                        id_entries.insert(id_key, stored);
-                    }
-                    let minutes: Vec<u64> = id_entries[&id_key]
-                        .chunks_exact(8)
-                        .map(|chunk| u64::from_be_bytes(chunk.try_into().expect("8-byte chunk")))
-                        .collect();
-                    let mut known = false;
-                    for minute in minutes {
-                        if !blocks.contains_key(&minute) {
-                            let block =
-                                read_block(segments, &block_key(stream.id, minute), minute)?;
-                            blocks.insert(minute, block);
+                    let entry = match id_entries.entry(id_key) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => {
+                            entry.insert(ids.get(id_key)?.map(|v| v.to_vec()).unwrap_or_default())
                         }
-                        known |= blocks[&minute]
-                            .iter()
-                            .any(|stored| same_object(stored, segment));
+                    };
+                    let mut known = false;
+                    for chunk in entry.chunks_exact(8) {
+                        let minute = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
+                        let block = blocks.get(segments, stream.id, minute)?;
+                        known |= block.iter().any(|stored| same_object(stored, segment));
                     }
                     if known {
                         outcome.duplicates += 1;
                         continue;
                     }
                     let minute = minute_of(segment.end());
-                    if !blocks.contains_key(&minute) {
-                        let block = read_block(segments, &block_key(stream.id, minute), minute)?;
-                        blocks.insert(minute, block);
-                    }
-                    let block = blocks.get_mut(&minute).expect("block loaded above");
+                    let block = blocks.get(segments, stream.id, minute)?;
                     let position = block.partition_point(|stored| {
                         (stored.end(), &stored.bucket, &stored.object)
                             < (segment.end(), &segment.bucket, &segment.object)
                     });
                     block.insert(position, segment.clone());
-                    let entry = id_entries.get_mut(&id_key).expect("entry loaded above");
+                    blocks.dirty.insert(minute);
                     if !entry
                         .chunks_exact(8)
                         .any(|chunk| chunk == minute.to_be_bytes())
@@ -238,7 +248,8 @@ impl Catalog {
                     outcome.accepted += 1;
                 }
                 if outcome.accepted > 0 {
-                    for (minute, block) in &blocks {
+                    for minute in &blocks.dirty {
+                        let block = &blocks.loaded[minute];
                         segments.insert(
                             &block_key(stream.id, *minute),
                             codec::encode_block(block_base(*minute), block),

@@ -89,6 +89,7 @@ impl S3Store {
             OverrideResolver::new(config.resolve.iter().map(|(host, ip)| (host.clone(), *ip)));
         let mut http = HttpConnector::new_with_resolver(resolver);
         http.enforce_http(false);
+        http.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .https_or_http()

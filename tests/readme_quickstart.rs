@@ -1,0 +1,162 @@
+//! The README's quickstart, run as a user would paste it: the server in
+//! local mode in one directory, the quickstart's commands in another
+//! terminal in that same directory. If the README drifts from the binary,
+//! this fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+/// The line that marks the quickstart's fenced bash block in README.md.
+const MARKER: &str = "<!-- quickstart -->";
+/// The address the quickstart's commands use: the server's default.
+const DEFAULT_ADDRESS: &str = "localhost:50051";
+
+/// The commands of the quickstart: every fenced bash block that follows a
+/// marker line, in order, minus the `cargo run` that starts the server (the
+/// test starts the built binary itself).
+fn quickstart_commands() -> String {
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&readme_path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", readme_path.display()));
+    let mut commands = String::new();
+    let mut blocks = 0;
+    let mut lines = readme.lines();
+    while lines.by_ref().any(|line| line.trim() == MARKER) {
+        assert_eq!(
+            lines.next().map(str::trim),
+            Some("```bash"),
+            "the line after `{MARKER}` must open a ```bash block"
+        );
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if line.trim() == "```" {
+                closed = true;
+                break;
+            }
+            if !line.trim_start().starts_with("cargo run") {
+                commands.push_str(line);
+                commands.push('\n');
+            }
+        }
+        assert!(closed, "a quickstart block is not closed with ```");
+        blocks += 1;
+    }
+    assert!(
+        blocks > 0,
+        "README.md has no `{MARKER}` line before its quickstart"
+    );
+    assert!(
+        commands.contains(DEFAULT_ADDRESS),
+        "the quickstart never talks to {DEFAULT_ADDRESS}:\n{commands}"
+    );
+    commands
+}
+
+/// The playlist path in the `"RecordUrl": "file://..."` line grpcurl printed.
+fn record_url_path(stdout: &str) -> PathBuf {
+    let url = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("\"RecordUrl\": \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the quickstart printed no RecordUrl:\n{stdout}"));
+    let path = url
+        .strip_prefix("file://")
+        .unwrap_or_else(|| panic!("RecordUrl {url:?} of the local store is not a file:// URL"));
+    PathBuf::from(percent_decode(path))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).expect("UTF-8 path")
+}
+
+#[tokio::test]
+async fn readme_quickstart_runs_and_writes_a_playlist() {
+    let commands = quickstart_commands();
+    require(GRPCURL);
+    let makes_media = commands.contains("ffmpeg");
+    if makes_media {
+        require(FFMPEG);
+    }
+    let server = Server::start_local_mode().await;
+    let script = commands.replace(DEFAULT_ADDRESS, &server.addr.to_string());
+
+    let output = run(
+        tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(&server.workdir),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the quickstart failed ({}):\n--- script ---\n{script}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains("#EXT-X-ENDLIST"),
+        "the quickstart did not print a complete playlist:\n{stdout}\n{stderr}"
+    );
+
+    let playlist_path = record_url_path(&stdout);
+    let data_dir = server
+        .workdir
+        .join("data")
+        .canonicalize()
+        .expect("./data exists");
+    let playlist_path = playlist_path
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("RecordUrl names {}: {e}", playlist_path.display()));
+    assert!(
+        playlist_path.starts_with(&data_dir),
+        "the playlist {} is not under ./data",
+        playlist_path.display()
+    );
+    let playlist = std::fs::read_to_string(&playlist_path).expect("read the playlist");
+    assert!(
+        stdout.contains(&playlist),
+        "the quickstart printed something else than the playlist it wrote:\n{playlist}"
+    );
+
+    // A quickstart that records real media promises a playlist that plays.
+    if makes_media {
+        let probe = ffprobe(playlist_path.to_str().expect("UTF-8 path")).await;
+        // Three 6-second segments of 25 fps video.
+        assert_eq!(
+            probe.frames,
+            450,
+            "frames played from {}: {probe:?}",
+            playlist_path.display()
+        );
+        assert_eq!(
+            probe.errors,
+            "",
+            "ffprobe reported errors playing {}",
+            playlist_path.display()
+        );
+    }
+}
