@@ -9,7 +9,8 @@
 //!   end minutes (8 BE each) of the blocks holding that object; makes
 //!   registration idempotent without storing every key twice.
 //! - `manifests`: record id (16) → [`ManifestRecord`].
-//! - `manifest_expiry`: expiry (8 BE) + record id (16) → (), for the sweeper.
+//! - `manifest_expiry`: expiry (8 BE) + record id (16) → (): manifests in
+//!   the order they expire, so expired ones can be found without a full scan.
 
 pub mod codec;
 mod records;
@@ -144,6 +145,11 @@ impl PendingBlocks {
     }
 }
 
+/// Segments are kept 90 days after their start.
+fn expired(segment: &Segment, now: Micros) -> bool {
+    segment.start + SEGMENT_RETENTION <= now
+}
+
 fn same_object(a: &Segment, b: &Segment) -> bool {
     a.object == b.object && a.bucket == b.bucket
 }
@@ -224,7 +230,18 @@ impl Catalog {
                     for chunk in entry.chunks_exact(8) {
                         let minute = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
                         let block = blocks.get(segments, stream.id, minute)?;
+                        // An expired copy is gone for every read: a recorder
+                        // that reuses an object key 90 days on adds a new
+                        // segment, and the old entry makes room for it.
+                        let before = block.len();
+                        block.retain(|stored| {
+                            !(same_object(stored, segment) && expired(stored, now))
+                        });
+                        let removed = block.len() != before;
                         known |= block.iter().any(|stored| same_object(stored, segment));
+                        if removed {
+                            blocks.dirty.insert(minute);
+                        }
                     }
                     if known {
                         outcome.duplicates += 1;
@@ -285,7 +302,7 @@ impl Catalog {
             let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
             codec::decode_block(block_base(minute), &bytes, |segment| {
                 let end = segment.end();
-                if end > after && end <= until && segment.start + SEGMENT_RETENTION > now {
+                if end > after && end <= until && !expired(&segment, now) {
                     visit(segment);
                 }
             })
@@ -481,5 +498,31 @@ mod tests {
         let (key, _) = catalog.manifest_expiry.iter().next().unwrap().unwrap();
         assert_eq!(&key[..8], &(record.expires as u64).to_be_bytes());
         assert_eq!(&key[8..], id.as_bytes());
+    }
+
+    #[test]
+    fn an_expired_copy_does_not_make_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        catalog.register(&name(), vec![segment(0)], NOW).unwrap();
+        let later = segment(0).start + SEGMENT_RETENTION;
+        let mut reused = segment(0);
+        reused.start = later - 60_000_000;
+        let outcome = catalog
+            .register(&name(), vec![reused.clone()], later)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 1,
+                duplicates: 0
+            }
+        );
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, 0, i64::MAX / 2, 0, |s| found.push(s))
+            .unwrap();
+        assert_eq!(found, vec![reused]);
     }
 }

@@ -109,10 +109,7 @@ pub fn check_object_key(key: &str) -> Result<(), String> {
     if key.contains('\\') {
         return Err("the object key must not contain '\\'".into());
     }
-    if let Some(c) = key
-        .chars()
-        .find(|c| matches!(*c, '\u{0}'..='\u{1f}' | '\u{7f}'))
-    {
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
         return Err(format!(
             "the object key must not contain control characters, it holds U+{:04X}",
             u32::from(c)

@@ -30,24 +30,49 @@ impl LocalStore {
 }
 
 fn io_error(err: std::io::Error) -> StorageError {
+    use std::io::ErrorKind;
     match err.kind() {
-        std::io::ErrorKind::NotFound => StorageError::NotFound,
+        ErrorKind::NotFound => StorageError::NotFound,
+        // A retry cannot cure a name or a path the file system refuses.
+        ErrorKind::InvalidFilename
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::AlreadyExists
+        | ErrorKind::PermissionDenied
+        | ErrorKind::ReadOnlyFilesystem => StorageError::Rejected(err.to_string()),
         _ => StorageError::Transient(err.to_string()),
     }
+}
+
+/// Creates the missing directories above `dir` and makes each new entry
+/// durable in its parent, so an acknowledged object cannot vanish with a
+/// directory that existed only in the page cache.
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut current = dir;
+    while !current.exists() {
+        missing.push(current);
+        match current.parent() {
+            Some(parent) => current = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes through a temporary file and a rename, with fsyncs, so a reader
 /// sees the old object or the whole new one, and a crash loses neither.
 fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("object paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("object"),
-        uuid::Uuid::new_v4().simple()
-    ));
+    create_dirs_durably(dir)?;
+    // Short, so any name the file system accepts for the object also fits.
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(body)?;
@@ -121,6 +146,21 @@ mod tests {
             "{url}"
         );
         store.delete("b1", "a/b c.m3u8").await.unwrap();
+        // The longest name the file system takes works; a longer one is
+        // refused for good rather than retried.
+        let longest = format!("{}.m3u8", "n".repeat(250));
+        store
+            .put("b1", &longest, Bytes::from_static(b"x"), "x")
+            .await
+            .unwrap();
+        let too_long = format!("{}.m3u8", "n".repeat(251));
+        let refused = store
+            .put("b1", &too_long, Bytes::from_static(b"x"), "x")
+            .await;
+        assert!(
+            matches!(refused, Err(StorageError::Rejected(_))),
+            "{refused:?}"
+        );
         assert_eq!(
             store.get("b1", "a/b c.m3u8").await,
             Err(StorageError::NotFound)
