@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::manifest::names;
+use crate::operations::Operation;
 
 /// Name of the object storage endpoint that local mode offers.
 pub const LOCAL_ENDPOINT: &str = "localhost";
@@ -36,6 +37,23 @@ pub struct Config {
     /// Tenants; with none, the service runs for one local account.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// Requests per second each account may make, by operation name
+    /// (`CreateLiveStreamRecordIndexFiles = 45`); unnamed operations keep
+    /// the API pages' limits.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, u32>,
+    /// TLS for the gRPC listener; plaintext without it.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain the server presents.
+    pub cert_path: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -105,6 +123,9 @@ pub struct AccountConfig {
     pub buckets: Vec<String>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// This account's own limits, over the service-wide `rate_limits`.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +195,8 @@ impl Default for Config {
             cache_capacity_bytes: default_cache_bytes(),
             endpoints: Vec::new(),
             accounts: Vec::new(),
+            rate_limits: BTreeMap::new(),
+            tls: None,
         }
     }
 }
@@ -264,7 +287,19 @@ impl Config {
                 )));
             }
         }
+        check_rate_limits("rate_limits", &self.rate_limits)?;
+        let mut account_ids = std::collections::HashSet::new();
         for account in &self.accounts {
+            if account.id.is_empty() || !account_ids.insert(account.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "account id {:?} is empty or listed twice",
+                    account.id
+                )));
+            }
+            check_rate_limits(
+                &format!("account {:?} rate_limits", account.id),
+                &account.rate_limits,
+            )?;
             for key in &account.keys {
                 let valid =
                     key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
@@ -286,9 +321,40 @@ impl Config {
         Ok(self)
     }
 
+    /// Requests per second `account_id` may make of `operation`.
+    pub fn rate_limit(&self, account_id: &str, operation: Operation) -> u32 {
+        let account = self
+            .accounts
+            .iter()
+            .find(|account| account.id == account_id);
+        account
+            .and_then(|account| account.rate_limits.get(operation.name()))
+            .or_else(|| self.rate_limits.get(operation.name()))
+            .copied()
+            .unwrap_or_else(|| operation.default_rate_limit())
+    }
+
     pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
         self.endpoints.iter().find(|endpoint| endpoint.name == name)
     }
+}
+
+fn check_rate_limits(context: &str, limits: &BTreeMap<String, u32>) -> Result<(), ConfigError> {
+    for (name, limit) in limits {
+        if Operation::from_name(name).is_none() {
+            let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+            return Err(ConfigError::Invalid(format!(
+                "{context}: unknown operation {name:?}; known: {}",
+                known.join(", ")
+            )));
+        }
+        if *limit == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "{context}: {name} must be at least 1 request per second"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -365,5 +431,31 @@ mod tests {
             let config = Config::from_file(&path).unwrap().finish();
             assert!(config.is_ok(), "{file}: {:?}", config.err());
         }
+    }
+
+    #[test]
+    fn rate_limits_fall_back_from_account_to_service_to_defaults() {
+        let text = "[rate_limits]\nRegisterLiveStreamRecordSegments = 100\n\
+                    [[accounts]]\nid = \"a\"\nrate_limits = { CreateLiveStreamRecordIndexFiles = 5 }\n\
+                    [[accounts]]\nid = \"b\"\n";
+        let config = Config::from_toml(text).unwrap().finish().unwrap();
+        let create = Operation::CreateLiveStreamRecordIndexFiles;
+        let register = Operation::RegisterLiveStreamRecordSegments;
+        assert_eq!(config.rate_limit("a", create), 5);
+        assert_eq!(config.rate_limit("b", create), 45);
+        assert_eq!(config.rate_limit("a", register), 100);
+        let unknown = Config::from_toml("[rate_limits]\nCreate = 5\n")
+            .unwrap()
+            .finish();
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown operation")
+        );
+        let zero = Config::from_toml("[rate_limits]\nCreateLiveStreamRecordIndexFiles = 0\n")
+            .unwrap()
+            .finish();
+        assert!(zero.is_err());
     }
 }

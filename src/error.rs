@@ -41,8 +41,13 @@ pub enum ApiError {
     InvalidAccessKeyId(String),
     #[error("Forbidden.RAM: {0}")]
     ForbiddenRam(String),
-    #[error("Throttling.User: {0}")]
-    Throttled(String),
+    /// Over the account's request rate; `retry_after` says when the next
+    /// request of the same kind will be accepted.
+    #[error("Throttling.User: {message}")]
+    Throttled {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The service failed; `unavailable` is set when a dependency (object
     /// storage) could not be reached, so clients know a retry may succeed.
     #[error("InternalError: {message}")]
@@ -98,7 +103,7 @@ impl ApiError {
             ApiError::RecordIdNotFound(_) => "InvalidRecordId.NotFound",
             ApiError::InvalidAccessKeyId(_) => "InvalidAccessKeyId",
             ApiError::ForbiddenRam(_) => "Forbidden.RAM",
-            ApiError::Throttled(_) => "Throttling.User",
+            ApiError::Throttled { .. } => "Throttling.User",
             ApiError::Internal { .. } => "InternalError",
         }
     }
@@ -121,7 +126,7 @@ impl ApiError {
             ApiError::ConfigChanged(_) | ApiError::OperationNotSupport(_) => {
                 StatusClass::FailedPrecondition
             }
-            ApiError::Throttled(_) => StatusClass::ResourceExhausted,
+            ApiError::Throttled { .. } => StatusClass::ResourceExhausted,
             ApiError::InvalidAccessKeyId(_) => StatusClass::Unauthenticated,
             ApiError::ForbiddenRam(_) => StatusClass::PermissionDenied,
             ApiError::Internal {
@@ -139,7 +144,7 @@ impl ApiError {
             ApiError::BucketNotFound(_) | ApiError::RecordIdNotFound(_) => 404,
             ApiError::InvalidAccessKeyId(_) => 401,
             ApiError::ForbiddenRam(_) => 403,
-            ApiError::Throttled(_) => 429,
+            ApiError::Throttled { .. } => 429,
             ApiError::Internal {
                 unavailable: false, ..
             } => 500,

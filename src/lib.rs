@@ -9,18 +9,21 @@
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
 //! - [`service`]: the operations (Create, Register), free of gRPC.
-//! - [`api`]: the gRPC adapter and the error-to-status mapping.
-//! - [`accounts`]: who is calling and what the account owns.
+//! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
+//!   rate limits), the handlers and the error-to-status mapping.
+//! - [`auth`]: accounts, API keys and RAM-style statements.
+//! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
 
-pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod manifest;
+pub mod operations;
 pub mod server;
 pub mod service;
 pub mod storage;

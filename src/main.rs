@@ -34,6 +34,42 @@ enum Command {
         #[arg(long, env = "RECORD_INDEX_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Manages API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Prints a new random API key once, with the config block that
+    /// registers its SHA-256 under the account.
+    New {
+        /// Id of the account (`[[accounts]] id`) the key belongs to.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+fn new_key(account: &str) -> ExitCode {
+    let key = match record_index::auth::keys::generate() {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("record-index: no randomness from the operating system: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("API key of account {account} (shown only now; the service keeps only its SHA-256):");
+    println!();
+    println!("    {key}");
+    println!();
+    println!(
+        "Paste under the [[accounts]] entry with id = {account:?}, and narrow `allow` as needed:"
+    );
+    println!();
+    print!("{}", record_index::auth::keys::config_block(account, &key));
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {
@@ -82,6 +118,9 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Keys {
+            command: KeysCommand::New { account },
+        } => new_key(&account),
         Command::Serve {
             config,
             listen,

@@ -3,11 +3,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::transport::{Identity, ServerTlsConfig};
 
-use crate::accounts::Accounts;
 use crate::api::GrpcApi;
+use crate::api::gate::GateLayer;
+use crate::api::rate_limit::RateLimiter;
+use crate::auth::Accounts;
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -17,6 +21,8 @@ use crate::storage::Storage;
 
 /// Largest request accepted: a full batch of 10,000 segments with long keys.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// How often the rate limiter forgets accounts whose budget is full again.
+const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -24,6 +30,8 @@ pub enum StartError {
     Catalog { path: String, message: String },
     #[error("object storage: {0}")]
     Storage(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -37,7 +45,22 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     api: GrpcApi,
+    gate: GateLayer,
+    limiter: Arc<RateLimiter>,
+    tls: Option<ServerTlsConfig>,
     catalog: Arc<Catalog>,
+}
+
+fn load_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|err| StartError::Tls(format!("cannot read {}: {err}", path.display())))
+    };
+    let identity = Identity::from_pem(read(&tls.cert_path)?, read(&tls.key_path)?);
+    Ok(Some(ServerTlsConfig::new().identity(identity)))
 }
 
 impl Server {
@@ -49,6 +72,7 @@ impl Server {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, StartError> {
+        let tls = load_tls(config)?;
         let catalog_path = config.data_dir.join("catalog");
         let catalog = Catalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
             StartError::Catalog {
@@ -64,7 +88,9 @@ impl Server {
             clock,
             max_segments_per_manifest: config.max_segments_per_manifest,
         });
-        let api = GrpcApi::new(service, Arc::new(Accounts::from_config(config)));
+        let accounts = Arc::new(Accounts::from_config(config));
+        let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
+        let gate = GateLayer::new(accounts, limiter.clone());
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -74,7 +100,10 @@ impl Server {
                 })?;
         Ok(Server {
             listener,
-            api,
+            api: GrpcApi::new(service),
+            gate,
+            limiter,
+            tls,
             catalog,
         })
     }
@@ -105,16 +134,32 @@ impl Server {
         // (~40 ms a request).
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
-            .with_keepalive(Some(std::time::Duration::from_secs(60)));
-        tonic::transport::Server::builder()
+            .with_keepalive(Some(Duration::from_secs(60)));
+        let limiter = self.limiter.clone();
+        let pruner = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+            loop {
+                ticks.tick().await;
+                limiter.prune();
+            }
+        });
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|err| StartError::Tls(err.to_string()))?;
+        }
+        let result = builder
+            .layer(self.gate)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .await;
+        pruner.abort();
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }
-        Ok(())
+        Ok(result?)
     }
 }

@@ -556,7 +556,9 @@ async fn rule_4_time_range() {
 async fn rule_5_bucket_of_another_account() {
     let digest = hex::encode(sha2::Sha256::digest(API_KEY.as_bytes()));
     let mut h = start(&format!(
-        "[[accounts]]\nid = \"42\"\nbuckets = [\"rec-bucket\"]\n[[accounts.keys]]\nsha256 = \"{digest}\"\n"
+        "[[accounts]]\nid = \"42\"\ndomains = [\"example.com\"]\nbuckets = [\"rec-bucket\"]\n\
+         [[accounts.keys]]\nsha256 = \"{digest}\"\n\
+         allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:42:domain/*\"] }}]\n"
     ))
     .await;
     h.client

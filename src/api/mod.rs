@@ -1,44 +1,49 @@
-//! The gRPC adapter: each RPC authenticates the caller, hands the request to
-//! [`IndexService`] and turns the result into a response or a status. No
-//! rule lives here.
+//! The gRPC adapter: each RPC takes the caller the gate admitted, hands the
+//! request to [`IndexService`] and turns the result into a response or a
+//! status. No rule lives here.
 
+pub mod gate;
+pub mod rate_limit;
 pub mod status;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
-use crate::accounts::{Account, Accounts};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::proto;
 use crate::proto::record_index_server::RecordIndex;
 use crate::service::IndexService;
-use status::{REQUEST_ID_HEADER, new_request_id, to_status};
+use gate::RequestContext;
+use status::{new_request_id, to_status};
 
 #[derive(Clone)]
 pub struct GrpcApi {
     service: Arc<IndexService>,
-    accounts: Arc<Accounts>,
 }
 
 impl GrpcApi {
-    pub fn new(service: Arc<IndexService>, accounts: Arc<Accounts>) -> Self {
-        GrpcApi { service, accounts }
-    }
-
-    fn caller<T>(&self, request: &Request<T>) -> ApiResult<Arc<Account>> {
-        let authorization = request
-            .metadata()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok());
-        self.accounts.authenticate(authorization)
+    pub fn new(service: Arc<IndexService>) -> Self {
+        GrpcApi { service }
     }
 }
 
-/// Finishes an RPC: logs it, and puts the request id in the body (through
-/// `with_id`) and in the `x-request-id` metadata of success and error alike.
+/// The gate's findings; a request that reached a handler without passing
+/// the gate is a wiring fault, not the client's.
+fn context<T>(request: &Request<T>) -> Result<RequestContext, Status> {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .ok_or_else(|| {
+            let err = ApiError::internal("request reached its handler without authentication");
+            to_status(&err, &new_request_id())
+        })
+}
+
+/// Finishes an RPC: logs it and puts the request id in the body through
+/// `with_id` (the gate puts it in the `x-request-id` metadata).
 fn reply<T, R>(
     rpc: &'static str,
     request_id: String,
@@ -50,11 +55,7 @@ fn reply<T, R>(
     match result {
         Ok(value) => {
             tracing::info!(rpc, request_id, elapsed_ms, code = "OK", "request served");
-            let mut response = Response::new(with_id(value, request_id.clone()));
-            if let Ok(header) = MetadataValue::try_from(request_id.as_str()) {
-                response.metadata_mut().insert(REQUEST_ID_HEADER, header);
-            }
-            Ok(response)
+            Ok(Response::new(with_id(value, request_id)))
         }
         Err(err) => {
             tracing::info!(rpc, request_id, elapsed_ms, code = err.code(), error = %err, "request failed");
@@ -69,14 +70,15 @@ impl RecordIndex for GrpcApi {
         &self,
         request: Request<proto::CreateLiveStreamRecordIndexFilesRequest>,
     ) -> Result<Response<proto::CreateLiveStreamRecordIndexFilesResponse>, Status> {
-        let (request_id, started) = (new_request_id(), Instant::now());
-        let result = match self.caller(&request) {
-            Ok(caller) => self.service.create(&caller, request.into_inner()).await,
-            Err(err) => Err(err),
-        };
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .create(&context.caller, request.into_inner())
+            .await;
         reply(
             "CreateLiveStreamRecordIndexFiles",
-            request_id,
+            context.request_id,
             started,
             result,
             |info, request_id| proto::CreateLiveStreamRecordIndexFilesResponse {
@@ -90,14 +92,15 @@ impl RecordIndex for GrpcApi {
         &self,
         request: Request<proto::RegisterLiveStreamRecordSegmentsRequest>,
     ) -> Result<Response<proto::RegisterLiveStreamRecordSegmentsResponse>, Status> {
-        let (request_id, started) = (new_request_id(), Instant::now());
-        let result = match self.caller(&request) {
-            Ok(caller) => self.service.register(&caller, request.into_inner()).await,
-            Err(err) => Err(err),
-        };
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .register(&context.caller, request.into_inner())
+            .await;
         reply(
             "RegisterLiveStreamRecordSegments",
-            request_id,
+            context.request_id,
             started,
             result,
             |outcome, request_id| proto::RegisterLiveStreamRecordSegmentsResponse {

@@ -38,7 +38,10 @@ pub fn to_status(err: &ApiError, request_id: &str) -> Status {
         ("RequestId".to_string(), request_id.to_string()),
         ("HttpStatus".to_string(), err.http_status().to_string()),
     ]);
-    let details = ErrorDetails::with_error_info(err.code(), ERROR_DOMAIN, metadata);
+    let mut details = ErrorDetails::with_error_info(err.code(), ERROR_DOMAIN, metadata);
+    if let ApiError::Throttled { retry_after, .. } = err {
+        details.set_retry_info(Some(*retry_after));
+    }
     let mut status =
         Status::with_error_details(grpc_code(err.status_class()), err.to_string(), details);
     if let Ok(value) = MetadataValue::try_from(request_id) {
@@ -63,5 +66,25 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(info.metadata["RequestId"], "ABC-123");
         assert_eq!(info.metadata["HttpStatus"], "404");
+        assert!(status.get_details_retry_info().is_none());
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry() {
+        let err = ApiError::Throttled {
+            message: "slow down".into(),
+            retry_after: std::time::Duration::from_millis(22),
+        };
+        let status = to_status(&err, "ID");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "Throttling.User"
+        );
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(
+            retry.retry_delay,
+            Some(std::time::Duration::from_millis(22))
+        );
     }
 }

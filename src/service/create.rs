@@ -1,18 +1,17 @@
 //! CreateLiveStreamRecordIndexFiles: the design's validation list in order,
 //! then selection, the playlist write, and the durable metadata record.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use super::{IndexService, blocking};
-use crate::accounts::Account;
+use crate::auth::Caller;
 use crate::catalog::{ManifestRecord, StreamName};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::range::{self, MANIFEST_RETENTION};
 use crate::manifest::selection::Selection;
 use crate::manifest::template::{self, TemplateVars};
 use crate::manifest::{Micros, names, playlist, time, uri};
+use crate::operations::Operation;
 use crate::proto;
 use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
 
@@ -50,9 +49,13 @@ fn storage_failure(err: StorageError) -> ApiError {
 impl IndexService {
     pub async fn create(
         &self,
-        caller: &Arc<Account>,
+        caller: &Caller,
         request: proto::CreateLiveStreamRecordIndexFilesRequest,
     ) -> ApiResult<proto::RecordInfo> {
+        caller.authorize(
+            Operation::CreateLiveStreamRecordIndexFiles,
+            &request.domain_name,
+        )?;
         check_required(&request)?;
         let start = time::parse_request_time(&request.start_time).ok_or_else(|| {
             ApiError::StartTimeMalformed("StartTime must be yyyy-MM-ddTHH:mm:ssZ".into())
@@ -106,7 +109,7 @@ impl IndexService {
         if !caller.owns_bucket(&request.oss_bucket) {
             return Err(ApiError::BucketNotFound(format!(
                 "bucket {} does not belong to account {}",
-                request.oss_bucket, caller.id
+                request.oss_bucket, caller.account.id
             )));
         }
         let stream = stream.ok_or_else(|| {

@@ -1,14 +1,13 @@
 //! RegisterLiveStreamRecordSegments: validate a batch as a whole, store it
 //! in one atomic step, acknowledge once durable.
 
-use std::sync::Arc;
-
 use super::{IndexService, blocking};
-use crate::accounts::Account;
+use crate::auth::Caller;
 use crate::catalog::{RegisterOutcome, StreamName};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
+use crate::operations::Operation;
 use crate::proto;
 
 /// Most segments one request may carry.
@@ -103,9 +102,13 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
 impl IndexService {
     pub async fn register(
         &self,
-        _caller: &Arc<Account>,
+        caller: &Caller,
         request: proto::RegisterLiveStreamRecordSegmentsRequest,
     ) -> ApiResult<RegisterOutcome> {
+        caller.authorize(
+            Operation::RegisterLiveStreamRecordSegments,
+            &request.domain_name,
+        )?;
         names::check_stream_names(
             &request.domain_name,
             &request.app_name,
@@ -123,6 +126,18 @@ impl IndexService {
             .enumerate()
             .map(|(index, segment)| parse_segment(index, segment, now))
             .collect::<ApiResult<Vec<_>>>()?;
+        // Segments in another tenant's bucket would let one account index,
+        // and so read, another's recordings.
+        if let Some((index, segment)) = segments
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !caller.owns_bucket(&s.bucket))
+        {
+            return Err(ApiError::BucketNotFound(format!(
+                "Segments[{index}].OssBucket: bucket {} does not belong to account {}",
+                segment.bucket, caller.account.id
+            )));
+        }
         let name = StreamName {
             domain: request.domain_name,
             app: request.app_name,

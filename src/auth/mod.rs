@@ -1,0 +1,258 @@
+//! Who is calling and what they may do: API keys identify an account, the
+//! account owns domains and buckets, and each key carries RAM-style
+//! statements that limit it to some actions on some domains.
+
+pub mod keys;
+pub mod ram;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, LOCAL_ACCOUNT};
+use crate::error::{ApiError, ApiResult};
+use crate::operations::Operation;
+use ram::Statement;
+
+/// A tenant of the service.
+#[derive(Debug)]
+pub struct Account {
+    pub id: String,
+    /// Streaming domains (`*` patterns allowed); `None` means every domain
+    /// (the local account).
+    domains: Option<Vec<String>>,
+    /// Buckets manifests may be written to and segments may be read from;
+    /// `None` means every bucket (the local account).
+    buckets: Option<Vec<String>>,
+}
+
+impl Account {
+    pub fn owns_bucket(&self, bucket: &str) -> bool {
+        match &self.buckets {
+            None => true,
+            Some(buckets) => buckets.iter().any(|owned| ram::glob(owned, bucket)),
+        }
+    }
+
+    pub fn owns_domain(&self, domain: &str) -> bool {
+        match &self.domains {
+            None => true,
+            Some(domains) => domains.iter().any(|owned| ram::glob(owned, domain)),
+        }
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: Arc<Account>,
+    /// What the key may do; `None` for the local account, which may do
+    /// everything.
+    statements: Option<Arc<[Statement]>>,
+}
+
+impl Caller {
+    /// Checks that the caller may perform `operation` on `domain`: the
+    /// domain is the account's and a statement of the key allows it.
+    pub fn authorize(&self, operation: Operation, domain: &str) -> ApiResult<()> {
+        if !self.account.owns_domain(domain) {
+            return Err(ApiError::ForbiddenRam(format!(
+                "domain {domain:?} does not belong to account {}",
+                self.account.id
+            )));
+        }
+        let Some(statements) = &self.statements else {
+            return Ok(());
+        };
+        let action = operation.action();
+        let resource = ram::domain_resource(&self.account.id, domain);
+        if ram::allows(statements, &action, &resource) {
+            Ok(())
+        } else {
+            Err(ApiError::ForbiddenRam(format!(
+                "the API key may not perform {action} on {resource}"
+            )))
+        }
+    }
+
+    pub fn owns_bucket(&self, bucket: &str) -> bool {
+        self.account.owns_bucket(bucket)
+    }
+}
+
+/// A key as the config stores it: only its digest.
+struct Key {
+    sha256: [u8; 32],
+    caller: Caller,
+}
+
+/// The configured accounts, and the key digests that identify them.
+pub struct Accounts {
+    /// Set in local mode: every request acts as this caller, without a key.
+    local: Option<Caller>,
+    keys: Vec<Key>,
+}
+
+impl Accounts {
+    pub fn from_config(config: &Config) -> Accounts {
+        if config.is_local_mode() {
+            let account = Account {
+                id: LOCAL_ACCOUNT.to_string(),
+                domains: None,
+                buckets: None,
+            };
+            let local = Caller {
+                account: Arc::new(account),
+                statements: None,
+            };
+            return Accounts {
+                local: Some(local),
+                keys: Vec::new(),
+            };
+        }
+        let mut keys = Vec::new();
+        for configured in &config.accounts {
+            let account = Arc::new(Account {
+                id: configured.id.clone(),
+                domains: Some(configured.domains.clone()),
+                buckets: Some(configured.buckets.clone()),
+            });
+            for key in &configured.keys {
+                let mut sha256 = [0u8; 32];
+                // Config::finish has checked the digests' form.
+                if hex::decode_to_slice(&key.sha256, &mut sha256).is_err() {
+                    continue;
+                }
+                let statements: Arc<[Statement]> = key
+                    .allow
+                    .iter()
+                    .map(|s| Statement {
+                        actions: s.actions.clone(),
+                        resources: s.resources.clone(),
+                    })
+                    .collect();
+                keys.push(Key {
+                    sha256,
+                    caller: Caller {
+                        account: account.clone(),
+                        statements: Some(statements),
+                    },
+                });
+            }
+        }
+        Accounts { local: None, keys }
+    }
+
+    /// Every account requests can act as, for the rate limiter.
+    pub fn account_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .local
+            .iter()
+            .chain(self.keys.iter().map(|k| &k.caller))
+            .map(|c| c.account.id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The caller of the `authorization: Bearer <key>` value.
+    pub fn authenticate(&self, authorization: Option<&str>) -> ApiResult<Caller> {
+        if let Some(local) = &self.local {
+            return Ok(local.clone());
+        }
+        let key = authorization
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                ApiError::InvalidAccessKeyId("send `authorization: Bearer <api key>`".into())
+            })?;
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        // Compare against every key so the time taken says nothing about
+        // which digest matched, or how much of it.
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.sha256.ct_eq(&digest)) {
+                found = Some(key.caller.clone());
+            }
+        }
+        found.ok_or_else(|| ApiError::InvalidAccessKeyId("the API key is not known".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> Accounts {
+        let digest = hex::encode(Sha256::digest(b"secret-key"));
+        let other = hex::encode(Sha256::digest(b"ingest-key"));
+        let text = format!(
+            "[[accounts]]\nid = \"42\"\ndomains = [\"a.com\", \"*.a.com\"]\nbuckets = [\"b1\"]\n\
+             [[accounts.keys]]\nsha256 = \"{digest}\"\n\
+             allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:42:domain/*\"] }}]\n\
+             [[accounts.keys]]\nsha256 = \"{other}\"\n\
+             allow = [{{ actions = [\"live:RegisterLiveStreamRecordSegments\"], resources = [\"acs:cdn:*:42:domain/a.com\"] }}]\n"
+        );
+        Accounts::from_config(&Config::from_toml(&text).unwrap().finish().unwrap())
+    }
+
+    #[test]
+    fn keys_identify_their_account() {
+        let accounts = accounts();
+        let caller = accounts.authenticate(Some("Bearer secret-key")).unwrap();
+        assert_eq!(caller.account.id, "42");
+        assert!(caller.owns_bucket("b1") && !caller.owns_bucket("b2"));
+        for bad in [
+            None,
+            Some("Bearer other"),
+            Some("secret-key"),
+            Some("Bearer "),
+        ] {
+            assert_eq!(
+                accounts.authenticate(bad).unwrap_err().code(),
+                "InvalidAccessKeyId"
+            );
+        }
+        assert_eq!(accounts.account_ids(), vec!["42".to_string()]);
+    }
+
+    #[test]
+    fn statements_and_domains_limit_a_key() {
+        let accounts = accounts();
+        let admin = accounts.authenticate(Some("Bearer secret-key")).unwrap();
+        let ingest = accounts.authenticate(Some("Bearer ingest-key")).unwrap();
+        let create = Operation::CreateLiveStreamRecordIndexFiles;
+        let register = Operation::RegisterLiveStreamRecordSegments;
+        assert!(admin.authorize(create, "a.com").is_ok());
+        assert!(admin.authorize(create, "live.a.com").is_ok());
+        assert_eq!(
+            admin.authorize(create, "b.com").unwrap_err().code(),
+            "Forbidden.RAM"
+        );
+        assert!(ingest.authorize(register, "a.com").is_ok());
+        assert_eq!(
+            ingest.authorize(create, "a.com").unwrap_err().code(),
+            "Forbidden.RAM"
+        );
+        assert_eq!(
+            ingest.authorize(register, "live.a.com").unwrap_err().code(),
+            "Forbidden.RAM"
+        );
+    }
+
+    #[test]
+    fn local_mode_needs_no_key_and_may_do_everything() {
+        let accounts = Accounts::from_config(&Config::default().finish().unwrap());
+        let caller = accounts.authenticate(None).unwrap();
+        assert_eq!(caller.account.id, LOCAL_ACCOUNT);
+        assert!(caller.owns_bucket("anything"));
+        assert!(
+            caller
+                .authorize(Operation::CreateLiveStreamRecordIndexFiles, "x.com")
+                .is_ok()
+        );
+    }
+}

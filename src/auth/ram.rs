@@ -1,0 +1,135 @@
+//! RAM-style policy statements: which actions a key may perform on which
+//! resources. Pure matching, no I/O.
+
+/// One `{actions, resources}` statement of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Patterns like `live:CreateLiveStreamRecordIndexFiles`, `live:Describe*`
+    /// or `live:*`; matched without regard to case, as RAM does.
+    pub actions: Vec<String>,
+    /// Patterns like `acs:cdn:*:1234567890:domain/example.com`; `*` matches
+    /// any run of characters.
+    pub resources: Vec<String>,
+}
+
+/// The resource name of a streaming domain of an account.
+pub fn domain_resource(account_id: &str, domain: &str) -> String {
+    format!("acs:cdn:*:{account_id}:domain/{domain}")
+}
+
+/// Whether any statement allows `action` on `resource`.
+pub fn allows(statements: &[Statement], action: &str, resource: &str) -> bool {
+    statements.iter().any(|statement| {
+        statement
+            .actions
+            .iter()
+            .any(|pattern| glob(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            && statement
+                .resources
+                .iter()
+                .any(|pattern| glob(pattern, resource))
+    })
+}
+
+/// `*`-wildcard matching. A `*` in the resource being checked is an
+/// ordinary character, so a request cannot widen its own scope.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    let (mut p, mut t) = (0, 0);
+    // Position after the last `*` seen, and the text position it matched to.
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            backtrack = Some((p + 1, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_next, star_text)) = backtrack {
+            p = star_next;
+            t = star_text + 1;
+            backtrack = Some((star_next, star_text + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(actions: &[&str], resources: &[&str]) -> Statement {
+        Statement {
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+            resources: resources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn glob_matches_like_ram() {
+        assert!(glob("*", ""));
+        assert!(glob("live:*", "live:CreateLiveStreamRecordIndexFiles"));
+        assert!(glob(
+            "live:Describe*",
+            "live:DescribeLiveStreamRecordContent"
+        ));
+        assert!(!glob(
+            "live:Describe*",
+            "live:DeleteLiveStreamRecordIndexFiles"
+        ));
+        assert!(glob(
+            "acs:cdn:*:42:domain/*",
+            "acs:cdn:*:42:domain/example.com"
+        ));
+        assert!(!glob(
+            "acs:cdn:*:42:domain/*",
+            "acs:cdn:*:43:domain/example.com"
+        ));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+        assert!(glob("*.example.com", "live.example.com"));
+        assert!(!glob("example.com", "example.com.evil"));
+        assert!(!glob("acs:cdn:*:42:domain/a.com", "acs:cdn:*:42:domain/*"));
+    }
+
+    #[test]
+    fn a_statement_needs_both_the_action_and_the_resource() {
+        let statements = vec![
+            statement(
+                &["live:CreateLiveStreamRecordIndexFiles"],
+                &["acs:cdn:*:42:domain/a.com"],
+            ),
+            statement(&["live:Describe*"], &["acs:cdn:*:42:domain/*"]),
+        ];
+        let a = domain_resource("42", "a.com");
+        let b = domain_resource("42", "b.com");
+        assert!(allows(
+            &statements,
+            "live:CreateLiveStreamRecordIndexFiles",
+            &a
+        ));
+        assert!(allows(
+            &statements,
+            "LIVE:createlivestreamrecordindexfiles",
+            &a
+        ));
+        assert!(!allows(
+            &statements,
+            "live:CreateLiveStreamRecordIndexFiles",
+            &b
+        ));
+        assert!(allows(
+            &statements,
+            "live:DescribeLiveStreamRecordIndexFile",
+            &b
+        ));
+        assert!(!allows(
+            &statements,
+            "live:RegisterLiveStreamRecordSegments",
+            &a
+        ));
+        assert!(!allows(&[], "live:CreateLiveStreamRecordIndexFiles", &a));
+    }
+}
