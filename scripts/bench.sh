@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-tools.sh
 cargo bench --bench create
+cargo bench --bench gate

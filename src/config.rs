@@ -289,6 +289,7 @@ impl Config {
         }
         check_rate_limits("rate_limits", &self.rate_limits)?;
         let mut account_ids = std::collections::HashSet::new();
+        let mut key_digests = std::collections::HashSet::new();
         for account in &self.accounts {
             if account.id.is_empty() || !account_ids.insert(account.id.as_str()) {
                 return Err(ConfigError::Invalid(format!(
@@ -301,6 +302,12 @@ impl Config {
                 &account.rate_limits,
             )?;
             for key in &account.keys {
+                if !key_digests.insert(key.sha256.to_ascii_lowercase()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "account {:?}: a key sha256 is listed twice; each key belongs to one account",
+                        account.id
+                    )));
+                }
                 let valid =
                     key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
                 if !valid {

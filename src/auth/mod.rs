@@ -5,6 +5,7 @@
 pub mod keys;
 pub mod ram;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -81,17 +82,12 @@ impl Caller {
     }
 }
 
-/// A key as the config stores it: only its digest.
-struct Key {
-    sha256: [u8; 32],
-    caller: Caller,
-}
-
 /// The configured accounts, and the key digests that identify them.
 pub struct Accounts {
     /// Set in local mode: every request acts as this caller, without a key.
     local: Option<Caller>,
-    keys: Vec<Key>,
+    /// SHA-256 of each key (all the config keeps of it) → its caller.
+    keys: HashMap<[u8; 32], Caller>,
 }
 
 impl Accounts {
@@ -108,10 +104,10 @@ impl Accounts {
             };
             return Accounts {
                 local: Some(local),
-                keys: Vec::new(),
+                keys: HashMap::new(),
             };
         }
-        let mut keys = Vec::new();
+        let mut keys = HashMap::new();
         for configured in &config.accounts {
             let account = Arc::new(Account {
                 id: configured.id.clone(),
@@ -132,13 +128,11 @@ impl Accounts {
                         resources: s.resources.clone(),
                     })
                     .collect();
-                keys.push(Key {
-                    sha256,
-                    caller: Caller {
-                        account: account.clone(),
-                        statements: Some(statements),
-                    },
-                });
+                let caller = Caller {
+                    account: account.clone(),
+                    statements: Some(statements),
+                };
+                keys.insert(sha256, caller);
             }
         }
         Accounts { local: None, keys }
@@ -149,8 +143,8 @@ impl Accounts {
         let mut ids: Vec<String> = self
             .local
             .iter()
-            .chain(self.keys.iter().map(|k| &k.caller))
-            .map(|c| c.account.id.clone())
+            .chain(self.keys.values())
+            .map(|caller| caller.account.id.clone())
             .collect();
         ids.sort();
         ids.dedup();
@@ -170,14 +164,14 @@ impl Accounts {
                 ApiError::InvalidAccessKeyId("send `authorization: Bearer <api key>`".into())
             })?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        // Compare against every key so the time taken says nothing about
-        // which digest matched, or how much of it.
-        let mut found = None;
-        for key in &self.keys {
-            if bool::from(key.sha256.ct_eq(&digest)) {
-                found = Some(key.caller.clone());
-            }
-        }
+        // The lookup is by the digest of the presented key, which tells an
+        // attacker nothing about stored keys; the final comparison is in
+        // constant time all the same.
+        let found = self
+            .keys
+            .get_key_value(&digest)
+            .filter(|(stored, _)| bool::from(stored.ct_eq(&digest)))
+            .map(|(_, caller)| caller.clone());
         found.ok_or_else(|| ApiError::InvalidAccessKeyId("the API key is not known".into()))
     }
 }
