@@ -137,6 +137,7 @@ async fn create_against_put() {
         .collect();
     client
         .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
+            client_token: String::new(),
             domain_name: "example.com".into(),
             app_name: "live".into(),
             stream_name: "bench".into(),
@@ -145,6 +146,7 @@ async fn create_against_put() {
         .await
         .unwrap();
     let request = CreateLiveStreamRecordIndexFilesRequest {
+        client_token: String::new(),
         domain_name: "example.com".into(),
         app_name: "live".into(),
         stream_name: "bench".into(),

@@ -27,6 +27,17 @@ pub struct Config {
     /// Cap on the segments of one manifest (`RecordContentExceed` above it).
     #[serde(default = "default_max_segments")]
     pub max_segments_per_manifest: usize,
+    /// Longest hole, in seconds, inside one span of
+    /// DescribeLiveStreamRecordContent.
+    #[serde(default = "default_span_gap")]
+    pub span_gap_seconds: f64,
+    /// Seconds between sweeps of expired manifests, segments and tokens.
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_secs: f64,
+    /// Records of each kind one sweep removes at most, so a sweep never
+    /// holds the catalog long.
+    #[serde(default = "default_sweep_batch")]
+    pub sweep_batch: usize,
     /// Bytes of sled page cache; small by default so the catalog's memory
     /// stays bounded on small machines.
     #[serde(default = "default_cache_bytes")]
@@ -154,6 +165,15 @@ fn default_data_dir() -> PathBuf {
 fn default_max_segments() -> usize {
     100_000
 }
+fn default_span_gap() -> f64 {
+    0.5
+}
+fn default_sweep_interval() -> f64 {
+    60.0
+}
+fn default_sweep_batch() -> usize {
+    1000
+}
 fn default_cache_bytes() -> u64 {
     64 * 1024 * 1024
 }
@@ -192,6 +212,9 @@ impl Default for Config {
             listen: default_listen(),
             data_dir: default_data_dir(),
             max_segments_per_manifest: default_max_segments(),
+            span_gap_seconds: default_span_gap(),
+            sweep_interval_secs: default_sweep_interval(),
+            sweep_batch: default_sweep_batch(),
             cache_capacity_bytes: default_cache_bytes(),
             endpoints: Vec::new(),
             accounts: Vec::new(),
@@ -242,6 +265,18 @@ impl Config {
                 request_timeout_secs: default_request_timeout(),
                 max_attempts: default_attempts(),
             });
+        }
+        if !(self.span_gap_seconds >= 0.0 && self.span_gap_seconds.is_finite()) {
+            return Err(ConfigError::Invalid(
+                "span_gap_seconds must be 0 or more".into(),
+            ));
+        }
+        if !(self.sweep_interval_secs > 0.0 && self.sweep_interval_secs.is_finite())
+            || self.sweep_batch == 0
+        {
+            return Err(ConfigError::Invalid(
+                "sweep_interval_secs and sweep_batch must be positive".into(),
+            ));
         }
         if self.max_segments_per_manifest == 0 {
             return Err(ConfigError::Invalid(

@@ -7,12 +7,20 @@
 pub enum Operation {
     CreateLiveStreamRecordIndexFiles,
     RegisterLiveStreamRecordSegments,
+    DescribeLiveStreamRecordIndexFile,
+    DescribeLiveStreamRecordIndexFiles,
+    DeleteLiveStreamRecordIndexFiles,
+    DescribeLiveStreamRecordContent,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 2] = [
+    pub const ALL: [Operation; 6] = [
         Operation::CreateLiveStreamRecordIndexFiles,
         Operation::RegisterLiveStreamRecordSegments,
+        Operation::DescribeLiveStreamRecordIndexFile,
+        Operation::DescribeLiveStreamRecordIndexFiles,
+        Operation::DeleteLiveStreamRecordIndexFiles,
+        Operation::DescribeLiveStreamRecordContent,
     ];
 
     /// The method name, as in the gRPC path and the config's rate limits.
@@ -20,6 +28,10 @@ impl Operation {
         match self {
             Operation::CreateLiveStreamRecordIndexFiles => "CreateLiveStreamRecordIndexFiles",
             Operation::RegisterLiveStreamRecordSegments => "RegisterLiveStreamRecordSegments",
+            Operation::DescribeLiveStreamRecordIndexFile => "DescribeLiveStreamRecordIndexFile",
+            Operation::DescribeLiveStreamRecordIndexFiles => "DescribeLiveStreamRecordIndexFiles",
+            Operation::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
+            Operation::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
         }
     }
 
@@ -33,6 +45,10 @@ impl Operation {
         match self {
             Operation::CreateLiveStreamRecordIndexFiles => 45,
             Operation::RegisterLiveStreamRecordSegments => 500,
+            Operation::DescribeLiveStreamRecordIndexFile => 100,
+            Operation::DescribeLiveStreamRecordIndexFiles => 15,
+            Operation::DeleteLiveStreamRecordIndexFiles => 100,
+            Operation::DescribeLiveStreamRecordContent => 50,
         }
     }
 

@@ -49,6 +49,50 @@ pub struct Server {
     limiter: Arc<RateLimiter>,
     tls: Option<ServerTlsConfig>,
     catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    sweep_interval: Duration,
+    sweep_batch: usize,
+}
+
+/// Removes expired records in the background: a bounded batch at a time,
+/// off the async runtime, again at once while batches come back full.
+async fn sweep_forever(
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    batch: usize,
+) {
+    loop {
+        let (sweeping, now) = (catalog.clone(), clock.now());
+        let report = tokio::task::spawn_blocking(move || sweeping.sweep(now, batch)).await;
+        let more = match report {
+            Ok(Ok(report)) => {
+                if report != Default::default() {
+                    if let Err(err) = catalog.flush().await {
+                        tracing::error!(error = %err, "flush after sweep failed");
+                    }
+                    tracing::info!(
+                        manifests = report.manifests,
+                        segments = report.segments,
+                        tokens = report.tokens,
+                        "expired records removed"
+                    );
+                }
+                report.maybe_more(batch)
+            }
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "sweep failed");
+                false
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "sweep task failed");
+                false
+            }
+        };
+        if !more {
+            tokio::time::sleep(interval).await;
+        }
+    }
 }
 
 fn load_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
@@ -82,11 +126,14 @@ impl Server {
         })?;
         let catalog = Arc::new(catalog);
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
+        let clock_for_sweeper = clock.clone();
         let service = Arc::new(IndexService {
             catalog: catalog.clone(),
             storage,
             clock,
             max_segments_per_manifest: config.max_segments_per_manifest,
+            span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
+            token_locks: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
         let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
@@ -105,6 +152,9 @@ impl Server {
             limiter,
             tls,
             catalog,
+            clock: clock_for_sweeper,
+            sweep_interval: Duration::from_secs_f64(config.sweep_interval_secs),
+            sweep_batch: config.sweep_batch,
         })
     }
 
@@ -143,6 +193,12 @@ impl Server {
                 limiter.prune();
             }
         });
+        let sweeper = tokio::spawn(sweep_forever(
+            self.catalog.clone(),
+            self.clock.clone(),
+            self.sweep_interval,
+            self.sweep_batch,
+        ));
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder
@@ -157,6 +213,7 @@ impl Server {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         pruner.abort();
+        sweeper.abort();
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }

@@ -111,6 +111,7 @@ fn back_to_back(count: usize) -> Vec<Segment> {
 
 fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
     RegisterLiveStreamRecordSegmentsRequest {
+        client_token: String::new(),
         domain_name: "example.com".into(),
         app_name: "live".into(),
         stream_name: "s1".into(),
@@ -120,6 +121,7 @@ fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsR
 
 fn create_request(start: i64, end: i64) -> CreateLiveStreamRecordIndexFilesRequest {
     CreateLiveStreamRecordIndexFilesRequest {
+        client_token: String::new(),
         domain_name: "example.com".into(),
         app_name: "live".into(),
         stream_name: "s1".into(),

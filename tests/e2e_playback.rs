@@ -77,6 +77,7 @@ impl Scenario {
         range: (String, String),
     ) -> CreateLiveStreamRecordIndexFilesRequest {
         CreateLiveStreamRecordIndexFilesRequest {
+            client_token: String::new(),
             domain_name: DOMAIN.into(),
             app_name: APP.into(),
             stream_name: STREAM.into(),
@@ -126,6 +127,7 @@ async fn register(
 ) -> record_index::proto::RegisterLiveStreamRecordSegmentsResponse {
     let response = client
         .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
+            client_token: String::new(),
             domain_name: DOMAIN.into(),
             app_name: APP.into(),
             stream_name: STREAM.into(),
@@ -595,6 +597,7 @@ async fn unreachable_object_storage_is_an_unavailable_internal_error() {
 
     let started = Instant::now();
     let mut request = tonic::Request::new(CreateLiveStreamRecordIndexFilesRequest {
+        client_token: String::new(),
         domain_name: DOMAIN.into(),
         app_name: APP.into(),
         stream_name: STREAM.into(),

@@ -110,4 +110,92 @@ impl RecordIndex for GrpcApi {
             },
         )
     }
+
+    async fn describe_live_stream_record_index_file(
+        &self,
+        request: Request<proto::DescribeLiveStreamRecordIndexFileRequest>,
+    ) -> Result<Response<proto::DescribeLiveStreamRecordIndexFileResponse>, Status> {
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .describe_file(&context.caller, request.into_inner())
+            .await;
+        reply(
+            "DescribeLiveStreamRecordIndexFile",
+            context.request_id,
+            started,
+            result,
+            |info, request_id| proto::DescribeLiveStreamRecordIndexFileResponse {
+                request_id,
+                record_index_info: Some(info),
+            },
+        )
+    }
+
+    async fn describe_live_stream_record_index_files(
+        &self,
+        request: Request<proto::DescribeLiveStreamRecordIndexFilesRequest>,
+    ) -> Result<Response<proto::DescribeLiveStreamRecordIndexFilesResponse>, Status> {
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .describe_files(&context.caller, request.into_inner())
+            .await;
+        reply(
+            "DescribeLiveStreamRecordIndexFiles",
+            context.request_id,
+            started,
+            result,
+            |page, request_id| proto::DescribeLiveStreamRecordIndexFilesResponse {
+                request_id,
+                ..page
+            },
+        )
+    }
+
+    async fn delete_live_stream_record_index_files(
+        &self,
+        request: Request<proto::DeleteLiveStreamRecordIndexFilesRequest>,
+    ) -> Result<Response<proto::DeleteLiveStreamRecordIndexFilesResponse>, Status> {
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .delete(&context.caller, request.into_inner())
+            .await;
+        reply(
+            "DeleteLiveStreamRecordIndexFiles",
+            context.request_id,
+            started,
+            result,
+            |answer, request_id| proto::DeleteLiveStreamRecordIndexFilesResponse {
+                request_id,
+                ..answer
+            },
+        )
+    }
+
+    async fn describe_live_stream_record_content(
+        &self,
+        request: Request<proto::DescribeLiveStreamRecordContentRequest>,
+    ) -> Result<Response<proto::DescribeLiveStreamRecordContentResponse>, Status> {
+        let started = Instant::now();
+        let context = context(&request)?;
+        let result = self
+            .service
+            .describe_content(&context.caller, request.into_inner())
+            .await;
+        reply(
+            "DescribeLiveStreamRecordContent",
+            context.request_id,
+            started,
+            result,
+            |spans, request_id| proto::DescribeLiveStreamRecordContentResponse {
+                request_id,
+                record_content_info_list: spans,
+            },
+        )
+    }
 }

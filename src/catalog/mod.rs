@@ -11,9 +11,16 @@
 //! - `manifests`: record id (16) → [`ManifestRecord`].
 //! - `manifest_expiry`: expiry (8 BE) + record id (16) → (): manifests in
 //!   the order they expire, so expired ones can be found without a full scan.
+//! - `manifests_by_stream`: stream id (8 BE) + creation (8 BE) + record id
+//!   (16) → (): a stream's manifests in creation order, for listings.
+//! - `tokens`: account, operation and ClientToken → [`TokenRecord`], with
+//!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
 
 pub mod codec;
+mod manifests;
 mod records;
+mod retention;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -28,7 +35,9 @@ use crate::error::ApiError;
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Micros, Segment};
 
-pub use records::{ManifestRecord, StreamRecord};
+pub use manifests::{ManifestPage, Order};
+pub use records::{ManifestRecord, StreamRecord, TokenRecord};
+pub use retention::SweepReport;
 
 const MICROS_PER_MINUTE: Micros = 60_000_000;
 
@@ -80,6 +89,9 @@ pub struct Catalog {
     segment_ids: sled::Tree,
     manifests: sled::Tree,
     manifest_expiry: sled::Tree,
+    manifests_by_stream: sled::Tree,
+    tokens: sled::Tree,
+    token_expiry: sled::Tree,
     /// Serializes registrations: each one reads blocks, merges and writes
     /// them back, which must not interleave with another one.
     register_lock: Mutex<()>,
@@ -167,6 +179,9 @@ impl Catalog {
             segment_ids: db.open_tree("segment_ids")?,
             manifests: db.open_tree("manifests")?,
             manifest_expiry: db.open_tree("manifest_expiry")?,
+            manifests_by_stream: db.open_tree("manifests_by_stream")?,
+            tokens: db.open_tree("tokens")?,
+            token_expiry: db.open_tree("token_expiry")?,
             register_lock: Mutex::new(()),
             db,
         })
@@ -309,39 +324,6 @@ impl Catalog {
             .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
         }
         Ok(())
-    }
-
-    /// Stores a manifest's metadata with its expiry. Not durable until
-    /// [`Catalog::flush`].
-    pub fn put_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
-        let id = record.id_bytes();
-        let mut expiry_key = Vec::with_capacity(24);
-        expiry_key.extend_from_slice(&(record.expires.max(0) as u64).to_be_bytes());
-        expiry_key.extend_from_slice(&id);
-        (&self.manifests, &self.manifest_expiry)
-            .transaction(|(manifests, expiry)| {
-                manifests.insert(&id, record.encode_to_vec())?;
-                expiry.insert(expiry_key.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<CatalogError>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => CatalogError::Storage(err),
-            })
-    }
-
-    /// The manifest with this id, unless it has expired.
-    pub fn manifest(
-        &self,
-        record_id: &uuid::Uuid,
-        now: Micros,
-    ) -> Result<Option<ManifestRecord>, CatalogError> {
-        let Some(bytes) = self.manifests.get(record_id.as_bytes())? else {
-            return Ok(None);
-        };
-        let record = ManifestRecord::decode(&*bytes)
-            .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
-        Ok((record.expires > now).then_some(record))
     }
 }
 

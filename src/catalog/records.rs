@@ -54,6 +54,22 @@ pub struct ManifestRecord {
     pub height: u32,
     #[prost(uint32, tag = "16")]
     pub segment_count: u32,
+    /// Id of the stream in the catalog, for its listing index.
+    #[prost(uint64, tag = "17")]
+    pub stream_id: u64,
+}
+
+/// The first answer to a request sent with a ClientToken.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TokenRecord {
+    /// SHA-256 of the request without its token: a retry must match it.
+    #[prost(bytes = "vec", tag = "1")]
+    pub fingerprint: Vec<u8>,
+    #[prost(int64, tag = "2")]
+    pub created: Micros,
+    /// The encoded response message of the first request.
+    #[prost(bytes = "vec", tag = "3")]
+    pub response: Vec<u8>,
 }
 
 impl ManifestRecord {

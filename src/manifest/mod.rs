@@ -6,6 +6,7 @@ pub mod names;
 pub mod playlist;
 pub mod range;
 pub mod selection;
+pub mod spans;
 pub mod template;
 pub mod time;
 pub mod uri;

@@ -24,38 +24,8 @@ pub fn check_range(
     now: Micros,
     longest_segment: Option<Micros>,
 ) -> ApiResult<()> {
-    if start > now {
-        return Err(ApiError::StartTimeMismatch(format!(
-            "StartTime is in the future: {} is after the current time {}",
-            format_request_time(start),
-            format_request_time(now)
-        )));
-    }
-    // i128 keeps the arithmetic exact for any pair of i64 instants.
-    let age = i128::from(now) - i128::from(start);
-    if age > i128::from(SEGMENT_RETENTION) {
-        return Err(ApiError::StartTimeMismatch(format!(
-            "StartTime {} is {} old; segments are kept for {}, so it may be at most that old",
-            format_request_time(start),
-            seconds(age),
-            seconds(SEGMENT_RETENTION.into())
-        )));
-    }
-    if end <= start {
-        return Err(ApiError::EndTimeMismatch(format!(
-            "EndTime {} must be after StartTime {}",
-            format_request_time(end),
-            format_request_time(start)
-        )));
-    }
+    check_window(start, end, now, SEGMENT_RETENTION)?;
     let length = i128::from(end) - i128::from(start);
-    if length > i128::from(MAX_RANGE) {
-        return Err(ApiError::EndTimeMismatch(format!(
-            "EndTime is {} after StartTime; a manifest covers at most {}",
-            seconds(length),
-            seconds(MAX_RANGE.into())
-        )));
-    }
     let segment = longest_segment.unwrap_or(DEFAULT_SEGMENT_DURATION);
     if length < i128::from(segment) {
         return Err(ApiError::EndTimeMismatch(format!(
@@ -88,6 +58,45 @@ fn seconds(d: i128) -> String {
         text.push_str(&format!(" ({days} {unit})"));
     }
     text
+}
+
+/// The time rules shared by every ranged request: StartTime not in the
+/// future and at most `max_age` old; EndTime after StartTime by at most
+/// four days. Listings use the 180 days manifests are kept.
+pub fn check_window(start: Micros, end: Micros, now: Micros, max_age: Micros) -> ApiResult<()> {
+    if start > now {
+        return Err(ApiError::StartTimeMismatch(format!(
+            "StartTime is in the future: {} is after the current time {}",
+            format_request_time(start),
+            format_request_time(now)
+        )));
+    }
+    // i128 keeps the arithmetic exact for any pair of i64 instants.
+    let age = i128::from(now) - i128::from(start);
+    if age > i128::from(max_age) {
+        return Err(ApiError::StartTimeMismatch(format!(
+            "StartTime {} is {} old; records are kept for {}, so it may be at most that old",
+            format_request_time(start),
+            seconds(age),
+            seconds(max_age.into())
+        )));
+    }
+    if end <= start {
+        return Err(ApiError::EndTimeMismatch(format!(
+            "EndTime {} must be after StartTime {}",
+            format_request_time(end),
+            format_request_time(start)
+        )));
+    }
+    let length = i128::from(end) - i128::from(start);
+    if length > i128::from(MAX_RANGE) {
+        return Err(ApiError::EndTimeMismatch(format!(
+            "EndTime is {} after StartTime; a range covers at most {}",
+            seconds(length),
+            seconds(MAX_RANGE.into())
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 
 use bytes::Bytes;
 
-use super::{IndexService, blocking};
+use super::idempotency::fingerprint;
+use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
-use crate::catalog::{ManifestRecord, StreamName};
+use crate::catalog::ManifestRecord;
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::range::{self, MANIFEST_RETENTION};
 use crate::manifest::selection::Selection;
@@ -14,27 +15,6 @@ use crate::manifest::{Micros, names, playlist, time, uri};
 use crate::operations::Operation;
 use crate::proto;
 use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
-
-/// Rule 1: every field is there.
-fn check_required(request: &proto::CreateLiveStreamRecordIndexFilesRequest) -> ApiResult<()> {
-    let required = [
-        ("OssEndpoint", &request.oss_endpoint),
-        ("OssBucket", &request.oss_bucket),
-        ("OssObject", &request.oss_object),
-        ("StartTime", &request.start_time),
-        ("EndTime", &request.end_time),
-    ];
-    for (field, value) in required {
-        if value.is_empty() {
-            return Err(ApiError::InvalidParams(format!("{field} is required")));
-        }
-    }
-    names::check_stream_names(
-        &request.domain_name,
-        &request.app_name,
-        &request.stream_name,
-    )
-}
 
 fn storage_failure(err: StorageError) -> ApiError {
     let message = format!("writing the playlist failed: {err}");
@@ -50,19 +30,40 @@ impl IndexService {
     pub async fn create(
         &self,
         caller: &Caller,
+        mut request: proto::CreateLiveStreamRecordIndexFilesRequest,
+    ) -> ApiResult<proto::RecordInfo> {
+        let operation = Operation::CreateLiveStreamRecordIndexFiles;
+        caller.authorize(operation, &request.domain_name)?;
+        let token = std::mem::take(&mut request.client_token);
+        let request_fingerprint = fingerprint(&request);
+        self.once(
+            caller,
+            operation,
+            &token,
+            request_fingerprint,
+            self.create_new(caller, request),
+        )
+        .await
+    }
+
+    async fn create_new(
+        &self,
+        caller: &Caller,
         request: proto::CreateLiveStreamRecordIndexFilesRequest,
     ) -> ApiResult<proto::RecordInfo> {
-        caller.authorize(
-            Operation::CreateLiveStreamRecordIndexFiles,
+        check_required(
             &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+            &[
+                ("OssEndpoint", &request.oss_endpoint),
+                ("OssBucket", &request.oss_bucket),
+                ("OssObject", &request.oss_object),
+                ("StartTime", &request.start_time),
+                ("EndTime", &request.end_time),
+            ],
         )?;
-        check_required(&request)?;
-        let start = time::parse_request_time(&request.start_time).ok_or_else(|| {
-            ApiError::StartTimeMalformed("StartTime must be yyyy-MM-ddTHH:mm:ssZ".into())
-        })?;
-        let end = time::parse_request_time(&request.end_time).ok_or_else(|| {
-            ApiError::EndTimeMalformed("EndTime must be yyyy-MM-ddTHH:mm:ssZ".into())
-        })?;
+        let (start, end) = parse_range(&request.start_time, &request.end_time)?;
         if !names::is_endpoint(&request.oss_endpoint)
             || !self.storage.has_endpoint(&request.oss_endpoint)
         {
@@ -91,11 +92,11 @@ impl IndexService {
         )?;
 
         let now = self.clock.now();
-        let name = StreamName {
-            domain: request.domain_name.clone(),
-            app: request.app_name.clone(),
-            stream: request.stream_name.clone(),
-        };
+        let name = stream_name(
+            &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+        );
         let stream = self.catalog.stream(&name)?;
         range::check_range(
             start,
@@ -167,6 +168,7 @@ impl IndexService {
             width: rendered.width,
             height: rendered.height,
             segment_count: segments.len() as u32,
+            stream_id: stream.id,
         };
         self.catalog.put_manifest(&record)?;
         self.catalog.flush().await?;

@@ -2,8 +2,15 @@
 //! request, applies the design's rules in order and returns a result or an
 //! [`ApiError`](crate::error::ApiError).
 
+mod content;
 mod create;
+mod delete;
+mod describe;
+mod idempotency;
 mod register;
+
+pub use create::record_info;
+pub use idempotency::TokenLocks;
 
 use std::sync::Arc;
 
@@ -17,6 +24,50 @@ pub struct IndexService {
     pub clock: Arc<dyn Clock>,
     /// Cap on the segments of one manifest.
     pub max_segments_per_manifest: usize,
+    /// Longest hole inside one recorded span of DescribeLiveStreamRecordContent.
+    pub span_gap: crate::manifest::Micros,
+    /// Serializes requests that share a ClientToken.
+    pub token_locks: TokenLocks,
+}
+
+/// Rule 1 of every request: required fields present, names valid.
+fn check_required(
+    domain: &str,
+    app: &str,
+    stream: &str,
+    fields: &[(&str, &str)],
+) -> crate::error::ApiResult<()> {
+    for (field, value) in fields {
+        if value.is_empty() {
+            return Err(crate::error::ApiError::InvalidParams(format!(
+                "{field} is required"
+            )));
+        }
+    }
+    crate::manifest::names::check_stream_names(domain, app, stream)
+}
+
+/// Rule 2 of every ranged request: both times exactly `yyyy-MM-ddTHH:mm:ssZ`.
+fn parse_range(
+    start: &str,
+    end: &str,
+) -> crate::error::ApiResult<(crate::manifest::Micros, crate::manifest::Micros)> {
+    use crate::error::ApiError;
+    use crate::manifest::time::parse_request_time;
+    let start = parse_request_time(start).ok_or_else(|| {
+        ApiError::StartTimeMalformed("StartTime must be yyyy-MM-ddTHH:mm:ssZ".into())
+    })?;
+    let end = parse_request_time(end)
+        .ok_or_else(|| ApiError::EndTimeMalformed("EndTime must be yyyy-MM-ddTHH:mm:ssZ".into()))?;
+    Ok((start, end))
+}
+
+fn stream_name(domain: &str, app: &str, stream: &str) -> crate::catalog::StreamName {
+    crate::catalog::StreamName {
+        domain: domain.to_string(),
+        app: app.to_string(),
+        stream: stream.to_string(),
+    }
 }
 
 /// Runs catalog work off the async runtime: sled reads may hit the disk.

@@ -1,6 +1,7 @@
 //! RegisterLiveStreamRecordSegments: validate a batch as a whole, store it
 //! in one atomic step, acknowledge once durable.
 
+use super::idempotency::fingerprint;
 use super::{IndexService, blocking};
 use crate::auth::Caller;
 use crate::catalog::{RegisterOutcome, StreamName};
@@ -103,12 +104,33 @@ impl IndexService {
     pub async fn register(
         &self,
         caller: &Caller,
+        mut request: proto::RegisterLiveStreamRecordSegmentsRequest,
+    ) -> ApiResult<RegisterOutcome> {
+        let operation = Operation::RegisterLiveStreamRecordSegments;
+        caller.authorize(operation, &request.domain_name)?;
+        let token = std::mem::take(&mut request.client_token);
+        let request_fingerprint = fingerprint(&request);
+        let answer = self
+            .once(caller, operation, &token, request_fingerprint, async {
+                let outcome = self.register_new(caller, request).await?;
+                Ok(proto::RegisterLiveStreamRecordSegmentsResponse {
+                    request_id: String::new(),
+                    accepted: outcome.accepted as i32,
+                    duplicates: outcome.duplicates as i32,
+                })
+            })
+            .await?;
+        Ok(RegisterOutcome {
+            accepted: answer.accepted as u32,
+            duplicates: answer.duplicates as u32,
+        })
+    }
+
+    async fn register_new(
+        &self,
+        caller: &Caller,
         request: proto::RegisterLiveStreamRecordSegmentsRequest,
     ) -> ApiResult<RegisterOutcome> {
-        caller.authorize(
-            Operation::RegisterLiveStreamRecordSegments,
-            &request.domain_name,
-        )?;
         names::check_stream_names(
             &request.domain_name,
             &request.app_name,

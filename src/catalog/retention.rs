@@ -1,0 +1,135 @@
+//! The sweeper's side of retention: reads already ignore expired records;
+//! this removes them, oldest first and a bounded batch at a time, so a
+//! sweep never holds the catalog long.
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{
+    Catalog, CatalogError, ManifestRecord, block_base, block_key, codec, expired, object_id_key,
+};
+use crate::manifest::{Micros, Segment};
+use prost::Message;
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepReport {
+    pub manifests: usize,
+    pub segments: usize,
+    pub tokens: usize,
+}
+
+impl SweepReport {
+    /// Whether a kind filled its batch, so more may be waiting.
+    pub fn maybe_more(&self, batch: usize) -> bool {
+        self.manifests >= batch || self.segments >= batch || self.tokens >= batch
+    }
+}
+
+/// Up to `batch` keys of an index ordered by big-endian expiry whose
+/// expiry is at or before `now`: every such key sorts before the bare
+/// 8-byte prefix of `now + 1`.
+fn due(index: &sled::Tree, now: Micros, batch: usize) -> Result<Vec<sled::IVec>, CatalogError> {
+    let bound = (now.max(0) as u64).saturating_add(1).to_be_bytes();
+    let mut keys = Vec::new();
+    for entry in index.range(..bound.to_vec()).take(batch) {
+        keys.push(entry?.0);
+    }
+    Ok(keys)
+}
+
+impl Catalog {
+    /// Removes up to `batch` expired manifests, tokens and segments. Not
+    /// durable until [`Catalog::flush`].
+    pub fn sweep(&self, now: Micros, batch: usize) -> Result<SweepReport, CatalogError> {
+        let mut report = SweepReport::default();
+        for key in due(&self.manifest_expiry, now, batch)? {
+            match self.manifests.get(&key[8..])? {
+                Some(bytes) => {
+                    let record = ManifestRecord::decode(&*bytes)
+                        .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                    self.delete_manifest(&record)?;
+                }
+                None => {
+                    self.manifest_expiry.remove(&key)?;
+                }
+            }
+            report.manifests += 1;
+        }
+        for key in due(&self.token_expiry, now, batch)? {
+            self.tokens.remove(&key[8..])?;
+            self.token_expiry.remove(&key)?;
+            report.tokens += 1;
+        }
+        report.segments = self.sweep_segments(now, batch)?;
+        Ok(report)
+    }
+
+    /// Drops each stream's oldest blocks while every segment in them has
+    /// expired, with their idempotency entries.
+    fn sweep_segments(&self, now: Micros, batch: usize) -> Result<usize, CatalogError> {
+        let _guard = self
+            .register_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut removed = 0;
+        for entry in self.streams.iter() {
+            let (_, value) = entry?;
+            let stream = super::StreamRecord::decode(&*value)
+                .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+            let prefix = stream.id.to_be_bytes();
+            for block in self.segments.scan_prefix(prefix) {
+                if removed >= batch {
+                    return Ok(removed);
+                }
+                let (key, bytes) = block?;
+                let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
+                let mut segments: Vec<Segment> = Vec::new();
+                codec::decode_block(block_base(minute), &bytes, |segment| segments.push(segment))
+                    .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                if !segments.iter().all(|segment| expired(segment, now)) {
+                    break;
+                }
+                self.remove_block(stream.id, minute, &segments)?;
+                removed += segments.len();
+            }
+        }
+        Ok(removed)
+    }
+
+    fn remove_block(
+        &self,
+        stream_id: u64,
+        minute: u64,
+        segments: &[Segment],
+    ) -> Result<(), CatalogError> {
+        let key = block_key(stream_id, minute);
+        let minute_bytes = minute.to_be_bytes();
+        (&self.segments, &self.segment_ids)
+            .transaction(|(blocks, ids)| {
+                blocks.remove(&key)?;
+                for segment in segments {
+                    let id_key = object_id_key(stream_id, segment);
+                    let Some(entry) = ids.get(id_key)? else {
+                        continue;
+                    };
+                    let kept: Vec<u8> = entry
+                        .chunks_exact(8)
+                        .filter(|chunk| *chunk != minute_bytes)
+                        .flatten()
+                        .copied()
+                        .collect();
+                    if kept.is_empty() {
+                        ids.remove(&id_key)?;
+                    } else {
+                        ids.insert(&id_key, kept)?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => CatalogError::Storage(err),
+            })
+    }
+}

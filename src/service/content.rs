@@ -1,0 +1,73 @@
+//! DescribeLiveStreamRecordContent: the continuous recordings of a range,
+//! from the segments whose time overlaps it.
+
+use super::{IndexService, blocking, check_required, parse_range, stream_name};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::manifest::range::{MANIFEST_RETENTION, check_window};
+use crate::manifest::spans::spans;
+use crate::manifest::{MICROS_PER_SECOND, time};
+use crate::operations::Operation;
+use crate::proto;
+
+impl IndexService {
+    pub async fn describe_content(
+        &self,
+        caller: &Caller,
+        request: proto::DescribeLiveStreamRecordContentRequest,
+    ) -> ApiResult<Vec<proto::RecordContentInfo>> {
+        caller.authorize(
+            Operation::DescribeLiveStreamRecordContent,
+            &request.domain_name,
+        )?;
+        check_required(
+            &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+            &[
+                ("StartTime", &request.start_time),
+                ("EndTime", &request.end_time),
+            ],
+        )?;
+        let (start, end) = parse_range(&request.start_time, &request.end_time)?;
+        let now = self.clock.now();
+        check_window(start, end, now, MANIFEST_RETENTION)?;
+        let name = stream_name(
+            &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+        );
+        let stream = self.catalog.stream(&name)?.ok_or_else(|| {
+            ApiError::StreamNotFound(format!(
+                "no segment was ever registered for {}/{}/{}",
+                request.domain_name, request.app_name, request.stream_name
+            ))
+        })?;
+        let catalog = self.catalog.clone();
+        // A segment overlapping the range ends after StartTime and at most
+        // one segment after EndTime.
+        let scan_until = end.saturating_add(stream.longest_segment);
+        let mut segments = blocking(move || {
+            let mut found = Vec::new();
+            catalog.scan_by_end(stream.id, start, scan_until, now, |segment| {
+                if segment.start < end {
+                    found.push(segment);
+                }
+            })?;
+            Ok(found)
+        })
+        .await?;
+        segments.sort_by(|a, b| (a.start, a.end()).cmp(&(b.start, b.end())));
+        Ok(spans(&segments, self.span_gap)
+            .into_iter()
+            .map(|span| proto::RecordContentInfo {
+                start_time: time::format_request_time(span.start),
+                end_time: time::format_request_time(span.end + MICROS_PER_SECOND - 1),
+                duration: span.duration_seconds(),
+                oss_endpoint: span.endpoint,
+                oss_bucket: span.bucket,
+                oss_object_prefix: span.object_prefix,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,128 @@
+//! ClientToken: a request retried with the same token gets the first
+//! answer, and concurrent copies do the work once.
+
+use std::future::Future;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use super::IndexService;
+use crate::auth::Caller;
+use crate::catalog::TokenRecord;
+use crate::catalog::codec::fnv1a64;
+use crate::error::{ApiError, ApiResult};
+use crate::operations::Operation;
+
+const MAX_TOKEN_LEN: usize = 64;
+const LOCK_STRIPES: usize = 64;
+
+/// Locks striped by token, so requests with one token run one at a time
+/// while other tokens go on.
+pub struct TokenLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for TokenLocks {
+    fn default() -> Self {
+        TokenLocks {
+            stripes: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+}
+
+impl TokenLocks {
+    async fn lock(&self, key: &[u8]) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = fnv1a64(&[key]) as usize % self.stripes.len();
+        self.stripes[stripe].lock().await
+    }
+}
+
+fn check_token(token: &str) -> ApiResult<()> {
+    let valid = token.len() <= MAX_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidParams(format!(
+            "ClientToken must be at most {MAX_TOKEN_LEN} characters of [A-Za-z0-9._-]"
+        )))
+    }
+}
+
+/// Tokens are per account and operation: two tenants never collide.
+fn token_key(account: &str, operation: Operation, token: &str) -> Vec<u8> {
+    [
+        account.as_bytes(),
+        operation.name().as_bytes(),
+        token.as_bytes(),
+    ]
+    .join(&0u8)
+}
+
+/// What makes two requests "the same": their encoding without the token.
+pub fn fingerprint(request_without_token: &impl Message) -> Vec<u8> {
+    Sha256::digest(request_without_token.encode_to_vec()).to_vec()
+}
+
+impl IndexService {
+    /// Runs `work` unless this token already has an answer for the same
+    /// request, in which case that answer is returned unchanged.
+    pub(super) async fn once<R, F>(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        token: &str,
+        request_fingerprint: Vec<u8>,
+        work: F,
+    ) -> ApiResult<R>
+    where
+        R: Message + Default,
+        F: Future<Output = ApiResult<R>>,
+    {
+        if token.is_empty() {
+            return work.await;
+        }
+        check_token(token)?;
+        let key = token_key(&caller.account.id, operation, token);
+        let _one_at_a_time = self.token_locks.lock(&key).await;
+        if let Some(record) = self.catalog.token(&key, self.clock.now())? {
+            if record.fingerprint != request_fingerprint {
+                return Err(ApiError::InvalidParams(format!(
+                    "ClientToken {token:?} was used within the last 24 hours for a different request"
+                )));
+            }
+            return R::decode(&*record.response)
+                .map_err(|err| ApiError::internal(format!("stored answer: {err}")));
+        }
+        let answer = work.await?;
+        let record = TokenRecord {
+            fingerprint: request_fingerprint,
+            created: self.clock.now(),
+            response: answer.encode_to_vec(),
+        };
+        self.catalog.put_token(&key, &record)?;
+        self.catalog.flush().await?;
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_short_and_plain() {
+        assert!(check_token("retry-1_a.b").is_ok());
+        assert!(check_token(&"a".repeat(64)).is_ok());
+        assert!(check_token(&"a".repeat(65)).is_err());
+        assert!(check_token("a b").is_err());
+        assert_ne!(
+            token_key("1", Operation::CreateLiveStreamRecordIndexFiles, "t"),
+            token_key("2", Operation::CreateLiveStreamRecordIndexFiles, "t")
+        );
+    }
+}
