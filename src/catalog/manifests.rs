@@ -16,6 +16,19 @@ pub enum Order {
     Descending,
 }
 
+/// Which manifests of a stream to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestQuery {
+    pub stream_id: u64,
+    /// Creation times, both inclusive.
+    pub from: Micros,
+    pub until: Micros,
+    pub order: Order,
+    /// Entries passed over before the page, and the page's size.
+    pub skip: usize,
+    pub take: usize,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ManifestPage {
@@ -109,14 +122,17 @@ impl Catalog {
     /// to count them and only the records of the page.
     pub fn list_manifests(
         &self,
-        stream_id: u64,
-        from: Micros,
-        until: Micros,
+        query: ManifestQuery,
         now: Micros,
-        order: Order,
-        skip: usize,
-        take: usize,
     ) -> Result<ManifestPage, CatalogError> {
+        let ManifestQuery {
+            stream_id,
+            from,
+            until,
+            order,
+            skip,
+            take,
+        } = query;
         // Created at or before this, a manifest has expired.
         let oldest_live = now.saturating_sub(MANIFEST_RETENTION).saturating_add(1);
         let from = from.max(oldest_live);

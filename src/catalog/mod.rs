@@ -35,7 +35,7 @@ use crate::error::ApiError;
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Micros, Segment};
 
-pub use manifests::{ManifestPage, Order};
+pub use manifests::{ManifestPage, ManifestQuery, Order};
 pub use records::{ManifestRecord, StreamRecord, TokenRecord};
 pub use retention::SweepReport;
 

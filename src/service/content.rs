@@ -57,7 +57,7 @@ impl IndexService {
             Ok(found)
         })
         .await?;
-        segments.sort_by(|a, b| (a.start, a.end()).cmp(&(b.start, b.end())));
+        segments.sort_by_key(|segment| (segment.start, segment.end()));
         Ok(spans(&segments, self.span_gap)
             .into_iter()
             .map(|span| proto::RecordContentInfo {

@@ -3,7 +3,7 @@
 
 use super::{IndexService, blocking, check_required, parse_range, record_info, stream_name};
 use crate::auth::Caller;
-use crate::catalog::{ManifestRecord, Order};
+use crate::catalog::{ManifestQuery, ManifestRecord, Order};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::range::{MANIFEST_RETENTION, check_window};
 use crate::operations::Operation;
