@@ -196,7 +196,17 @@ mod tests {
             let mut seen = Vec::new();
             for page in 0..5 {
                 let listed = catalog
-                    .list_manifests(7, NOW - 2000, NOW, NOW, order, page * 5, 5)
+                    .list_manifests(
+                        ManifestQuery {
+                            stream_id: 7,
+                            from: NOW - 2000,
+                            until: NOW,
+                            order: order,
+                            skip: page * 5,
+                            take: 5,
+                        },
+                        NOW,
+                    )
                     .unwrap();
                 assert_eq!(listed.total, 23);
                 seen.extend(listed.records.iter().map(|r| r.uuid()));
@@ -219,7 +229,17 @@ mod tests {
         }
         // The range bounds are inclusive and cut on creation time.
         let inner = catalog
-            .list_manifests(7, NOW - 990, NOW - 980, NOW, Order::Ascending, 0, 30)
+            .list_manifests(
+                ManifestQuery {
+                    stream_id: 7,
+                    from: NOW - 990,
+                    until: NOW - 980,
+                    order: Order::Ascending,
+                    skip: 0,
+                    take: 30,
+                },
+                NOW,
+            )
             .unwrap();
         assert_eq!(inner.total, 4);
     }
@@ -236,7 +256,17 @@ mod tests {
         }
         catalog.delete_manifest(&gone).unwrap();
         let listed = catalog
-            .list_manifests(7, 0, NOW, NOW, Order::Ascending, 0, 30)
+            .list_manifests(
+                ManifestQuery {
+                    stream_id: 7,
+                    from: 0,
+                    until: NOW,
+                    order: Order::Ascending,
+                    skip: 0,
+                    take: 30,
+                },
+                NOW,
+            )
             .unwrap();
         assert_eq!(listed.total, 1);
         assert_eq!(listed.records[0].uuid(), young.uuid());

@@ -100,13 +100,15 @@ impl IndexService {
                 let skip = (page_num as usize - 1).saturating_mul(page_size as usize);
                 blocking(move || {
                     Ok(catalog.list_manifests(
-                        stream.id,
-                        start,
-                        end,
+                        ManifestQuery {
+                            stream_id: stream.id,
+                            from: start,
+                            until: end,
+                            order,
+                            skip,
+                            take: page_size as usize,
+                        },
                         now,
-                        order,
-                        skip,
-                        page_size as usize,
                     )?)
                 })
                 .await?
