@@ -201,7 +201,7 @@ mod tests {
                             stream_id: 7,
                             from: NOW - 2000,
                             until: NOW,
-                            order: order,
+                            order,
                             skip: page * 5,
                             take: 5,
                         },
