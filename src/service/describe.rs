@@ -5,6 +5,7 @@ use super::{IndexService, blocking, check_required, parse_range, record_info, st
 use crate::auth::Caller;
 use crate::catalog::{ManifestQuery, ManifestRecord, Order};
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::MICROS_PER_SECOND;
 use crate::manifest::range::{MANIFEST_RETENTION, check_window};
 use crate::operations::Operation;
 use crate::proto;
@@ -103,7 +104,9 @@ impl IndexService {
                         ManifestQuery {
                             stream_id: stream.id,
                             from: start,
-                            until: end,
+                            // CreateTime is shown in whole seconds: EndTime takes in its
+                            // whole second.
+                            until: end.saturating_add(MICROS_PER_SECOND - 1),
                             order,
                             skip,
                             take: page_size as usize,
