@@ -57,7 +57,12 @@ impl Catalog {
             report.manifests += 1;
         }
         for key in due(&self.token_expiry, now, batch)? {
-            self.tokens.remove(&key[8..])?;
+            // A token used again after it expired has a new answer and a
+            // new expiry entry; this old entry must not take the new answer.
+            let token_key = &key[8..];
+            if self.token(token_key, now)?.is_none() {
+                self.tokens.remove(token_key)?;
+            }
             self.token_expiry.remove(&key)?;
             report.tokens += 1;
         }
