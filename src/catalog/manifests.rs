@@ -52,6 +52,24 @@ fn stream_key(stream_id: u64, created: Micros, record_id: &[u8; 16]) -> Vec<u8> 
     key
 }
 
+/// Playlist location + record id: which manifests share one playlist
+/// object (a template without `{RecordId}` writes the same key again).
+fn object_key(record: &ManifestRecord) -> Vec<u8> {
+    let mut key = object_prefix(record);
+    key.extend_from_slice(&record.id_bytes());
+    key
+}
+
+fn object_prefix(record: &ManifestRecord) -> Vec<u8> {
+    [
+        record.oss_endpoint.as_bytes(),
+        record.oss_bucket.as_bytes(),
+        record.oss_object.as_bytes(),
+        b"",
+    ]
+    .join(&0u8)
+}
+
 fn storage_error(err: TransactionError<CatalogError>) -> CatalogError {
     match err {
         TransactionError::Abort(err) => err,
@@ -70,15 +88,18 @@ impl Catalog {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
+        let by_object = object_key(record);
         (
             &self.manifests,
             &self.manifest_expiry,
             &self.manifests_by_stream,
+            &self.manifests_by_object,
         )
-            .transaction(|(manifests, expiry, streams)| {
+            .transaction(|(manifests, expiry, streams, objects)| {
                 manifests.insert(&id, record.encode_to_vec())?;
                 expiry.insert(by_expiry.as_slice(), &[])?;
                 streams.insert(by_stream.as_slice(), &[])?;
+                objects.insert(by_object.as_slice(), &[])?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
             .map_err(storage_error)
@@ -90,18 +111,44 @@ impl Catalog {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
+        let by_object = object_key(record);
         (
             &self.manifests,
             &self.manifest_expiry,
             &self.manifests_by_stream,
+            &self.manifests_by_object,
         )
-            .transaction(|(manifests, expiry, streams)| {
+            .transaction(|(manifests, expiry, streams, objects)| {
                 manifests.remove(&id)?;
                 expiry.remove(by_expiry.as_slice())?;
+                objects.remove(by_object.as_slice())?;
                 streams.remove(by_stream.as_slice())?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
             .map_err(storage_error)
+    }
+
+    /// Whether another live manifest points at the same playlist object as
+    /// `record`, so deleting that object would break it.
+    pub fn playlist_shared(
+        &self,
+        record: &ManifestRecord,
+        now: Micros,
+    ) -> Result<bool, CatalogError> {
+        let own = record.id_bytes();
+        for entry in self.manifests_by_object.scan_prefix(object_prefix(record)) {
+            let (key, _) = entry?;
+            let id = &key[key.len() - 16..];
+            if id == own {
+                continue;
+            }
+            let uuid =
+                uuid::Uuid::from_slice(id).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+            if self.manifest(&uuid, now)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The manifest with this id, unless it has expired.
@@ -272,5 +319,24 @@ mod tests {
         assert_eq!(listed.records[0].uuid(), young.uuid());
         assert!(catalog.manifest(&gone.uuid(), NOW).unwrap().is_none());
         assert!(catalog.manifest(&old.uuid(), NOW).unwrap().is_none());
+    }
+
+    #[test]
+    fn manifests_sharing_a_playlist_know_of_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let mut first = record(7, NOW - 10);
+        first.oss_object = "live/index.m3u8".into();
+        let mut second = record(7, NOW - 5);
+        second.oss_object = "live/index.m3u8".into();
+        let mut other = record(7, NOW - 5);
+        other.oss_object = "live/other.m3u8".into();
+        for r in [&first, &second, &other] {
+            catalog.put_manifest(r).unwrap();
+        }
+        assert!(catalog.playlist_shared(&first, NOW).unwrap());
+        assert!(!catalog.playlist_shared(&other, NOW).unwrap());
+        catalog.delete_manifest(&second).unwrap();
+        assert!(!catalog.playlist_shared(&first, NOW).unwrap());
     }
 }

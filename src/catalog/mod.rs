@@ -13,6 +13,8 @@
 //!   the order they expire, so expired ones can be found without a full scan.
 //! - `manifests_by_stream`: stream id (8 BE) + creation (8 BE) + record id
 //!   (16) → (): a stream's manifests in creation order, for listings.
+//! - `manifests_by_object`: endpoint, bucket, key of the playlist + record
+//!   id → (): manifests sharing one playlist object.
 //! - `tokens`: account, operation and ClientToken → [`TokenRecord`], with
 //!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
 
@@ -90,6 +92,7 @@ pub struct Catalog {
     manifests: sled::Tree,
     manifest_expiry: sled::Tree,
     manifests_by_stream: sled::Tree,
+    manifests_by_object: sled::Tree,
     tokens: sled::Tree,
     token_expiry: sled::Tree,
     /// Serializes registrations: each one reads blocks, merges and writes
@@ -180,6 +183,7 @@ impl Catalog {
             manifests: db.open_tree("manifests")?,
             manifest_expiry: db.open_tree("manifest_expiry")?,
             manifests_by_stream: db.open_tree("manifests_by_stream")?,
+            manifests_by_object: db.open_tree("manifests_by_object")?,
             tokens: db.open_tree("tokens")?,
             token_expiry: db.open_tree("token_expiry")?,
             register_lock: Mutex::new(()),

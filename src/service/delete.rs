@@ -65,6 +65,11 @@ impl IndexService {
         }
         if request.remove_file {
             for record in &removed {
+                // Another live manifest still points at this playlist (a
+                // template without {RecordId} wrote the same key twice).
+                if self.catalog.playlist_shared(record, now)? {
+                    continue;
+                }
                 match self
                     .storage
                     .delete(&record.oss_endpoint, &record.oss_bucket, &record.oss_object)
