@@ -64,7 +64,7 @@ fn select_and_render() {
     for batch in segments.chunks(10_000) {
         catalog.register(&name, batch.to_vec(), now).unwrap();
     }
-    futures::executor::block_on(catalog.flush()).unwrap();
+    catalog.flush_blocking().unwrap();
     let stream_id = catalog.stream(&name).unwrap().unwrap().id;
     let (start, end) = (first, first + SEGMENTS * SEGMENT_MICROS);
     let playlist_key = "live/bench/index/clip.m3u8";

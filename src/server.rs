@@ -104,7 +104,17 @@ fn load_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
             .map_err(|err| StartError::Tls(format!("cannot read {}: {err}", path.display())))
     };
     let identity = Identity::from_pem(read(&tls.cert_path)?, read(&tls.key_path)?);
-    Ok(Some(ServerTlsConfig::new().identity(identity)))
+    let config = ServerTlsConfig::new().identity(identity);
+    // Parsed here, so a bad certificate stops `serve` before it says it
+    // is listening.
+    tonic::transport::Server::builder().tls_config(config.clone()).map_err(|err| {
+        StartError::Tls(format!(
+            "certificate {} with key {} is not usable (PEM certificate chain and its private key expected): {err}",
+            tls.cert_path.display(),
+            tls.key_path.display()
+        ))
+    })?;
+    Ok(Some(config))
 }
 
 impl Server {

@@ -157,7 +157,13 @@ impl Accounts {
             return Ok(local.clone());
         }
         let key = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
+            // The scheme is case-insensitive, as everywhere in HTTP.
+            .and_then(|value| {
+                value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            })
+            .map(|(_, key)| key)
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or_else(|| {

@@ -19,6 +19,7 @@
 //!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
 
 pub mod codec;
+mod group_commit;
 mod manifests;
 mod records;
 mod retention;
@@ -27,7 +28,7 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use sled::Transactional;
@@ -98,6 +99,8 @@ pub struct Catalog {
     /// Serializes registrations: each one reads blocks, merges and writes
     /// them back, which must not interleave with another one.
     register_lock: Mutex<()>,
+    /// One flush at a time, shared by the writers waiting for it.
+    commits: group_commit::GroupCommit,
 }
 
 fn minute_of(end: Micros) -> u64 {
@@ -187,14 +190,27 @@ impl Catalog {
             tokens: db.open_tree("tokens")?,
             token_expiry: db.open_tree("token_expiry")?,
             register_lock: Mutex::new(()),
+            commits: Default::default(),
             db,
         })
     }
 
-    /// Makes every write so far durable.
-    pub async fn flush(&self) -> Result<(), CatalogError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Makes every write so far durable. Runs off the async runtime: the
+    /// caller may wait for another writer's fsync.
+    pub async fn flush(self: &Arc<Self>) -> Result<(), CatalogError> {
+        let catalog = self.clone();
+        tokio::task::spawn_blocking(move || catalog.flush_blocking())
+            .await
+            .map_err(|err| CatalogError::Corrupt(format!("flush task failed: {err}")))?
+    }
+
+    /// [`Catalog::flush`] for callers already off the async runtime.
+    pub fn flush_blocking(&self) -> Result<(), CatalogError> {
+        self.commits
+            .wait_durable(|| self.db.flush().map(|_| ()).map_err(|err| err.to_string()))
+            .map_err(|message| {
+                CatalogError::Storage(sled::Error::Io(std::io::Error::other(message)))
+            })
     }
 
     pub fn stream(&self, name: &StreamName) -> Result<Option<StreamRecord>, CatalogError> {
@@ -456,7 +472,7 @@ mod tests {
             catalog
                 .register(&name(), (0..3).map(segment).collect(), NOW)
                 .unwrap();
-            futures::executor::block_on(catalog.flush()).unwrap();
+            catalog.flush_blocking().unwrap();
         }
         let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
         let id = catalog.stream(&name()).unwrap().unwrap().id;

@@ -170,8 +170,13 @@ impl IndexService {
             segment_count: segments.len() as u32,
             stream_id: stream.id,
         };
-        self.catalog.put_manifest(&record)?;
-        self.catalog.flush().await?;
+        let catalog = self.catalog.clone();
+        let stored = record.clone();
+        blocking(move || {
+            catalog.put_manifest(&stored)?;
+            Ok(catalog.flush_blocking()?)
+        })
+        .await?;
         tracing::info!(record_id = %record_id, segments = segments.len(), duration = rendered.duration, "manifest created");
         Ok(record_info(&record))
     }

@@ -104,8 +104,12 @@ impl IndexService {
             created: self.clock.now(),
             response: answer.encode_to_vec(),
         };
-        self.catalog.put_token(&key, &record)?;
-        self.catalog.flush().await?;
+        let catalog = self.catalog.clone();
+        super::blocking(move || {
+            catalog.put_token(&key, &record)?;
+            Ok(catalog.flush_blocking()?)
+        })
+        .await?;
         Ok(answer)
     }
 }
