@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectStore, StorageError};
+use super::{ByteRange, ObjectBytes, ObjectStore, StorageError};
 use crate::manifest::uri::encode_key;
 
 pub struct LocalStore {
@@ -108,9 +108,31 @@ impl ObjectStore for LocalStore {
         blocking(move || write_atomically(&path, &body)).await
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<ObjectBytes, StorageError> {
         let path = self.path(bucket, key);
-        blocking(move || std::fs::read(path).map(Bytes::from)).await
+        blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = std::fs::File::open(path)?;
+            let total_len = file.metadata()?.len();
+            let (start, len) = match range {
+                None => (0, total_len),
+                Some(ByteRange::First(n)) => (0, n.min(total_len)),
+                Some(ByteRange::Last(n)) => (total_len.saturating_sub(n), n.min(total_len)),
+            };
+            file.seek(SeekFrom::Start(start))?;
+            let mut body = Vec::with_capacity(len as usize);
+            file.take(len).read_to_end(&mut body)?;
+            Ok(ObjectBytes {
+                body: Bytes::from(body),
+                total_len,
+            })
+        })
+        .await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
@@ -137,9 +159,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.get("b1", "a/b c.m3u8").await.unwrap(),
+            store.get("b1", "a/b c.m3u8", None).await.unwrap().body,
             Bytes::from_static(b"#EXTM3U\n")
         );
+        let head = store
+            .get("b1", "a/b c.m3u8", Some(ByteRange::First(3)))
+            .await
+            .unwrap();
+        assert_eq!((head.body.as_ref(), head.total_len), (&b"#EX"[..], 8));
+        let tail = store
+            .get("b1", "a/b c.m3u8", Some(ByteRange::Last(100)))
+            .await
+            .unwrap();
+        assert_eq!(tail.body.len(), 8);
         let url = store.url("b1", "a/b c.m3u8");
         assert!(
             url.starts_with("file:///") && url.ends_with("/b1/a/b%20c.m3u8"),
@@ -162,7 +194,7 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(
-            store.get("b1", "a/b c.m3u8").await,
+            store.get("b1", "a/b c.m3u8", None).await,
             Err(StorageError::NotFound)
         );
     }

@@ -59,10 +59,32 @@ pub trait ObjectStore: Send + Sync {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), StorageError>;
-    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError>;
+    /// The object, or part of it, with the object's whole size.
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<ObjectBytes, StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
     /// The URL a player uses to fetch the object.
     fn url(&self, bucket: &str, key: &str) -> String;
+}
+
+/// Part of an object to read: probing a segment needs only its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The first n bytes (or the whole object if smaller).
+    First(u64),
+    /// The last n bytes (or the whole object if smaller).
+    Last(u64),
+}
+
+/// Bytes read from an object, and the size of the whole object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectBytes {
+    pub body: Bytes,
+    pub total_len: u64,
 }
 
 /// One configured endpoint with its store and retry policy.
@@ -144,11 +166,12 @@ impl Storage {
         endpoint: &str,
         bucket: &str,
         key: &str,
-    ) -> Result<Bytes, StorageError> {
+        range: Option<ByteRange>,
+    ) -> Result<ObjectBytes, StorageError> {
         let configured = self.endpoint(endpoint)?;
         match tokio::time::timeout(
             configured.request_timeout,
-            configured.store.get(bucket, key),
+            configured.store.get(bucket, key, range),
         )
         .await
         {

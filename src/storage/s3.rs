@@ -16,7 +16,7 @@ use rusoto_s3::{
 };
 
 use super::resolve::OverrideResolver;
-use super::{ObjectStore, StorageError};
+use super::{ByteRange, ObjectBytes, ObjectStore, StorageError};
 use crate::config::{Addressing, EndpointConfig};
 use crate::manifest::uri::encode_key;
 
@@ -176,10 +176,19 @@ impl ObjectStore for S3Store {
             .map_err(classify)
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<ObjectBytes, StorageError> {
         let request = GetObjectRequest {
             bucket: bucket.to_string(),
             key: key.to_string(),
+            range: range.map(|range| match range {
+                ByteRange::First(n) => format!("bytes=0-{}", n.saturating_sub(1)),
+                ByteRange::Last(n) => format!("bytes=-{n}"),
+            }),
             ..Default::default()
         };
         let output = self
@@ -190,14 +199,25 @@ impl ObjectStore for S3Store {
                 RusotoError::Service(GetObjectError::NoSuchKey(_)) => StorageError::NotFound,
                 other => classify(other),
             })?;
-        let Some(body) = output.body else {
-            return Ok(Bytes::new());
+        // `bytes 0-99/1234` names the whole size; without a range the body
+        // is the whole object.
+        let declared_total = output
+            .content_range
+            .as_deref()
+            .and_then(|range| range.rsplit('/').next())
+            .and_then(|total| total.parse::<u64>().ok());
+        let body: Bytes = match output.body {
+            Some(body) => {
+                let chunks: Vec<Bytes> = body
+                    .try_collect()
+                    .await
+                    .map_err(|err| StorageError::Unreachable(err.to_string()))?;
+                chunks.concat().into()
+            }
+            None => Bytes::new(),
         };
-        let chunks: Vec<Bytes> = body
-            .try_collect()
-            .await
-            .map_err(|err| StorageError::Unreachable(err.to_string()))?;
-        Ok(chunks.concat().into())
+        let total_len = declared_total.unwrap_or(body.len() as u64);
+        Ok(ObjectBytes { body, total_len })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
