@@ -56,6 +56,43 @@ pub struct Config {
     /// TLS for the gRPC listener; plaintext without it.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// An HTTP listener for SRS's `on_hls` callbacks; off without it.
+    #[serde(default)]
+    pub srs_webhook: Option<SrsWebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrsWebhookConfig {
+    /// Address of the HTTP listener SRS posts to.
+    pub listen: SocketAddr,
+    /// Each SRS (or group of streams) that may post, and where its
+    /// segments land in object storage.
+    #[serde(default)]
+    pub sources: Vec<SrsSourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrsSourceConfig {
+    /// SHA-256 (hex) of the secret SRS sends as `?secret=` in the hook URL
+    /// or in the `x-webhook-secret` header.
+    pub secret_sha256: String,
+    /// Account the segments are registered for (`local` in local mode).
+    #[serde(default = "default_local_account")]
+    pub account: String,
+    /// DomainName of the streams SRS records.
+    pub domain: String,
+    /// Where SRS's segments are uploaded: endpoint, bucket, and the prefix
+    /// put before SRS's relative `url` to make the object key.
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub key_prefix: String,
+}
+
+fn default_local_account() -> String {
+    LOCAL_ACCOUNT.to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +257,7 @@ impl Default for Config {
             accounts: Vec::new(),
             rate_limits: BTreeMap::new(),
             tls: None,
+            srs_webhook: None,
         }
     }
 }
@@ -351,6 +389,36 @@ impl Config {
                         account.id
                     )));
                 }
+            }
+        }
+        if let Some(webhook) = &self.srs_webhook {
+            for source in &webhook.sources {
+                let valid = source.secret_sha256.len() == 64
+                    && source.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+                if !valid {
+                    return Err(ConfigError::Invalid(
+                        "srs_webhook source: secret_sha256 must be 64 hex characters".into(),
+                    ));
+                }
+                let known = if self.is_local_mode() {
+                    source.account == LOCAL_ACCOUNT
+                } else {
+                    self.accounts
+                        .iter()
+                        .any(|account| account.id == source.account)
+                };
+                if !known {
+                    return Err(ConfigError::Invalid(format!(
+                        "srs_webhook source: no account {:?}",
+                        source.account
+                    )));
+                }
+            }
+            if self.is_local_mode() && !webhook.listen.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "srs_webhook listen = {} is not a loopback address; without [[accounts]] the service serves loopback only",
+                    webhook.listen
+                )));
             }
         }
         if self.is_local_mode() && !self.listen.ip().is_loopback() {

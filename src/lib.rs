@@ -13,6 +13,7 @@
 //!   rate limits), the handlers and the error-to-status mapping.
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
+//! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
 
@@ -27,6 +28,7 @@ pub mod operations;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod webhook;
 
 /// Types generated from `proto/recordindex/v1/record_index.proto`.
 pub mod proto {

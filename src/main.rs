@@ -146,6 +146,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_default();
             // Tests and scripts read this line to learn the port of `:0`.
             println!("record-index listening on {address}");
+            if let Some(webhook) = server.webhook_addr() {
+                println!("record-index SRS webhook listening on {webhook}");
+            }
             tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
             if let Err(err) = server.run(shutdown_signal()).await {
                 eprintln!("record-index: {err}");

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::proto::record_index_server::RecordIndexServer;
 use crate::service::IndexService;
 use crate::storage::Storage;
+use crate::webhook::Webhook;
 
 /// Largest request accepted: a full batch of 10,000 segments with long keys.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
@@ -32,6 +33,8 @@ pub enum StartError {
     Storage(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("SRS webhook: {0}")]
+    Webhook(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -52,6 +55,8 @@ pub struct Server {
     clock: Arc<dyn Clock>,
     sweep_interval: Duration,
     sweep_batch: usize,
+    /// The SRS callback listener, when configured.
+    webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
 }
 
 /// Removes expired records in the background: a bounded batch at a time,
@@ -147,6 +152,26 @@ impl Server {
         });
         let accounts = Arc::new(Accounts::from_config(config));
         let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
+        let webhook = match &config.srs_webhook {
+            Some(webhook_config) => {
+                let hook = Webhook::new(
+                    webhook_config,
+                    &accounts,
+                    service.clone(),
+                    limiter.clone(),
+                    clock_for_sweeper.clone(),
+                )
+                .map_err(StartError::Webhook)?;
+                let listener = crate::webhook::bind(webhook_config.listen).map_err(|source| {
+                    StartError::Listen {
+                        address: webhook_config.listen,
+                        source,
+                    }
+                })?;
+                Some((Arc::new(hook), listener))
+            }
+            None => None,
+        };
         let gate = GateLayer::new(accounts, limiter.clone());
         let listener =
             TcpListener::bind(config.listen)
@@ -165,7 +190,15 @@ impl Server {
             clock: clock_for_sweeper,
             sweep_interval: Duration::from_secs_f64(config.sweep_interval_secs),
             sweep_batch: config.sweep_batch,
+            webhook,
         })
+    }
+
+    /// Address of the SRS callback listener, when configured.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -209,6 +242,25 @@ impl Server {
             self.sweep_interval,
             self.sweep_batch,
         ));
+        // Dropping the sender tells every listener to stop.
+        let (stopping, stopped) = tokio::sync::watch::channel(());
+        let webhook = self.webhook.map(|(hook, listener)| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                if let Err(err) = hook
+                    .serve(listener, async move {
+                        let _ = stopped.changed().await;
+                    })
+                    .await
+                {
+                    tracing::error!(error = %err, "SRS webhook listener failed");
+                }
+            })
+        });
+        let shutdown = async move {
+            shutdown.await;
+            drop(stopping);
+        };
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder
@@ -224,6 +276,9 @@ impl Server {
             .await;
         pruner.abort();
         sweeper.abort();
+        if let Some(webhook) = webhook {
+            let _ = webhook.await;
+        }
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }
