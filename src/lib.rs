@@ -14,6 +14,7 @@
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
+//! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
 
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod manifest;
 pub mod operations;
 pub mod server;

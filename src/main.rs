@@ -34,6 +34,38 @@ enum Command {
         #[arg(long, env = "RECORD_INDEX_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Registers an existing recording with a running service: the segments
+    /// its recorder's HLS playlist lists. Safe to run again: segments
+    /// already registered are counted, not duplicated.
+    Import {
+        /// Config file naming the object-storage endpoints to read from
+        /// (the service's own config works); local mode's without one.
+        #[arg(long, env = "RECORD_INDEX_CONFIG")]
+        config: Option<PathBuf>,
+        /// gRPC address of the service.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// API key of the account (not needed in local mode).
+        #[arg(long, env = "RECORD_INDEX_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        stream: String,
+        /// Endpoint and bucket holding the recording.
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        /// Key of the recorder's playlist (live or VOD) in that bucket.
+        #[arg(long)]
+        playlist: String,
+        /// Object-storage requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Manages API keys.
     Keys {
         #[command(subcommand)]
@@ -50,6 +82,25 @@ enum KeysCommand {
         #[arg(long)]
         account: String,
     },
+}
+
+async fn import(config: Option<PathBuf>, job: record_index::import::runner::ImportJob) -> ExitCode {
+    let storage = load_config(config, None, None)
+        .and_then(|config| record_index::storage::Storage::from_config(&config));
+    let storage = match storage {
+        Ok(storage) => storage,
+        Err(message) => {
+            eprintln!("record-index: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match record_index::import::runner::run(&storage, &job).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("record-index: import failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn new_key(account: &str) -> ExitCode {
@@ -121,6 +172,31 @@ async fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::New { account },
         } => new_key(&account),
+        Command::Import {
+            config,
+            server,
+            api_key,
+            domain,
+            app,
+            stream,
+            endpoint,
+            bucket,
+            playlist,
+            concurrency,
+        } => {
+            let job = record_index::import::runner::ImportJob {
+                server,
+                api_key,
+                domain,
+                app,
+                stream,
+                endpoint,
+                bucket,
+                playlist,
+                concurrency,
+            };
+            import(config, job).await
+        }
         Command::Serve {
             config,
             listen,

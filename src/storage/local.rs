@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ByteRange, ObjectBytes, ObjectStore, StorageError};
+use super::{ByteRange, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
 use crate::manifest::uri::encode_key;
 
 pub struct LocalStore {
@@ -130,6 +130,22 @@ impl ObjectStore for LocalStore {
             Ok(ObjectBytes {
                 body: Bytes::from(body),
                 total_len,
+            })
+        })
+        .await
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError> {
+        let path = self.path(bucket, key);
+        blocking(move || {
+            let metadata = std::fs::metadata(path)?;
+            let modified = metadata.modified()?;
+            let since_epoch = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Ok(ObjectMeta {
+                size: metadata.len(),
+                last_modified: since_epoch.as_micros() as i64,
             })
         })
         .await

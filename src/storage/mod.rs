@@ -67,6 +67,8 @@ pub trait ObjectStore: Send + Sync {
         range: Option<ByteRange>,
     ) -> Result<ObjectBytes, StorageError>;
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// Size and last-modified time of an object.
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError>;
     /// The URL a player uses to fetch the object.
     fn url(&self, bucket: &str, key: &str) -> String;
 }
@@ -85,6 +87,14 @@ pub enum ByteRange {
 pub struct ObjectBytes {
     pub body: Bytes,
     pub total_len: u64,
+}
+
+/// What object storage says of an object without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// When the upload finished: for a recorder, the segment's end.
+    pub last_modified: crate::manifest::Micros,
 }
 
 /// One configured endpoint with its store and retry policy.
@@ -177,6 +187,24 @@ impl Storage {
         {
             Ok(result) => result,
             Err(_) => Err(StorageError::Unreachable("read timed out".into())),
+        }
+    }
+
+    pub async fn head(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ObjectMeta, StorageError> {
+        let configured = self.endpoint(endpoint)?;
+        match tokio::time::timeout(
+            configured.request_timeout,
+            configured.store.head(bucket, key),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Unreachable("HEAD timed out".into())),
         }
     }
 

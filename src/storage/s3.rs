@@ -12,11 +12,12 @@ use rusoto_core::request::{DispatchSignedRequest, DispatchSignedRequestFuture, H
 use rusoto_core::signature::SignedRequest;
 use rusoto_core::{Region, RusotoError};
 use rusoto_s3::{
-    DeleteObjectRequest, GetObjectError, GetObjectRequest, PutObjectRequest, S3, S3Client,
+    DeleteObjectRequest, GetObjectError, GetObjectRequest, HeadObjectError, HeadObjectRequest,
+    PutObjectRequest, S3, S3Client,
 };
 
 use super::resolve::OverrideResolver;
-use super::{ByteRange, ObjectBytes, ObjectStore, StorageError};
+use super::{ByteRange, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
 use crate::config::{Addressing, EndpointConfig};
 use crate::manifest::uri::encode_key;
 
@@ -218,6 +219,34 @@ impl ObjectStore for S3Store {
         };
         let total_len = declared_total.unwrap_or(body.len() as u64);
         Ok(ObjectBytes { body, total_len })
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError> {
+        let request = HeadObjectRequest {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .head_object(request)
+            .await
+            .map_err(|err| match err {
+                RusotoError::Service(HeadObjectError::NoSuchKey(_)) => StorageError::NotFound,
+                other => classify(other),
+            })?;
+        let last_modified = output
+            .last_modified
+            .as_deref()
+            .and_then(|text| chrono::DateTime::parse_from_rfc2822(text).ok())
+            .map(|time| time.timestamp_micros())
+            .ok_or_else(|| {
+                StorageError::Transient("HEAD answered without a Last-Modified date".into())
+            })?;
+        Ok(ObjectMeta {
+            size: output.content_length.unwrap_or(0).max(0) as u64,
+            last_modified,
+        })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {

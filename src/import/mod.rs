@@ -1,0 +1,4 @@
+//! Importing recordings made before the service existed.
+
+pub mod playlist;
+pub mod runner;
