@@ -37,10 +37,18 @@ fn quickstart_commands() -> String {
                 closed = true;
                 break;
             }
-            if !line.trim_start().starts_with("cargo run") {
-                commands.push_str(line);
-                commands.push('\n');
+            // The test starts the server itself; other `cargo run` lines run
+            // the binary the test was built with.
+            let line = line.trim_start();
+            if line.starts_with("cargo run --release -- serve") {
+                continue;
             }
+            let line = match line.strip_prefix("cargo run --release --") {
+                Some(rest) => format!("{:?}{rest}", env!("CARGO_BIN_EXE_record-index")),
+                None => line.to_string(),
+            };
+            commands.push_str(&line);
+            commands.push('\n');
         }
         assert!(closed, "a quickstart block is not closed with ```");
         blocks += 1;
@@ -154,6 +162,20 @@ async fn readme_quickstart_runs_and_writes_a_playlist() {
         assert!(
             stdout.contains("duration=18.000000"),
             "ffprobe did not play 18 s:\n{stdout}"
+        );
+    }
+
+    // The import registered ffmpeg's own playlist of the recording.
+    if commands.contains(" import ") {
+        assert!(
+            stdout.contains("3 segments listed, 3 new, 0 already registered"),
+            "{stdout}"
+        );
+    }
+    if commands.contains("keys new") {
+        assert!(
+            stdout.contains("[[accounts.keys]]\nsha256 = \""),
+            "{stdout}"
         );
     }
 
