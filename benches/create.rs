@@ -59,6 +59,7 @@ fn select_and_render() {
             height: 720,
             format: Format::Ts,
             size: 500_000,
+            media: None,
         })
         .collect();
     for batch in segments.chunks(10_000) {

@@ -5,6 +5,7 @@
 //! Map of the modules:
 //! - [`manifest`]: pure rules: time formats, names, the OssObject template,
 //!   the range rule, segment selection, the playlist writer, relative URIs.
+//! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
 //! - [`catalog`]: segments and manifest metadata in sled.
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod import;
 pub mod manifest;
+pub mod media;
 pub mod operations;
 pub mod server;
 pub mod service;

@@ -1441,6 +1441,7 @@ fn catalog_segment(object: &str, start: i64) -> CatalogSegment {
         height: 360,
         format: Format::Ts,
         size: 0,
+        media: None,
     }
 }
 

@@ -3,9 +3,27 @@
 //! bucket and most of their object key, so each field is stored as a delta
 //! against the previous segment: a six-second segment costs ~20 bytes.
 
-use crate::manifest::{Format, Micros, Segment};
+use crate::manifest::{Format, Micros, Segment, SegmentMedia};
+use crate::media::VideoCodec;
 
-const BLOCK_VERSION: u8 = 1;
+/// Version 2 adds the probed media facts; version 1 blocks still decode.
+const BLOCK_VERSION: u8 = 2;
+const FIRST_VERSION: u8 = 1;
+
+fn codec_code(codec: VideoCodec) -> u8 {
+    match codec {
+        VideoCodec::H264 => 1,
+        VideoCodec::H265 => 2,
+    }
+}
+
+fn codec_of(code: u8) -> Option<VideoCodec> {
+    match code {
+        1 => Some(VideoCodec::H264),
+        2 => Some(VideoCodec::H265),
+        _ => None,
+    }
+}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt segment block: {0}")]
@@ -68,6 +86,14 @@ pub fn encode_block(base: Micros, segments: &[Segment]) -> Vec<u8> {
         put_varint(&mut out, u64::from(segment.height));
         out.push(segment.format.to_u8());
         put_varint(&mut out, segment.size);
+        // 0: not probed; else the codec, then the first PTS.
+        match segment.media {
+            None => out.push(0),
+            Some(media) => {
+                out.push(codec_code(media.codec));
+                put_varint(&mut out, media.first_pts);
+            }
+        }
         put_repeated_str(
             &mut out,
             &segment.endpoint,
@@ -142,7 +168,8 @@ pub fn decode_block(
     mut visit: impl FnMut(Segment),
 ) -> Result<(), CodecError> {
     let mut reader = Reader { bytes };
-    if reader.byte()? != BLOCK_VERSION {
+    let version = reader.byte()?;
+    if version != BLOCK_VERSION && version != FIRST_VERSION {
         return Err(CodecError("unknown version"));
     }
     let count = reader.varint()?;
@@ -162,6 +189,19 @@ pub fn decode_block(
         let height = u32::try_from(reader.varint()?).map_err(|_| CodecError("height overflow"))?;
         let format = Format::from_u8(reader.byte()?).ok_or(CodecError("unknown format"))?;
         let size = reader.varint()?;
+        let media = match version {
+            FIRST_VERSION => None,
+            _ => match reader.byte()? {
+                0 => None,
+                code => {
+                    let codec = codec_of(code).ok_or(CodecError("unknown codec"))?;
+                    Some(SegmentMedia {
+                        codec,
+                        first_pts: reader.varint()?,
+                    })
+                }
+            },
+        };
         let endpoint = reader.repeated_str(previous.as_ref().map(|p| p.endpoint.as_str()))?;
         let bucket = reader.repeated_str(previous.as_ref().map(|p| p.bucket.as_str()))?;
         let shared =
@@ -178,6 +218,7 @@ pub fn decode_block(
         };
         let object = format!("{prefix}{suffix}");
         let segment = Segment {
+            media,
             endpoint,
             bucket,
             object,
@@ -237,12 +278,13 @@ mod tests {
             height: if index == 2 { 0 } else { 720 },
             format: if index == 4 { Format::Flv } else { Format::Ts },
             size: 1_000_000 + index as u64,
+            media: None,
         }
     }
 
     #[test]
     fn roundtrip_keeps_every_field() {
-        let segments: Vec<Segment> = (0..6)
+        let mut segments: Vec<Segment> = (0..6)
             .map(|i| segment(i, &format!("live/app/stream/17000000{i:02}.ts")))
             .chain([
                 segment(6, "é/ü.ts"),
@@ -250,12 +292,41 @@ mod tests {
                 segment(8, "a.ts"),
             ])
             .collect();
+        segments[1].media = Some(SegmentMedia {
+            codec: VideoCodec::H264,
+            first_pts: (1 << 33) - 1,
+        });
+        segments[2].media = Some(SegmentMedia {
+            codec: VideoCodec::H265,
+            first_pts: 0,
+        });
         let base = 1_700_000_000_000_000 - 60_000_000;
         let bytes = encode_block(base, &segments);
         let mut decoded = Vec::new();
         decode_block(base, &bytes, |s| decoded.push(s)).unwrap();
         assert_eq!(decoded, segments);
         assert!(bytes.len() < segments.len() * 40, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn version_1_blocks_still_decode() {
+        // One segment as version 1 wrote it: no media byte.
+        let mut v1 = vec![1u8, 1];
+        for field in [0u8, 0x80, 0xb5, 0x18, 0, 0, 0, 0, 0] {
+            v1.push(field);
+        }
+        v1.extend_from_slice(&[2, b'e', 2, b'b', 0, 4, b'a', b'.', b't', b's']);
+        let mut decoded = Vec::new();
+        decode_block(0, &v1, |s| decoded.push(s)).unwrap();
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(
+            (
+                decoded[0].object.as_str(),
+                decoded[0].duration,
+                decoded[0].media
+            ),
+            ("a.ts", 400_000, None)
+        );
     }
 
     #[test]

@@ -374,6 +374,7 @@ mod tests {
             height: 360,
             format: Format::Ts,
             size: 0,
+            media: None,
         }
     }
 

@@ -88,6 +88,18 @@ pub struct Segment {
     pub format: Format,
     /// Object size in bytes, 0 when unknown.
     pub size: u64,
+    /// What a probe of the media found; `None` when the recorder gave the
+    /// metadata and nothing was probed.
+    pub media: Option<SegmentMedia>,
+}
+
+/// Facts from the segment's own bytes that wall-clock times cannot show:
+/// an encoder restart resets PTS, a codec change needs a new decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentMedia {
+    pub codec: crate::media::VideoCodec,
+    /// PTS of the first video frame (90 kHz, 33 bits).
+    pub first_pts: u64,
 }
 
 impl Segment {

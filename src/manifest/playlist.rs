@@ -6,6 +6,7 @@
 
 use super::time::{push_digits, write_program_date_time};
 use super::{Micros, Segment};
+use crate::media::{PTS_HZ, pts_delta};
 
 /// A hole between two segments longer than this is a discontinuity: the
 /// player must not expect continuous timestamps across it.
@@ -28,6 +29,22 @@ pub struct Playlist {
 
 /// Renders the playlist of `segments`, which must be sorted by start.
 /// `uri_for` gives each segment's URI line (relative or absolute).
+/// Whether the media itself does not run on from `prev` to `next`: another
+/// codec, or a PTS that does not continue (an encoder restart), which
+/// wall-clock times alone cannot show. Only probed segments know.
+fn media_breaks(prev: &Segment, next: &Segment) -> bool {
+    let (Some(a), Some(b)) = (prev.media, next.media) else {
+        return false;
+    };
+    if a.codec != b.codec {
+        return true;
+    }
+    let prev_ticks = i128::from(prev.duration) * i128::from(PTS_HZ) / 1_000_000;
+    let expected = a.first_pts.wrapping_add(prev_ticks as u64);
+    let gap_ticks = i128::from(DISCONTINUITY_GAP) * i128::from(PTS_HZ) / 1_000_000;
+    i128::from(pts_delta(expected, b.first_pts)).abs() > gap_ticks
+}
+
 pub fn render(segments: &[Segment], mut uri_for: impl FnMut(&Segment) -> String) -> Playlist {
     let longest = segments
         .iter()
@@ -55,12 +72,15 @@ pub fn render(segments: &[Segment], mut uri_for: impl FnMut(&Segment) -> String)
     // unknown size between two different sizes must not hide the change.
     let mut last_resolution: Option<(u32, u32)> = None;
     let mut size: Option<(u32, u32)> = None;
+    let mut previous: Option<&Segment> = None;
     for seg in segments {
         let resolution = (seg.width != 0 && seg.height != 0).then_some((seg.width, seg.height));
         let discontinuity = previous_end.is_some_and(|end| {
             i128::from(seg.start) - i128::from(end) > i128::from(DISCONTINUITY_GAP)
                 || matches!((last_resolution, resolution), (Some(last), Some(now)) if last != now)
+                || previous.is_some_and(|prev| media_breaks(prev, seg))
         });
+        previous = Some(seg);
         if discontinuity {
             text.push_str("#EXT-X-DISCONTINUITY\n");
         }
@@ -149,6 +169,7 @@ mod tests {
             height: 360,
             format: Format::Ts,
             size: 0,
+            media: None,
         }
     }
 
@@ -473,5 +494,47 @@ mod tests {
         if !cfg!(debug_assertions) {
             assert!(elapsed.as_millis() < 50, "rendering took {elapsed:?}");
         }
+    }
+
+    #[test]
+    fn the_media_breaks_where_wall_clocks_do_not() {
+        use crate::manifest::SegmentMedia;
+        use crate::media::VideoCodec;
+        let mut segs: Vec<Segment> = (0..4)
+            .map(|i| {
+                seg(
+                    &format!("{i}.ts"),
+                    1_800_000_000_000_000 + i * 6_000_000,
+                    6_000_000,
+                )
+            })
+            .collect();
+        let pts = |seconds: u64| (seconds * 90_000 + (1u64 << 33) - 90_000) & ((1u64 << 33) - 1);
+        // PTS runs on across a 33-bit wrap: no break.
+        segs[0].media = Some(SegmentMedia {
+            codec: VideoCodec::H264,
+            first_pts: pts(0),
+        });
+        segs[1].media = Some(SegmentMedia {
+            codec: VideoCodec::H264,
+            first_pts: pts(6),
+        });
+        // An encoder restart: PTS starts over though the clock runs on.
+        segs[2].media = Some(SegmentMedia {
+            codec: VideoCodec::H264,
+            first_pts: 0,
+        });
+        // Another codec.
+        segs[3].media = Some(SegmentMedia {
+            codec: VideoCodec::H265,
+            first_pts: 6 * 90_000,
+        });
+        let text = render(&segs, |s| s.object.clone()).text;
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 2, "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:"));
+        // Unprobed neighbours never break on media grounds.
+        segs[2].media = None;
+        let text = render(&segs, |s| s.object.clone()).text;
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 0, "{text}");
     }
 }

@@ -85,6 +85,7 @@ mod tests {
             height: 0,
             format: Format::Ts,
             size: 0,
+            media: None,
         }
     }
 

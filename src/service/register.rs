@@ -24,8 +24,36 @@ fn field_error(index: usize, field: &str, reason: impl std::fmt::Display) -> Api
     ApiError::InvalidParams(format!("Segments[{index}].{field}: {reason}"))
 }
 
+/// A segment length in seconds as the catalog keeps it.
+pub(super) fn checked_duration(index: usize, seconds: f64) -> ApiResult<Micros> {
+    if !(seconds > 0.0 && seconds <= MAX_SEGMENT_SECONDS) {
+        return Err(field_error(
+            index,
+            "Duration",
+            format!("must be more than 0 and at most {MAX_SEGMENT_SECONDS} seconds"),
+        ));
+    }
+    let duration = (seconds * MICROS_PER_SECOND as f64).round() as Micros;
+    if duration == 0 {
+        return Err(field_error(
+            index,
+            "Duration",
+            "must be at least one microsecond",
+        ));
+    }
+    Ok(duration)
+}
+
+/// A segment as the request describes it, and whether its media must be
+/// probed for what the request left out.
+pub(super) struct Described {
+    pub segment: Segment,
+    pub missing_duration: bool,
+    pub missing_size: bool,
+}
+
 /// Checks one segment and converts it to the catalog's form.
-fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResult<Segment> {
+fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResult<Described> {
     if !names::is_endpoint(&segment.oss_endpoint) {
         return Err(field_error(
             index,
@@ -54,21 +82,13 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
     if start > now + CLOCK_SKEW {
         return Err(field_error(index, "StartTime", "is in the future"));
     }
-    if !(segment.duration > 0.0 && segment.duration <= MAX_SEGMENT_SECONDS) {
-        return Err(field_error(
-            index,
-            "Duration",
-            format!("must be more than 0 and at most {MAX_SEGMENT_SECONDS} seconds"),
-        ));
-    }
-    let duration = (segment.duration * MICROS_PER_SECOND as f64).round() as Micros;
-    if duration == 0 {
-        return Err(field_error(
-            index,
-            "Duration",
-            "must be at least one microsecond",
-        ));
-    }
+    // No Duration (0 in proto3) means: probe the media for it.
+    let missing_duration = segment.duration == 0.0;
+    let duration = if missing_duration {
+        0
+    } else {
+        checked_duration(index, segment.duration)?
+    };
     if segment.sequence < 0 {
         return Err(field_error(index, "Sequence", "must not be negative"));
     }
@@ -86,7 +106,7 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
     if segment.size < 0 {
         return Err(field_error(index, "Size", "must not be negative"));
     }
-    Ok(Segment {
+    let segment_out = Segment {
         endpoint: segment.oss_endpoint.clone(),
         bucket: segment.oss_bucket.clone(),
         object: segment.oss_object.clone(),
@@ -97,6 +117,13 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
         height: segment.height as u32,
         format,
         size: segment.size as u64,
+        media: None,
+    };
+    let missing_size = segment.width == 0 && segment.height == 0;
+    Ok(Described {
+        segment: segment_out,
+        missing_duration,
+        missing_size,
     })
 }
 
@@ -142,7 +169,7 @@ impl IndexService {
             )));
         }
         let now = self.clock.now();
-        let segments = request
+        let described = request
             .segments
             .iter()
             .enumerate()
@@ -150,16 +177,17 @@ impl IndexService {
             .collect::<ApiResult<Vec<_>>>()?;
         // Segments in another tenant's bucket would let one account index,
         // and so read, another's recordings.
-        if let Some((index, segment)) = segments
+        if let Some((index, described)) = described
             .iter()
             .enumerate()
-            .find(|(_, s)| !caller.owns_bucket(&s.bucket))
+            .find(|(_, d)| !caller.owns_bucket(&d.segment.bucket))
         {
             return Err(ApiError::BucketNotFound(format!(
                 "Segments[{index}].OssBucket: bucket {} does not belong to account {}",
-                segment.bucket, caller.account.id
+                described.segment.bucket, caller.account.id
             )));
         }
+        let segments = self.complete_from_media(described).await?;
         let name = StreamName {
             domain: request.domain_name,
             app: request.app_name,
