@@ -162,7 +162,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rusoto_core=warn,hyper=warn,h2=warn")),
+                .unwrap_or_else(|_| EnvFilter::new("info,rusoto_core=warn,hyper=warn,h2=warn,mpeg2ts_reader=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

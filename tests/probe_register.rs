@@ -41,6 +41,7 @@ fn create(
     end: String,
 ) -> CreateLiveStreamRecordIndexFilesRequest {
     CreateLiveStreamRecordIndexFilesRequest {
+        clip_mode: String::new(),
         domain_name: "example.com".into(),
         app_name: "live".into(),
         stream_name: stream.into(),

@@ -326,6 +326,7 @@ async fn indexed_segments(
     tag: &str,
 ) -> Vec<String> {
     let mut request = tonic::Request::new(CreateLiveStreamRecordIndexFilesRequest {
+        clip_mode: String::new(),
         client_token: String::new(),
         domain_name: account.domain.into(),
         app_name: APP.into(),
@@ -501,6 +502,7 @@ async fn local_mode_allows_45_creates_a_second() {
     let requests: Vec<_> = (0..CREATES)
         .map(|n| {
             let request = CreateLiveStreamRecordIndexFilesRequest {
+                clip_mode: String::new(),
                 client_token: String::new(),
                 domain_name: "example.com".into(),
                 app_name: APP.into(),

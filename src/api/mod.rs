@@ -81,9 +81,9 @@ impl RecordIndex for GrpcApi {
             context.request_id,
             started,
             result,
-            |info, request_id| proto::CreateLiveStreamRecordIndexFilesResponse {
+            |answer, request_id| proto::CreateLiveStreamRecordIndexFilesResponse {
                 request_id,
-                record_info: Some(info),
+                ..answer
             },
         )
     }

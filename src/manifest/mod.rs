@@ -2,6 +2,7 @@
 //! which segments a range selects, and the playlist text. Nothing here does
 //! I/O, so every rule is tested without a server.
 
+pub mod clip;
 pub mod names;
 pub mod playlist;
 pub mod range;

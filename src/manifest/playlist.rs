@@ -27,8 +27,6 @@ pub struct Playlist {
     pub height: u32,
 }
 
-/// Renders the playlist of `segments`, which must be sorted by start.
-/// `uri_for` gives each segment's URI line (relative or absolute).
 /// Whether the media itself does not run on from `prev` to `next`: another
 /// codec, or a PTS that does not continue (an encoder restart), which
 /// wall-clock times alone cannot show. Only probed segments know.
@@ -45,21 +43,59 @@ fn media_breaks(prev: &Segment, next: &Segment) -> bool {
     i128::from(pts_delta(expected, b.first_pts)).abs() > gap_ticks
 }
 
-pub fn render(segments: &[Segment], mut uri_for: impl FnMut(&Segment) -> String) -> Playlist {
-    let longest = segments
+/// One playlist entry: a whole segment, or the part of one a clip keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Part<'a> {
+    pub segment: &'a Segment,
+    /// When the part's first frame plays, and for how long it plays.
+    pub start: Micros,
+    pub duration: Micros,
+    /// `(length, offset)` bytes of the object, for `#EXT-X-BYTERANGE`.
+    pub byte_range: Option<(u64, u64)>,
+}
+
+impl<'a> Part<'a> {
+    pub fn whole(segment: &'a Segment) -> Part<'a> {
+        Part {
+            segment,
+            start: segment.start,
+            duration: segment.duration,
+            byte_range: None,
+        }
+    }
+}
+
+/// Renders the playlist of `segments`, which must be sorted by start.
+/// `uri_for` gives each segment's URI line (relative or absolute).
+pub fn render(segments: &[Segment], uri_for: impl FnMut(&Segment) -> String) -> Playlist {
+    let parts: Vec<Part> = segments.iter().map(Part::whole).collect();
+    render_parts(&parts, uri_for)
+}
+
+/// Renders playlist entries that may be parts of segments: version 4 and
+/// `#EXT-X-BYTERANGE` once any entry is a byte range.
+pub fn render_parts(parts: &[Part], mut uri_for: impl FnMut(&Segment) -> String) -> Playlist {
+    let longest = parts
         .iter()
-        .map(|s| extinf_millis(s.duration))
+        .map(|p| extinf_millis(p.duration))
         .max()
         .unwrap_or(0);
     // Ceil of the longest EXTINF as printed: RFC 8216 requires every
     // EXTINF to be at most the target duration.
     let target = longest.div_ceil(1000).max(1);
+    let version = if parts.iter().any(|p| p.byte_range.is_some()) {
+        "4"
+    } else {
+        "3"
+    };
 
-    let mut text = String::with_capacity(160 + segments.len() * BYTES_PER_SEGMENT);
-    text.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:");
+    let mut text = String::with_capacity(160 + parts.len() * BYTES_PER_SEGMENT);
+    text.push_str("#EXTM3U\n#EXT-X-VERSION:");
+    text.push_str(version);
+    text.push_str("\n#EXT-X-TARGETDURATION:");
     push_u64(&mut text, target);
     text.push_str("\n#EXT-X-MEDIA-SEQUENCE:");
-    let first_sequence = segments.first().map_or(0, |s| s.sequence);
+    let first_sequence = parts.first().map_or(0, |p| p.segment.sequence);
     if first_sequence < 0 {
         text.push('-');
     }
@@ -73,10 +109,11 @@ pub fn render(segments: &[Segment], mut uri_for: impl FnMut(&Segment) -> String)
     let mut last_resolution: Option<(u32, u32)> = None;
     let mut size: Option<(u32, u32)> = None;
     let mut previous: Option<&Segment> = None;
-    for seg in segments {
+    for part in parts {
+        let seg = part.segment;
         let resolution = (seg.width != 0 && seg.height != 0).then_some((seg.width, seg.height));
         let discontinuity = previous_end.is_some_and(|end| {
-            i128::from(seg.start) - i128::from(end) > i128::from(DISCONTINUITY_GAP)
+            i128::from(part.start) - i128::from(end) > i128::from(DISCONTINUITY_GAP)
                 || matches!((last_resolution, resolution), (Some(last), Some(now)) if last != now)
                 || previous.is_some_and(|prev| media_breaks(prev, seg))
         });
@@ -86,21 +123,28 @@ pub fn render(segments: &[Segment], mut uri_for: impl FnMut(&Segment) -> String)
         }
         if discontinuity || previous_end.is_none() {
             text.push_str("#EXT-X-PROGRAM-DATE-TIME:");
-            write_program_date_time(&mut text, seg.start);
+            write_program_date_time(&mut text, part.start);
             text.push('\n');
         }
 
-        let millis = extinf_millis(seg.duration);
+        let millis = extinf_millis(part.duration);
         total_millis = total_millis.saturating_add(millis);
         text.push_str("#EXTINF:");
         push_u64(&mut text, millis / 1000);
         text.push('.');
         push_digits(&mut text, (millis % 1000) as u32, 3);
         text.push_str(",\n");
+        if let Some((length, offset)) = part.byte_range {
+            text.push_str("#EXT-X-BYTERANGE:");
+            push_u64(&mut text, length);
+            text.push('@');
+            push_u64(&mut text, offset);
+            text.push('\n');
+        }
         text.push_str(&uri_for(seg));
         text.push('\n');
 
-        previous_end = Some(seg.start.saturating_add(seg.duration));
+        previous_end = Some(part.start.saturating_add(part.duration));
         if resolution.is_some() {
             last_resolution = resolution;
             size = size.or(resolution);
@@ -536,5 +580,42 @@ mod tests {
         segs[2].media = None;
         let text = render(&segs, |s| s.object.clone()).text;
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY").count(), 0, "{text}");
+    }
+
+    #[test]
+    fn byte_ranges_make_version_4() {
+        let segs: Vec<Segment> = (0..2)
+            .map(|i| seg(&format!("{i}.ts"), t0() + i * 6 * SECOND, 6 * SECOND))
+            .collect();
+        let parts = vec![
+            Part {
+                segment: &segs[0],
+                start: t0() + 2 * SECOND,
+                duration: 4 * SECOND,
+                byte_range: Some((1000, 376)),
+            },
+            Part {
+                segment: &segs[1],
+                start: t0() + 6 * SECOND,
+                duration: 3 * SECOND,
+                byte_range: Some((2256, 0)),
+            },
+        ];
+        let playlist = render_parts(&parts, |s| s.object.clone());
+        assert!(
+            playlist
+                .text
+                .starts_with("#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:4\n"),
+            "{}",
+            playlist.text
+        );
+        assert!(playlist.text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-25T10:00:02.000Z\n#EXTINF:4.000,\n#EXT-X-BYTERANGE:1000@376\n0.ts\n"));
+        assert!(
+            playlist
+                .text
+                .contains("#EXTINF:3.000,\n#EXT-X-BYTERANGE:2256@0\n1.ts\n")
+        );
+        assert!(!playlist.text.contains("DISCONTINUITY"));
+        assert_eq!(playlist.duration, 7.0);
     }
 }

@@ -8,10 +8,13 @@ use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
 use crate::catalog::ManifestRecord;
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::clip::{self, Cut};
+use crate::manifest::playlist::Part;
 use crate::manifest::range::{self, MANIFEST_RETENTION};
 use crate::manifest::selection::Selection;
 use crate::manifest::template::{self, TemplateVars};
-use crate::manifest::{Micros, names, playlist, time, uri};
+use crate::manifest::{Micros, Segment, names, playlist, time, uri};
+use crate::media;
 use crate::operations::Operation;
 use crate::proto;
 use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
@@ -31,7 +34,7 @@ impl IndexService {
         &self,
         caller: &Caller,
         mut request: proto::CreateLiveStreamRecordIndexFilesRequest,
-    ) -> ApiResult<proto::RecordInfo> {
+    ) -> ApiResult<proto::CreateLiveStreamRecordIndexFilesResponse> {
         let operation = Operation::CreateLiveStreamRecordIndexFiles;
         caller.authorize(operation, &request.domain_name)?;
         let token = std::mem::take(&mut request.client_token);
@@ -46,11 +49,86 @@ impl IndexService {
         .await
     }
 
+    /// The parts of a KEYFRAME clip: the first and last segments trimmed to
+    /// the keyframes around the range, each read from object storage and
+    /// probed; an end that cannot be trimmed keeps its whole segment.
+    async fn keyframe_parts<'a>(
+        &self,
+        segments: &'a [Segment],
+        start: Micros,
+        end: Micros,
+    ) -> Clip<'a> {
+        let mut clip = Clip {
+            parts: segments.iter().map(Part::whole).collect(),
+            trimmed: false,
+            note: String::new(),
+        };
+        let last = segments.len() - 1;
+        let cut_in = (segments[0].start < start).then_some(start);
+        let cut_out = (segments[last].end() > end).then_some(end);
+        let mut notes = Vec::new();
+        let ends: Vec<(usize, Option<Micros>, Option<Micros>)> = if last == 0 {
+            vec![(0, cut_in, cut_out)]
+        } else {
+            vec![(0, cut_in, None), (last, None, cut_out)]
+        };
+        for (index, cut_in, cut_out) in ends {
+            if cut_in.is_none() && cut_out.is_none() {
+                continue;
+            }
+            let segment = &segments[index];
+            match self.cut_segment(segment, cut_in, cut_out).await {
+                Ok(cut) => {
+                    clip.parts[index] = Part {
+                        segment,
+                        start: cut.start,
+                        duration: cut.duration,
+                        byte_range: cut.byte_range,
+                    };
+                    clip.trimmed |= cut.byte_range.is_some();
+                }
+                Err(reason) => {
+                    notes.push(format!("{}: whole segment kept: {reason}", segment.object))
+                }
+            }
+        }
+        clip.note = notes.join("; ");
+        clip
+    }
+
+    async fn cut_segment(
+        &self,
+        segment: &Segment,
+        cut_in: Option<Micros>,
+        cut_out: Option<Micros>,
+    ) -> Result<Cut, String> {
+        if !self.storage.has_endpoint(&segment.endpoint) {
+            return Err(format!(
+                "endpoint {} is not one this service reads from",
+                segment.endpoint
+            ));
+        }
+        let object = self
+            .storage
+            .get(&segment.endpoint, &segment.bucket, &segment.object, None)
+            .await
+            .map_err(|err| format!("reading it failed: {err}"))?;
+        let bytes = object.body;
+        let total = object.total_len;
+        tokio::task::spawn_blocking(move || (media::probe(&bytes), total))
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|(probe, total)| {
+                let probe = probe.map_err(|err| format!("probing it failed: {err}"))?;
+                clip::cut(segment, &probe, total, cut_in, cut_out)
+            })
+    }
+
     async fn create_new(
         &self,
         caller: &Caller,
         request: proto::CreateLiveStreamRecordIndexFilesRequest,
-    ) -> ApiResult<proto::RecordInfo> {
+    ) -> ApiResult<proto::CreateLiveStreamRecordIndexFilesResponse> {
         check_required(
             &request.domain_name,
             &request.app_name,
@@ -63,6 +141,15 @@ impl IndexService {
                 ("EndTime", &request.end_time),
             ],
         )?;
+        let keyframe_clip = match request.clip_mode.as_str() {
+            "" | "SEGMENT" => false,
+            "KEYFRAME" => true,
+            _ => {
+                return Err(ApiError::InvalidParams(
+                    "ClipMode must be SEGMENT or KEYFRAME".into(),
+                ));
+            }
+        };
         let (start, end) = parse_range(&request.start_time, &request.end_time)?;
         if !names::is_endpoint(&request.oss_endpoint)
             || !self.storage.has_endpoint(&request.oss_endpoint)
@@ -98,15 +185,16 @@ impl IndexService {
             &request.stream_name,
         );
         let stream = self.catalog.stream(&name)?;
-        range::check_range(
-            start,
-            end,
-            now,
+        // A keyframe clip may be shorter than a segment: that is its point.
+        let shortest_range = if keyframe_clip {
+            Some(1)
+        } else {
             stream
                 .as_ref()
                 .map(|s| s.longest_segment)
-                .filter(|d| *d > 0),
-        )?;
+                .filter(|d| *d > 0)
+        };
+        range::check_range(start, end, now, shortest_range)?;
         if !caller.owns_bucket(&request.oss_bucket) {
             return Err(ApiError::BucketNotFound(format!(
                 "bucket {} does not belong to account {}",
@@ -126,11 +214,20 @@ impl IndexService {
                 stream.longest_segment,
                 start,
                 end,
-                request.end_time_included,
+                request.end_time_included || keyframe_clip,
                 now,
             )
             .await?;
-        let rendered = playlist::render(&segments, |segment| {
+        let clip = if keyframe_clip {
+            self.keyframe_parts(&segments, start, end).await
+        } else {
+            Clip {
+                parts: segments.iter().map(Part::whole).collect(),
+                trimmed: false,
+                note: String::new(),
+            }
+        };
+        let rendered = playlist::render_parts(&clip.parts, |segment| {
             if segment.endpoint == request.oss_endpoint && segment.bucket == request.oss_bucket {
                 uri::relative_uri(&key, &segment.object)
             } else {
@@ -167,7 +264,7 @@ impl IndexService {
             duration: rendered.duration,
             width: rendered.width,
             height: rendered.height,
-            segment_count: segments.len() as u32,
+            segment_count: clip.parts.len() as u32,
             stream_id: stream.id,
         };
         let catalog = self.catalog.clone();
@@ -178,7 +275,12 @@ impl IndexService {
         })
         .await?;
         tracing::info!(record_id = %record_id, segments = segments.len(), duration = rendered.duration, "manifest created");
-        Ok(record_info(&record))
+        Ok(proto::CreateLiveStreamRecordIndexFilesResponse {
+            request_id: String::new(),
+            record_info: Some(record_info(&record)),
+            clip_mode: if clip.trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
+            clip_note: clip.note,
+        })
     }
 
     /// Rule 7: the segments of the range, bounded by the cap.
@@ -208,6 +310,15 @@ impl IndexService {
         })
         .await
     }
+}
+
+/// The playlist entries of a manifest and what trimming did.
+struct Clip<'a> {
+    parts: Vec<Part<'a>>,
+    /// Whether any end was trimmed to a keyframe.
+    trimmed: bool,
+    /// Why an end kept its whole segment.
+    note: String,
 }
 
 /// The API's view of a stored manifest.

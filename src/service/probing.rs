@@ -16,19 +16,21 @@ const PROBE_SPAN: u64 = 256 * 1024;
 /// Segments of one batch probed at once.
 const PROBES_IN_FLIGHT: usize = 8;
 
-fn probe_error(index: usize, reason: impl std::fmt::Display) -> ApiError {
+/// Names the first missing field, as every InvalidParams of a batch does.
+fn probe_error(index: usize, field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::InvalidParams(format!(
-        "Segments[{index}]: Duration, Width or Height is missing and probing the media failed: {reason}"
+        "Segments[{index}].{field}: missing, and probing the media for it failed: {reason}"
     ))
 }
 
-fn read_error(index: usize, segment: &Segment, err: StorageError) -> ApiError {
+fn read_error(index: usize, field: &str, segment: &Segment, err: StorageError) -> ApiError {
     match err {
         StorageError::NotFound => probe_error(
             index,
+            field,
             format!("{} is not in bucket {}", segment.object, segment.bucket),
         ),
-        StorageError::Rejected(reason) => probe_error(index, reason),
+        StorageError::Rejected(reason) => probe_error(index, field, reason),
         // Not the client's fault: object storage did not answer.
         StorageError::Unreachable(reason) | StorageError::Transient(reason) => {
             ApiError::unavailable(format!(
@@ -62,9 +64,15 @@ impl IndexService {
             missing_duration,
             missing_size,
         } = described;
+        let field = if missing_duration {
+            "Duration"
+        } else {
+            "Width"
+        };
         if !self.storage.has_endpoint(&segment.endpoint) {
             return Err(probe_error(
                 index,
+                field,
                 format!(
                     "endpoint {} is not one this service reads from",
                     segment.endpoint
@@ -77,17 +85,17 @@ impl IndexService {
         };
         let head = read(Some(ByteRange::First(PROBE_SPAN)))
             .await
-            .map_err(|err| read_error(index, &segment, err))?;
+            .map_err(|err| read_error(index, field, &segment, err))?;
         let total = head.total_len;
         let summary = if head.body.len() as u64 >= total {
             media::probe_head_tail(&head.body, &head.body, total)
         } else {
             let tail = read(Some(ByteRange::Last(PROBE_SPAN)))
                 .await
-                .map_err(|err| read_error(index, &segment, err))?;
+                .map_err(|err| read_error(index, field, &segment, err))?;
             media::probe_head_tail(&head.body, &tail.body, total)
         }
-        .map_err(|err| probe_error(index, err))?;
+        .map_err(|err| probe_error(index, field, err))?;
         if missing_duration {
             segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
         }
