@@ -48,7 +48,10 @@ impl IndexService {
     ) -> ApiResult<Vec<Segment>> {
         futures::stream::iter(described.into_iter().enumerate())
             .map(|(index, described)| async move {
-                if !(described.missing_duration || described.missing_size) {
+                // Only a missing Duration makes the media a must: Width and
+                // Height of 0 mean "unknown", and are filled in when a probe
+                // runs anyway.
+                if !described.missing_duration {
                     return Ok(described.segment);
                 }
                 self.probe_into(index, described).await
@@ -61,14 +64,10 @@ impl IndexService {
     async fn probe_into(&self, index: usize, described: Described) -> ApiResult<Segment> {
         let Described {
             mut segment,
-            missing_duration,
             missing_size,
+            ..
         } = described;
-        let field = if missing_duration {
-            "Duration"
-        } else {
-            "Width"
-        };
+        let field = "Duration";
         if !self.storage.has_endpoint(&segment.endpoint) {
             return Err(probe_error(
                 index,
@@ -96,9 +95,7 @@ impl IndexService {
             media::probe_head_tail(&head.body, &tail.body, total)
         }
         .map_err(|err| probe_error(index, field, err))?;
-        if missing_duration {
-            segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
-        }
+        segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
         if missing_size {
             segment.width = summary.width;
             segment.height = summary.height;
