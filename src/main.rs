@@ -60,8 +60,12 @@ enum Command {
         #[arg(long)]
         bucket: String,
         /// Key of the recorder's playlist (live or VOD) in that bucket.
+        #[arg(long, conflicts_with = "prefix", required_unless_present = "prefix")]
+        playlist: Option<String>,
+        /// Or: a key prefix; every `.ts` object under it is probed and dated
+        /// by its Last-Modified minus its duration.
         #[arg(long)]
-        playlist: String,
+        prefix: Option<String>,
         /// Object-storage requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -181,8 +185,18 @@ async fn main() -> ExitCode {
             endpoint,
             bucket,
             playlist,
+            prefix,
             concurrency,
         } => {
+            use record_index::import::runner::ImportSource;
+            let source = match (playlist, prefix) {
+                (Some(playlist), _) => ImportSource::Playlist(playlist),
+                (None, Some(prefix)) => ImportSource::Prefix(prefix),
+                (None, None) => {
+                    eprintln!("record-index: import needs --playlist or --prefix");
+                    return ExitCode::from(2);
+                }
+            };
             let job = record_index::import::runner::ImportJob {
                 server,
                 api_key,
@@ -191,7 +205,7 @@ async fn main() -> ExitCode {
                 stream,
                 endpoint,
                 bucket,
-                playlist,
+                source,
                 concurrency,
             };
             import(config, job).await

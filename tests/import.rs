@@ -42,6 +42,18 @@ fn import(
     stream: &str,
     playlist: &str,
 ) -> (bool, String, String) {
+    import_from(server, endpoint, bucket, stream, &["--playlist", playlist])
+}
+
+/// Runs `record-index import` with `source` (`--playlist KEY` or
+/// `--prefix PREFIX`).
+fn import_from(
+    server: &Server,
+    endpoint: &str,
+    bucket: &str,
+    stream: &str,
+    source: &[&str],
+) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_record-index"))
         .args(["import", "--config"])
         .arg(server.workdir.join("record-index.toml"))
@@ -60,11 +72,10 @@ fn import(
             endpoint,
             "--bucket",
             bucket,
-            "--playlist",
-            playlist,
             "--concurrency",
             "4",
         ])
+        .args(source)
         .env("TEST_S3_KEY", "record-index-test")
         .env("TEST_S3_SECRET", "record-index-test-secret")
         .env_remove("RECORD_INDEX_API_KEY")
@@ -204,4 +215,71 @@ async fn a_missing_playlist_fails_with_a_clear_message() {
         stderr.contains("nope/index.m3u8") && stderr.contains("not found"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_prefix_of_ts_objects_is_probed_and_dated_by_upload() {
+    let weed = seaweedfs();
+    let server = Server::start(&weed.endpoint_toml(Addressing::Path)).await;
+    let endpoint = weed.endpoint_name(Addressing::Path);
+    let bucket = weed.create_bucket().await;
+    weed.upload_media(&bucket, "rec/cam4").await;
+    weed.put_object(
+        &bucket,
+        "rec/cam4/notes.txt",
+        "not media".into(),
+        "text/plain",
+    )
+    .await;
+
+    let (ok, stdout, stderr) = import_from(
+        &server,
+        &endpoint,
+        &bucket,
+        "cam4",
+        &["--prefix", "rec/cam4/"],
+    );
+    assert!(ok, "import failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("10 segments listed, 10 new, 0 already registered"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = import_from(
+        &server,
+        &endpoint,
+        &bucket,
+        "cam4",
+        &["--prefix", "rec/cam4/"],
+    );
+    assert!(
+        ok && stdout.contains("0 new, 10 already registered"),
+        "{stdout}"
+    );
+
+    let mut client = server.client().await;
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let info = client
+        .create_live_stream_record_index_files(CreateLiveStreamRecordIndexFilesRequest {
+            domain_name: "example.com".into(),
+            app_name: "live".into(),
+            stream_name: "cam4".into(),
+            oss_endpoint: endpoint.clone(),
+            oss_bucket: bucket.clone(),
+            oss_object: "rec/cam4/clip.m3u8".into(),
+            start_time: utc_seconds(now - chrono::Duration::seconds(120)),
+            end_time: utc_seconds(now),
+            ..Default::default()
+        })
+        .await
+        .expect("create over the imported prefix")
+        .into_inner()
+        .record_info
+        .unwrap();
+    let seconds: f64 = media().segments.iter().map(|s| s.duration).sum();
+    assert!(
+        (info.duration - seconds).abs() < 0.5,
+        "{} vs {seconds}",
+        info.duration
+    );
+    assert_eq!((info.width, info.height), (MEDIA_WIDTH, MEDIA_HEIGHT));
 }

@@ -28,10 +28,19 @@ pub struct ImportJob {
     /// Where the recording lies.
     pub endpoint: String,
     pub bucket: String,
-    /// Key of the recorder's playlist.
-    pub playlist: String,
+    /// What to read the recording from.
+    pub source: ImportSource,
     /// Object-storage requests in flight at once.
     pub concurrency: usize,
+}
+
+/// Where an import finds the segments of a recording.
+pub enum ImportSource {
+    /// A recorder's HLS media playlist (live or VOD), by key.
+    Playlist(String),
+    /// Every `.ts` object under a key prefix, each probed for its duration
+    /// and dated by its Last-Modified (its upload) minus that duration.
+    Prefix(String),
 }
 
 /// Counts for the closing line.
@@ -59,18 +68,8 @@ async fn start_of(
     Ok(meta.last_modified - (segment.duration * MICROS_PER_SECOND as f64).round() as i64)
 }
 
-pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, String> {
-    let started = Instant::now();
-    let text = storage
-        .get(&job.endpoint, &job.bucket, &job.playlist, None)
-        .await
-        .map_err(|err| format!("reading playlist {}: {err}", job.playlist))?;
-    let text = String::from_utf8(text.body.to_vec())
-        .map_err(|_| format!("{} is not UTF-8 text", job.playlist))?;
-    let listed =
-        playlist::parse(&text, &job.playlist).map_err(|err| format!("{}: {err}", job.playlist))?;
-
-    let progress = ProgressBar::new(listed.len() as u64);
+fn progress_bar(len: usize) -> ProgressBar {
+    let progress = ProgressBar::new(len as u64);
     progress.set_style(
         ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {pos}/{len} segments, {per_sec}, eta {eta}",
@@ -79,30 +78,128 @@ pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, St
         .progress_chars("=> "),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
+    progress
+}
+
+fn segment_of(
+    job: &ImportJob,
+    key: String,
+    start: i64,
+    duration: f64,
+    sequence: i64,
+) -> proto::Segment {
+    proto::Segment {
+        oss_endpoint: job.endpoint.clone(),
+        oss_bucket: job.bucket.clone(),
+        oss_object: key,
+        start_time: time::format_program_date_time(start),
+        duration,
+        sequence: sequence.max(0),
+        format: "ts".into(),
+        ..Default::default()
+    }
+}
+
+/// The segments a recorder's playlist lists.
+async fn from_playlist(
+    storage: &Storage,
+    job: &ImportJob,
+    playlist_key: &str,
+    progress: &ProgressBar,
+) -> Result<Vec<proto::Segment>, String> {
+    let text = storage
+        .get(&job.endpoint, &job.bucket, playlist_key, None)
+        .await
+        .map_err(|err| format!("reading playlist {playlist_key}: {err}"))?;
+    let text = String::from_utf8(text.body.to_vec())
+        .map_err(|_| format!("{playlist_key} is not UTF-8 text"))?;
+    let listed =
+        playlist::parse(&text, playlist_key).map_err(|err| format!("{playlist_key}: {err}"))?;
+    progress.set_length(listed.len() as u64);
     progress.set_message("reading start times");
-    let segments: Vec<proto::Segment> = futures::stream::iter(listed.iter())
+    futures::stream::iter(listed.iter())
         .map(|segment| async move {
             let start = start_of(storage, job, segment).await?;
-            Ok::<_, String>(proto::Segment {
-                oss_endpoint: job.endpoint.clone(),
-                oss_bucket: job.bucket.clone(),
-                oss_object: segment.key.clone(),
-                start_time: time::format_program_date_time(start),
-                duration: segment.duration,
-                sequence: segment.sequence.max(0),
-                format: "ts".into(),
-                ..Default::default()
-            })
+            progress.inc(1);
+            Ok::<_, String>(segment_of(
+                job,
+                segment.key.clone(),
+                start,
+                segment.duration,
+                segment.sequence,
+            ))
         })
         .buffered(job.concurrency.max(1))
         .try_collect()
-        .await?;
+        .await
+}
+
+/// Every `.ts` object under a prefix, probed.
+async fn from_prefix(
+    storage: &Storage,
+    job: &ImportJob,
+    prefix: &str,
+    progress: &ProgressBar,
+) -> Result<Vec<proto::Segment>, String> {
+    let objects = storage
+        .list(&job.endpoint, &job.bucket, prefix)
+        .await
+        .map_err(|err| format!("listing {prefix}: {err}"))?;
+    let objects: Vec<_> = objects
+        .into_iter()
+        .filter(|object| object.key.ends_with(".ts"))
+        .collect();
+    progress.set_length(objects.len() as u64);
+    progress.set_message("probing");
+    futures::stream::iter(objects.iter().enumerate())
+        .map(|(index, object)| async move {
+            let (summary, size) = crate::service::probing::probe_object(
+                storage,
+                &job.endpoint,
+                &job.bucket,
+                &object.key,
+            )
+            .await
+            .map_err(|err| format!("{}: {err}", object.key))?;
+            progress.inc(1);
+            let start = object.meta.last_modified - summary.duration_micros;
+            let mut segment = segment_of(
+                job,
+                object.key.clone(),
+                start,
+                summary.duration_micros as f64 / MICROS_PER_SECOND as f64,
+                index as i64,
+            );
+            segment.width = summary.width as i32;
+            segment.height = summary.height as i32;
+            segment.size = size as i64;
+            Ok::<_, String>(segment)
+        })
+        .buffered(job.concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, String> {
+    let started = Instant::now();
+    let progress = progress_bar(0);
+    let (source, segments) = match &job.source {
+        ImportSource::Playlist(key) => (
+            key.as_str(),
+            from_playlist(storage, job, key, &progress).await?,
+        ),
+        ImportSource::Prefix(prefix) => (
+            prefix.as_str(),
+            from_prefix(storage, job, prefix, &progress).await?,
+        ),
+    };
+    progress.set_position(0);
 
     let mut client = RecordIndexClient::connect(job.server.clone())
         .await
         .map_err(|err| format!("connecting to {}: {err}", job.server))?;
     let mut summary = ImportSummary {
-        listed: listed.len(),
+        listed: segments.len(),
         ..Default::default()
     };
     progress.set_message("registering");
@@ -133,7 +230,7 @@ pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, St
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "imported {}: {} segments listed, {} new, {} already registered, in {:.1} s ({:.0} segments/s)",
-        job.playlist,
+        source,
         summary.listed,
         summary.accepted,
         summary.duplicates,

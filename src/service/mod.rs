@@ -7,7 +7,7 @@ mod create;
 mod delete;
 mod describe;
 mod idempotency;
-mod probing;
+pub mod probing;
 mod register;
 
 pub use create::record_info;

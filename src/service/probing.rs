@@ -8,7 +8,7 @@ use super::register::{Described, checked_duration};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::{Segment, SegmentMedia};
 use crate::media;
-use crate::storage::{ByteRange, StorageError};
+use crate::storage::{ByteRange, Storage, StorageError};
 
 /// Bytes read from each end of a segment: enough for the tables and SPS at
 /// the start and the last PES headers at the end of any common bitrate.
@@ -40,6 +40,53 @@ fn read_error(index: usize, field: &str, segment: &Segment, err: StorageError) -
     }
 }
 
+/// Why an object could not be probed.
+#[derive(Debug)]
+pub enum ProbeFailure {
+    NoEndpoint,
+    Read(StorageError),
+    Media(media::ProbeError),
+}
+
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeFailure::NoEndpoint => f.write_str("its endpoint is not configured"),
+            ProbeFailure::Read(err) => write!(f, "{err}"),
+            ProbeFailure::Media(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// Probes an object from its two ends (one read when it is small), and
+/// returns what the media says with the object's size.
+pub async fn probe_object(
+    storage: &Storage,
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<(media::Summary, u64), ProbeFailure> {
+    if !storage.has_endpoint(endpoint) {
+        return Err(ProbeFailure::NoEndpoint);
+    }
+    let read = |range| storage.get(endpoint, bucket, key, range);
+    let head = read(Some(ByteRange::First(PROBE_SPAN)))
+        .await
+        .map_err(ProbeFailure::Read)?;
+    let total = head.total_len;
+    let summary = if head.body.len() as u64 >= total {
+        media::probe_head_tail(&head.body, &head.body, total)
+    } else {
+        let tail = read(Some(ByteRange::Last(PROBE_SPAN)))
+            .await
+            .map_err(ProbeFailure::Read)?;
+        media::probe_head_tail(&head.body, &tail.body, total)
+    };
+    summary
+        .map(|summary| (summary, total))
+        .map_err(ProbeFailure::Media)
+}
+
 impl IndexService {
     /// Probes the segments that need it, a few at a time.
     pub(super) async fn complete_from_media(
@@ -68,33 +115,25 @@ impl IndexService {
             ..
         } = described;
         let field = "Duration";
-        if !self.storage.has_endpoint(&segment.endpoint) {
-            return Err(probe_error(
+        let (summary, total) = probe_object(
+            &self.storage,
+            &segment.endpoint,
+            &segment.bucket,
+            &segment.object,
+        )
+        .await
+        .map_err(|failure| match failure {
+            ProbeFailure::NoEndpoint => probe_error(
                 index,
                 field,
                 format!(
                     "endpoint {} is not one this service reads from",
                     segment.endpoint
                 ),
-            ));
-        }
-        let read = |range| {
-            self.storage
-                .get(&segment.endpoint, &segment.bucket, &segment.object, range)
-        };
-        let head = read(Some(ByteRange::First(PROBE_SPAN)))
-            .await
-            .map_err(|err| read_error(index, field, &segment, err))?;
-        let total = head.total_len;
-        let summary = if head.body.len() as u64 >= total {
-            media::probe_head_tail(&head.body, &head.body, total)
-        } else {
-            let tail = read(Some(ByteRange::Last(PROBE_SPAN)))
-                .await
-                .map_err(|err| read_error(index, field, &segment, err))?;
-            media::probe_head_tail(&head.body, &tail.body, total)
-        }
-        .map_err(|err| probe_error(index, field, err))?;
+            ),
+            ProbeFailure::Read(err) => read_error(index, field, &segment, err),
+            ProbeFailure::Media(err) => probe_error(index, field, err),
+        })?;
         segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
         if missing_size {
             segment.width = summary.width;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ByteRange, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
+use super::{ByteRange, ListedObject, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
 use crate::manifest::uri::encode_key;
 
 pub struct LocalStore {
@@ -151,6 +151,58 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let root = self.root.join(bucket);
+        let prefix = prefix.to_string();
+        blocking(move || {
+            let mut found = Vec::new();
+            let mut pending = vec![root.clone()];
+            while let Some(dir) = pending.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let path = entry.path();
+                    let metadata = entry.metadata()?;
+                    if metadata.is_dir() {
+                        pending.push(path);
+                        continue;
+                    }
+                    let Ok(relative) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let key: Vec<String> = relative
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    let key = key.join("/");
+                    // Half-written objects are not objects yet.
+                    let temporary = entry.file_name().to_string_lossy().starts_with(".tmp-");
+                    if temporary || !key.starts_with(&prefix) {
+                        continue;
+                    }
+                    let modified = metadata
+                        .modified()?
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    found.push(ListedObject {
+                        key,
+                        meta: ObjectMeta {
+                            size: metadata.len(),
+                            last_modified: modified.as_micros() as i64,
+                        },
+                    });
+                }
+            }
+            found.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(found)
+        })
+        .await
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         let path = self.path(bucket, key);
         blocking(move || std::fs::remove_file(path)).await
@@ -193,6 +245,13 @@ mod tests {
             url.starts_with("file:///") && url.ends_with("/b1/a/b%20c.m3u8"),
             "{url}"
         );
+        let listed = store.list("b1", "a/").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            vec!["a/b c.m3u8"]
+        );
+        assert!(store.list("b1", "z").await.unwrap().is_empty());
+        assert!(store.list("nobucket", "").await.unwrap().is_empty());
         store.delete("b1", "a/b c.m3u8").await.unwrap();
         // The longest name the file system takes works; a longer one is
         // refused for good rather than retried.

@@ -69,6 +69,8 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
     /// Size and last-modified time of an object.
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError>;
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
     /// The URL a player uses to fetch the object.
     fn url(&self, bucket: &str, key: &str) -> String;
 }
@@ -95,6 +97,13 @@ pub struct ObjectMeta {
     pub size: u64,
     /// When the upload finished: for a recorder, the segment's end.
     pub last_modified: crate::manifest::Micros,
+}
+
+/// An object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub meta: ObjectMeta,
 }
 
 /// One configured endpoint with its store and retry policy.
@@ -206,6 +215,16 @@ impl Storage {
             Ok(result) => result,
             Err(_) => Err(StorageError::Unreachable("HEAD timed out".into())),
         }
+    }
+
+    /// Lists a prefix; each page of the listing has the request timeout.
+    pub async fn list(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ListedObject>, StorageError> {
+        self.endpoint(endpoint)?.store.list(bucket, prefix).await
     }
 
     pub async fn delete(

@@ -13,11 +13,11 @@ use rusoto_core::signature::SignedRequest;
 use rusoto_core::{Region, RusotoError};
 use rusoto_s3::{
     DeleteObjectRequest, GetObjectError, GetObjectRequest, HeadObjectError, HeadObjectRequest,
-    PutObjectRequest, S3, S3Client,
+    ListObjectsV2Request, PutObjectRequest, S3, S3Client,
 };
 
 use super::resolve::OverrideResolver;
-use super::{ByteRange, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
+use super::{ByteRange, ListedObject, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
 use crate::config::{Addressing, EndpointConfig};
 use crate::manifest::uri::encode_key;
 
@@ -247,6 +247,50 @@ impl ObjectStore for S3Store {
             size: output.content_length.unwrap_or(0).max(0) as u64,
             last_modified,
         })
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        let mut found = Vec::new();
+        let mut continuation_token = None;
+        loop {
+            let request = ListObjectsV2Request {
+                bucket: bucket.to_string(),
+                prefix: Some(prefix.to_string()),
+                continuation_token: continuation_token.take(),
+                ..Default::default()
+            };
+            let page = self
+                .client
+                .list_objects_v2(request)
+                .await
+                .map_err(classify)?;
+            for object in page.contents.unwrap_or_default() {
+                let Some(key) = object.key else { continue };
+                // Listings date objects in ISO 8601, HEAD in RFC 2822.
+                let last_modified = object
+                    .last_modified
+                    .as_deref()
+                    .and_then(|text| {
+                        chrono::DateTime::parse_from_rfc3339(text)
+                            .or_else(|_| chrono::DateTime::parse_from_rfc2822(text))
+                            .ok()
+                    })
+                    .map(|time| time.timestamp_micros())
+                    .unwrap_or(0);
+                found.push(ListedObject {
+                    key,
+                    meta: ObjectMeta {
+                        size: object.size.unwrap_or(0).max(0) as u64,
+                        last_modified,
+                    },
+                });
+            }
+            match page.next_continuation_token {
+                Some(token) if page.is_truncated == Some(true) => continuation_token = Some(token),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
