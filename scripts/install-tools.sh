@@ -22,3 +22,12 @@ if ((${#missing[@]})); then
   # pyenv finds newly installed console scripts only after a rehash.
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
+
+# A strict HLS parser (npm hls-parser) checks every playlist the tests make.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
+if [ ! -d tests/js/node_modules/hls-parser ]; then
+  (cd tests/js && npm ci --no-audit --no-fund)
+fi
