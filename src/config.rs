@@ -400,17 +400,44 @@ impl Config {
                         "srs_webhook source: secret_sha256 must be 64 hex characters".into(),
                     ));
                 }
-                let known = if self.is_local_mode() {
-                    source.account == LOCAL_ACCOUNT
-                } else {
-                    self.accounts
-                        .iter()
-                        .any(|account| account.id == source.account)
-                };
-                if !known {
+                if !names::is_endpoint(&source.endpoint) || !names::is_bucket(&source.bucket) {
                     return Err(ConfigError::Invalid(format!(
-                        "srs_webhook source: no account {:?}",
-                        source.account
+                        "srs_webhook source: endpoint {:?} or bucket {:?} is not valid",
+                        source.endpoint, source.bucket
+                    )));
+                }
+                if self.is_local_mode() {
+                    if source.account != LOCAL_ACCOUNT {
+                        return Err(ConfigError::Invalid(format!(
+                            "srs_webhook source: no account {:?}",
+                            source.account
+                        )));
+                    }
+                    continue;
+                }
+                // A source whose streams the account could not register
+                // would fail every callback; say so now instead.
+                let account = self
+                    .accounts
+                    .iter()
+                    .find(|account| account.id == source.account)
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "srs_webhook source: no account {:?}",
+                            source.account
+                        ))
+                    })?;
+                let owns = |patterns: &[String], name: &str| {
+                    patterns
+                        .iter()
+                        .any(|pattern| crate::auth::ram::glob(pattern, name))
+                };
+                if !owns(&account.domains, &source.domain)
+                    || !owns(&account.buckets, &source.bucket)
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "srs_webhook source: account {:?} does not own domain {:?} and bucket {:?}",
+                        source.account, source.domain, source.bucket
                     )));
                 }
             }

@@ -277,7 +277,14 @@ impl Server {
         pruner.abort();
         sweeper.abort();
         if let Some(webhook) = webhook {
-            let _ = webhook.await;
+            // In-flight callbacks get a moment; a stuck client does not keep
+            // the service from flushing and exiting.
+            if tokio::time::timeout(Duration::from_secs(10), webhook)
+                .await
+                .is_err()
+            {
+                tracing::warn!("SRS webhook connections still open at shutdown");
+            }
         }
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");

@@ -107,14 +107,14 @@ async fn a_recorders_playlist_is_imported_once_and_plays() {
     let (ok, stdout, stderr) = import(&server, &endpoint, &bucket, "cam1", "rec/cam1/index.m3u8");
     assert!(ok, "import failed:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains("10 segments listed, 10 new, 0 already registered"),
+        stdout.contains("10 segments listed, 10 new, 0 already registered, 0 outside"),
         "{stdout}"
     );
     // Run again, as after an interruption: nothing is registered twice.
     let (ok, stdout, stderr) = import(&server, &endpoint, &bucket, "cam1", "rec/cam1/index.m3u8");
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("10 segments listed, 0 new, 10 already registered"),
+        stdout.contains("10 segments listed, 0 new, 10 already registered, 0 outside"),
         "{stdout}"
     );
 
@@ -241,7 +241,7 @@ async fn a_prefix_of_ts_objects_is_probed_and_dated_by_upload() {
     );
     assert!(ok, "import failed:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains("10 segments listed, 10 new, 0 already registered"),
+        stdout.contains("10 segments listed, 10 new, 0 already registered, 0 outside"),
         "{stdout}"
     );
     let (ok, stdout, _) = import_from(
@@ -282,4 +282,29 @@ async fn a_prefix_of_ts_objects_is_probed_and_dated_by_upload() {
         info.duration
     );
     assert_eq!((info.width, info.height), (MEDIA_WIDTH, MEDIA_HEIGHT));
+}
+
+#[tokio::test]
+async fn segments_past_retention_are_counted_not_fatal() {
+    let weed = seaweedfs();
+    let server = Server::start(&weed.endpoint_toml(Addressing::Path)).await;
+    let endpoint = weed.endpoint_name(Addressing::Path);
+    let bucket = weed.create_bucket().await;
+    weed.upload_media(&bucket, "old/cam5/segs").await;
+    let long_ago = recording_start(Duration::from_secs(100 * 86_400));
+    weed.put_object(
+        &bucket,
+        "old/cam5/index.m3u8",
+        recorder_playlist(long_ago, true).into(),
+        "application/vnd.apple.mpegurl",
+    )
+    .await;
+    let (ok, stdout, stderr) = import(&server, &endpoint, &bucket, "cam5", "old/cam5/index.m3u8");
+    assert!(ok, "import failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "10 segments listed, 0 new, 0 already registered, 10 outside the 90 days kept"
+        ),
+        "{stdout}"
+    );
 }

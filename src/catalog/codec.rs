@@ -67,7 +67,14 @@ fn shared_prefix(a: &str, b: &str) -> usize {
 /// Encodes segments already sorted by (end, bucket, object).
 pub fn encode_block(base: Micros, segments: &[Segment]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + segments.len() * 24);
-    out.push(BLOCK_VERSION);
+    // Blocks without probed media stay in version 1, which older binaries
+    // read too.
+    let with_media = segments.iter().any(|segment| segment.media.is_some());
+    out.push(if with_media {
+        BLOCK_VERSION
+    } else {
+        FIRST_VERSION
+    });
     put_varint(&mut out, segments.len() as u64);
     let mut previous: Option<&Segment> = None;
     for segment in segments {
@@ -87,11 +94,13 @@ pub fn encode_block(base: Micros, segments: &[Segment]) -> Vec<u8> {
         out.push(segment.format.to_u8());
         put_varint(&mut out, segment.size);
         // 0: not probed; else the codec, then the first PTS.
-        match segment.media {
-            None => out.push(0),
-            Some(media) => {
-                out.push(codec_code(media.codec));
-                put_varint(&mut out, media.first_pts);
+        if with_media {
+            match segment.media {
+                None => out.push(0),
+                Some(media) => {
+                    out.push(codec_code(media.codec));
+                    put_varint(&mut out, media.first_pts);
+                }
             }
         }
         put_repeated_str(

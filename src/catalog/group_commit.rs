@@ -10,8 +10,11 @@ struct Rounds {
     /// Number of the latest flush begun, and of the latest finished.
     started: u64,
     finished: u64,
+    /// Number of the latest flush that succeeded: a writer is durable once
+    /// this reaches the round it needs.
+    succeeded: u64,
     running: bool,
-    /// Outcome of the latest finished flush, for the writers it covered.
+    /// Why the latest flush failed, for the writers it left waiting.
     last_error: Option<String>,
 }
 
@@ -30,22 +33,31 @@ impl GroupCommit {
         // next one counts.
         let needed = rounds.started + 1;
         loop {
+            if rounds.succeeded >= needed {
+                return Ok(());
+            }
             if rounds.finished >= needed {
-                return match &rounds.last_error {
-                    Some(err) if rounds.finished == needed => Err(err.clone()),
-                    _ => Ok(()),
-                };
+                // Every flush since our write failed: not durable.
+                return Err(rounds
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "flush failed".into()));
             }
             if !rounds.running {
                 rounds.started += 1;
                 rounds.running = true;
                 let round = rounds.started;
                 drop(rounds);
-                let outcome = flush();
+                // A panicking flush must not leave `running` set for good.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&flush))
+                    .unwrap_or_else(|_| Err("flush panicked".into()));
                 rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
                 rounds.running = false;
                 rounds.finished = round;
-                rounds.last_error = outcome.err();
+                match outcome {
+                    Ok(()) => rounds.succeeded = round,
+                    Err(err) => rounds.last_error = Some(err),
+                }
                 self.done.notify_all();
                 continue;
             }
@@ -107,5 +119,37 @@ mod tests {
             Err("disk full".into())
         );
         assert_eq!(commit.wait_durable(|| Ok(())), Ok(()));
+    }
+
+    #[test]
+    fn a_panicking_flush_fails_its_writers_and_frees_the_next_round() {
+        let commit = GroupCommit::default();
+        assert_eq!(
+            commit.wait_durable(|| panic!("bug")),
+            Err("flush panicked".into())
+        );
+        assert_eq!(commit.wait_durable(|| Ok(())), Ok(()));
+    }
+
+    #[test]
+    fn a_later_failed_flush_does_not_acknowledge_an_earlier_writer() {
+        // Round 1 fails while round 2, begun by another writer, fails too:
+        // the first writer must see an error, not Ok.
+        let commit = Arc::new(GroupCommit::default());
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let first = {
+            let (commit, gate) = (commit.clone(), gate.clone());
+            std::thread::spawn(move || {
+                commit.wait_durable(|| {
+                    gate.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Err("round 1".into())
+                })
+            })
+        };
+        gate.wait();
+        let second = commit.wait_durable(|| Err("round 2".into()));
+        assert!(first.join().unwrap().is_err());
+        assert!(second.is_err());
     }
 }

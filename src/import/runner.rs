@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::playlist::{self, ListedSegment};
+use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{MICROS_PER_SECOND, time};
 use crate::proto;
 use crate::proto::record_index_client::RecordIndexClient;
@@ -49,6 +50,22 @@ pub struct ImportSummary {
     pub listed: usize,
     pub accepted: usize,
     pub duplicates: usize,
+    /// Segments outside the 90 days the catalog keeps (or dated in the
+    /// future), left out rather than failing the whole import.
+    pub out_of_retention: usize,
+}
+
+/// Whether the catalog would take a segment starting at `start`: less than
+/// 90 days old (with a minute of slack for the import's own run time) and
+/// not in the future.
+fn retainable(segment: &proto::Segment, now: i64) -> bool {
+    match time::parse_segment_time(&segment.start_time) {
+        Some(start) => {
+            start + SEGMENT_RETENTION - 60 * MICROS_PER_SECOND > now
+                && start <= now + 60 * MICROS_PER_SECOND
+        }
+        None => false,
+    }
 }
 
 /// A segment's start: the playlist's PROGRAM-DATE-TIME, or else the
@@ -194,12 +211,19 @@ pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, St
         ),
     };
     progress.set_position(0);
+    let listed = segments.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let segments: Vec<proto::Segment> = segments
+        .into_iter()
+        .filter(|segment| retainable(segment, now))
+        .collect();
 
     let mut client = RecordIndexClient::connect(job.server.clone())
         .await
         .map_err(|err| format!("connecting to {}: {err}", job.server))?;
     let mut summary = ImportSummary {
-        listed: segments.len(),
+        listed,
+        out_of_retention: listed - segments.len(),
         ..Default::default()
     };
     progress.set_message("registering");
@@ -229,11 +253,12 @@ pub async fn run(storage: &Storage, job: &ImportJob) -> Result<ImportSummary, St
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "imported {}: {} segments listed, {} new, {} already registered, in {:.1} s ({:.0} segments/s)",
+        "imported {}: {} segments listed, {} new, {} already registered, {} outside the 90 days kept, in {:.1} s ({:.0} segments/s)",
         source,
         summary.listed,
         summary.accepted,
         summary.duplicates,
+        summary.out_of_retention,
         seconds,
         summary.listed as f64 / seconds.max(1e-9)
     );

@@ -52,8 +52,7 @@ pub fn cut(
             .iter()
             .rev()
             .find(|k| offset_of(k) <= target)
-            .or_else(|| probe.keyframes.first())
-            .ok_or("the segment has no keyframe")?;
+            .ok_or("no keyframe at or before StartTime in the segment")?;
         from_byte = starts_cleanly(keyframe, &probe.keyframes).ok_or_else(|| {
             format!(
                 "no PAT/PMT right before the keyframe at byte {}",

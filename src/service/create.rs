@@ -108,6 +108,19 @@ impl IndexService {
                 segment.endpoint
             ));
         }
+        // The whole object is read to find its keyframes: bounded, so a
+        // long segment cannot take the service's memory.
+        let meta = self
+            .storage
+            .head(&segment.endpoint, &segment.bucket, &segment.object)
+            .await
+            .map_err(|err| format!("reading it failed: {err}"))?;
+        if meta.size > MAX_TRIMMED_SEGMENT_BYTES {
+            return Err(format!(
+                "{} bytes is more than the {MAX_TRIMMED_SEGMENT_BYTES} a segment may have to be trimmed",
+                meta.size
+            ));
+        }
         let object = self
             .storage
             .get(&segment.endpoint, &segment.bucket, &segment.object, None)
@@ -311,6 +324,9 @@ impl IndexService {
         .await
     }
 }
+
+/// Largest segment a KEYFRAME clip reads whole to find its keyframes.
+const MAX_TRIMMED_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The playlist entries of a manifest and what trimming did.
 struct Clip<'a> {

@@ -74,14 +74,21 @@ pub async fn probe_object(
         .await
         .map_err(ProbeFailure::Read)?;
     let total = head.total_len;
-    let summary = if head.body.len() as u64 >= total {
-        media::probe_head_tail(&head.body, &head.body, total)
+    let tail = if head.body.len() as u64 >= total {
+        head.body.clone()
     } else {
-        let tail = read(Some(ByteRange::Last(PROBE_SPAN)))
+        read(Some(ByteRange::Last(PROBE_SPAN)))
             .await
-            .map_err(ProbeFailure::Read)?;
-        media::probe_head_tail(&head.body, &tail.body, total)
+            .map_err(ProbeFailure::Read)?
+            .body
     };
+    // Parsing half a megabyte is CPU work: off the async runtime.
+    let summary =
+        tokio::task::spawn_blocking(move || media::probe_head_tail(&head.body, &tail, total))
+            .await
+            .map_err(|err| {
+                ProbeFailure::Read(StorageError::Transient(format!("probe task failed: {err}")))
+            })?;
     summary
         .map(|summary| (summary, total))
         .map_err(ProbeFailure::Media)

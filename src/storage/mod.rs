@@ -188,6 +188,14 @@ impl Storage {
         range: Option<ByteRange>,
     ) -> Result<ObjectBytes, StorageError> {
         let configured = self.endpoint(endpoint)?;
+        // An empty range has no valid HTTP form (`bytes=-0`); nothing to read.
+        if matches!(range, Some(ByteRange::First(0) | ByteRange::Last(0))) {
+            let meta = self.head(endpoint, bucket, key).await?;
+            return Ok(ObjectBytes {
+                body: Bytes::new(),
+                total_len: meta.size,
+            });
+        }
         match tokio::time::timeout(
             configured.request_timeout,
             configured.store.get(bucket, key, range),

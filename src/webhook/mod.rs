@@ -26,6 +26,9 @@ use crate::service::IndexService;
 
 /// Largest callback body read; SRS's are well under 2 KiB.
 const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send its headers, and its body: a slow
+/// client must not hold a connection, nor a shutdown, for long.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Header that may carry the secret instead of the URL's `secret=`.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
 
@@ -148,10 +151,19 @@ impl Webhook {
                 retry_after: throttle.retry_after,
             });
         }
-        let body = match hyper::body::to_bytes(request.into_body()).await {
-            Ok(body) if body.len() <= MAX_BODY => body,
-            Ok(_) => return refuse(&ApiError::InvalidParams("callback body too large".into())),
-            Err(err) => return refuse(&ApiError::InvalidParams(format!("callback body: {err}"))),
+        let read =
+            tokio::time::timeout(READ_TIMEOUT, hyper::body::to_bytes(request.into_body())).await;
+        let body = match read {
+            Ok(Ok(body)) if body.len() <= MAX_BODY => body,
+            Ok(Ok(_)) => return refuse(&ApiError::InvalidParams("callback body too large".into())),
+            Ok(Err(err)) => {
+                return refuse(&ApiError::InvalidParams(format!("callback body: {err}")));
+            }
+            Err(_) => {
+                return refuse(&ApiError::InvalidParams(
+                    "callback body not received in time".into(),
+                ));
+            }
         };
         let hook = match srs::parse(&body, arrival, &source.key_prefix) {
             Ok(hook) => hook,
