@@ -97,6 +97,28 @@ async fn probed_segments_carry_the_media_facts() {
         probe.frames,
         media().segments.iter().map(|s| s.frames()).sum::<u64>()
     );
+
+    // A retried batch is all duplicates without reading the media again,
+    // even once an object is gone from the bucket.
+    let gone = http_request(
+        "DELETE",
+        &weed.object_url(&bucket, "probe/segs/seg003.ts"),
+        None,
+        None,
+        Bytes::new(),
+    )
+    .await;
+    assert!(
+        gone.status == 204 || gone.status == 200,
+        "DELETE answered {}",
+        gone.status
+    );
+    let again = client
+        .register_live_stream_record_segments(register("probed", segments))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 10));
 }
 
 #[tokio::test]

@@ -222,6 +222,37 @@ impl Catalog {
         }
     }
 
+    /// Whether each segment's (bucket, object) is already registered, live,
+    /// for the stream: a read-only look, so a caller can skip work for
+    /// segments a registration would count as duplicates.
+    pub fn registered(
+        &self,
+        name: &StreamName,
+        segments: &[Segment],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError> {
+        let Some(stream) = self.stream(name)? else {
+            return Ok(vec![false; segments.len()]);
+        };
+        let mut known = Vec::with_capacity(segments.len());
+        for segment in segments {
+            let mut found = false;
+            if let Some(minutes) = self.segment_ids.get(object_id_key(stream.id, segment))? {
+                for chunk in minutes.chunks_exact(8) {
+                    let minute = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
+                    if let Some(bytes) = self.segments.get(block_key(stream.id, minute))? {
+                        codec::decode_block(block_base(minute), &bytes, |stored| {
+                            found |= same_object(&stored, segment) && !expired(&stored, now);
+                        })
+                        .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                    }
+                }
+            }
+            known.push(found);
+        }
+        Ok(known)
+    }
+
     /// Adds segments of one stream in one atomic step; segments already
     /// known (same bucket and object) are counted and left as they are.
     /// Not durable until [`Catalog::flush`].

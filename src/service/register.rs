@@ -2,9 +2,9 @@
 //! in one atomic step, acknowledge once durable.
 
 use super::idempotency::fingerprint;
-use super::{IndexService, blocking};
+use super::{IndexService, blocking, stream_name};
 use crate::auth::Caller;
-use crate::catalog::{RegisterOutcome, StreamName};
+use crate::catalog::RegisterOutcome;
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
@@ -187,12 +187,35 @@ impl IndexService {
                 described.segment.bucket, caller.account.id
             )));
         }
+        // Segments already registered are duplicates whatever their media
+        // says: they are not read again (their objects may even be gone).
+        let name = stream_name(
+            &request.domain_name,
+            &request.app_name,
+            &request.stream_name,
+        );
+        let catalog = self.catalog.clone();
+        let lookup_name = name.clone();
+        let probe_candidates: Vec<Segment> = described
+            .iter()
+            .filter(|d| d.missing_duration)
+            .map(|d| d.segment.clone())
+            .collect();
+        let known =
+            blocking(move || Ok(catalog.registered(&lookup_name, &probe_candidates, now)?)).await?;
+        let mut known = known.into_iter();
+        let described = described
+            .into_iter()
+            .map(|mut d| {
+                if d.missing_duration && known.next() == Some(true) {
+                    // Any positive length: the catalog keeps the stored copy.
+                    d.missing_duration = false;
+                    d.segment.duration = 1;
+                }
+                d
+            })
+            .collect();
         let segments = self.complete_from_media(described).await?;
-        let name = StreamName {
-            domain: request.domain_name,
-            app: request.app_name,
-            stream: request.stream_name,
-        };
         let catalog = self.catalog.clone();
         let outcome = blocking(move || Ok(catalog.register(&name, segments, now)?)).await?;
         // Flushed even for duplicates: the first copy may still be on its way
