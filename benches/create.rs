@@ -147,6 +147,7 @@ async fn create_against_put() {
         .await
         .unwrap();
     let request = CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         client_token: String::new(),
         domain_name: "example.com".into(),

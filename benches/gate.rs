@@ -141,6 +141,7 @@ async fn throughput(config_text: &str, api_keys: &[String]) -> f64 {
             let mut calls = 0u64;
             while Instant::now() < deadline {
                 let mut request = tonic::Request::new(CreateLiveStreamRecordIndexFilesRequest {
+                    renditions: Vec::new(),
                     clip_mode: String::new(),
                     client_token: String::new(),
                     domain_name: domain.clone(),

@@ -121,6 +121,7 @@ fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsR
 
 fn create_request(start: i64, end: i64) -> CreateLiveStreamRecordIndexFilesRequest {
     CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         client_token: String::new(),
         domain_name: "example.com".into(),

@@ -77,6 +77,7 @@ impl Scenario {
         range: (String, String),
     ) -> CreateLiveStreamRecordIndexFilesRequest {
         CreateLiveStreamRecordIndexFilesRequest {
+            renditions: Vec::new(),
             clip_mode: String::new(),
             client_token: String::new(),
             domain_name: DOMAIN.into(),
@@ -598,6 +599,7 @@ async fn unreachable_object_storage_is_an_unavailable_internal_error() {
 
     let started = Instant::now();
     let mut request = tonic::Request::new(CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         client_token: String::new(),
         domain_name: DOMAIN.into(),

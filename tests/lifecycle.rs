@@ -350,6 +350,7 @@ fn register_request(
 
 fn create_request(stream: &str, start: i64, end: i64) -> CreateLiveStreamRecordIndexFilesRequest {
     CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         domain_name: DOMAIN.into(),
         app_name: APP.into(),
@@ -1081,6 +1082,7 @@ async fn delete_with_remove_file_removes_the_playlist_from_s3() {
             .collect();
         client.register(&stream, segments).await;
         let create = |name: &str| CreateLiveStreamRecordIndexFilesRequest {
+            renditions: Vec::new(),
             clip_mode: String::new(),
             domain_name: DOMAIN.into(),
             app_name: APP.into(),

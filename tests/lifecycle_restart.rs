@@ -198,6 +198,7 @@ fn create_request(
     end: DateTime<Utc>,
 ) -> CreateLiveStreamRecordIndexFilesRequest {
     CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         domain_name: DOMAIN.into(),
         app_name: APP.into(),

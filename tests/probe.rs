@@ -112,7 +112,77 @@ fn ffprobe_expectations(path: &Path) -> (u64, u64, Vec<(u64, u64)>) {
     (first, last, keys)
 }
 
+/// Profile name and level of the video stream as ffprobe reports them
+/// (level_idc for H.264, general_level_idc for H.265).
+fn ffprobe_profile_level(path: &Path) -> (String, u32) {
+    let (dir, name) = (path.parent().unwrap(), path.file_name().unwrap());
+    let out = run(
+        dir,
+        "ffprobe",
+        &format!(
+            "-v error -select_streams v:0 -show_entries stream=profile,level -of csv=p=0 {}",
+            name.to_str().unwrap()
+        ),
+    );
+    // MPEG-TS streams are listed again under their program; the first line
+    // is enough.
+    let out = String::from_utf8(out).unwrap();
+    let line = out.lines().next().unwrap_or_default();
+    let (profile, level) = line.rsplit_once(',').expect("profile,level");
+    (profile.to_string(), level.parse().unwrap())
+}
+
+/// The codec string agrees with ffprobe's profile and level: for H.264
+/// `avc1.` then profile_idc, constraint flags and level_idc as hex, for H.265
+/// `hvc1.` then profile, compatibility flags, tier and level, then
+/// constraint bytes in hex.
+fn assert_codec_string_like_ffprobe(path: &Path, probe: &Probe) {
+    let (profile, level) = ffprobe_profile_level(path);
+    let s = &probe.codec_string;
+    match probe.codec {
+        VideoCodec::H264 => {
+            let hex = s.strip_prefix("avc1.").unwrap_or_else(|| panic!("{s}"));
+            assert_eq!(hex.len(), 6, "{s}");
+            assert_eq!(hex, hex.to_uppercase(), "{s}");
+            let byte = |i: usize| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+            let profile_idc = match profile.as_str() {
+                "Baseline" | "Constrained Baseline" => 66,
+                "Main" => 77,
+                "High" => 100,
+                other => panic!("unexpected H.264 profile {other} of {path:?}"),
+            };
+            assert_eq!(byte(0), profile_idc, "{s} is not {profile}");
+            if profile == "Constrained Baseline" {
+                assert_ne!(byte(1) & 0x40, 0, "{s}: constraint_set1_flag");
+            }
+            assert_eq!(u32::from(byte(2)), level, "{s} vs ffprobe level {level}");
+        }
+        VideoCodec::H265 => {
+            assert_eq!(profile, "Main", "{path:?}");
+            let prefix = format!("hvc1.1.6.L{level}");
+            let rest = s
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{s} does not start with {prefix}"));
+            // Constraint bytes, if any: each `.` and one or two hex digits,
+            // the last not zero.
+            let bytes: Vec<&str> = rest.split('.').skip(1).collect();
+            assert!(rest.is_empty() || rest.starts_with('.'), "{s}");
+            for byte in &bytes {
+                assert!(
+                    (1..=2).contains(&byte.len())
+                        && byte
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+                    "{s}"
+                );
+            }
+            assert_ne!(bytes.last(), Some(&"0"), "{s}");
+        }
+    }
+}
+
 fn assert_like_ffprobe(path: &Path, probe: &Probe) {
+    assert_codec_string_like_ffprobe(path, probe);
     let (first, last, keys) = ffprobe_expectations(path);
     assert_eq!(probe.first_pts, first, "first PTS of {path:?}");
     assert_eq!(probe.last_pts, last, "last PTS of {path:?}");
@@ -200,6 +270,9 @@ fn h264_hls_segments_match_ffprobe() {
         let probe = probe(&ts).unwrap();
         assert_eq!(probe.codec, VideoCodec::H264);
         assert_eq!((probe.width, probe.height), (640, 360));
+        // x264's ultrafast preset uses no CABAC, B-frames or 8x8
+        // transforms: Constrained Baseline, level 3.0 for 640x360 at 25 fps.
+        assert_eq!(probe.codec_string, "avc1.42C01E");
         assert_eq!(probe.frames, 150);
         assert_six_seconds(&probe);
         assert_eq!(pts_delta(probe.first_pts, probe.last_pts), 149 * 3600);
@@ -244,6 +317,13 @@ fn h265_size_comes_from_the_conformance_window() {
     let probe = probe(&ts).unwrap();
     assert_eq!(probe.codec, VideoCodec::H265);
     assert_eq!((probe.width, probe.height), (640, 360));
+    // Main (compatible with Main and Main 10), main tier; the level is
+    // x265's choice, checked against ffprobe's in assert_like_ffprobe.
+    assert!(
+        probe.codec_string.starts_with("hvc1.1.6.L"),
+        "{}",
+        probe.codec_string
+    );
     assert_eq!(probe.frames, 50);
     assert!((probe.duration_micros - 2_000_000).abs() <= FRAME_MICROS);
     assert!(!probe.keyframes.is_empty());
@@ -259,6 +339,31 @@ fn h264_sizes_that_need_cropping() {
         let probe = probe(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!((probe.width, probe.height), expected, "{size}");
         assert_eq!(probe.frames, 10);
+        assert_codec_string_like_ffprobe(&path, &probe);
+    }
+}
+
+#[test]
+fn h264_high_profile_codec_string() {
+    let dir = tempfile::tempdir().unwrap();
+    // libx264's default preset codes High profile; it picks the level from
+    // the picture size and rate.
+    for (size, level) in [("640x360", "1E"), ("1920x1080", "28")] {
+        let name = format!("high_{size}.ts");
+        ffmpeg(
+            dir.path(),
+            &format!(
+                "-f lavfi -i testsrc2=size={size}:rate=25 -t 0.4 -c:v libx264 \
+                 -pix_fmt yuv420p -g 25 -f mpegts {name}"
+            ),
+        );
+        let path = dir.path().join(&name);
+        let ts = std::fs::read(&path).unwrap();
+        let probe = probe(&ts).unwrap();
+        assert_eq!(probe.codec_string, format!("avc1.6400{level}"), "{size}");
+        assert_codec_string_like_ffprobe(&path, &probe);
+        let summary = probe_head_tail(&ts, &ts, ts.len() as u64).unwrap();
+        assert_eq!(summary.codec_string, probe.codec_string);
     }
 }
 
@@ -524,12 +629,12 @@ fn head_and_tail_give_what_the_whole_file_gives() {
 
     // A head shorter than the first keyframe's PES still holds its SPS.
     let summary = probe_head_tail(&ts[..4096], &ts[ts.len() - kib64..], total);
-    assert_eq!(summary, Ok(whole));
+    assert_eq!(summary, Ok(whole.clone()));
 
     // Unaligned tail lengths: the tail is aligned by total_len.
     for tail_len in [kib64 + 1, kib64 + 187, 3 * kib64 - 5] {
         let summary = probe_head_tail(&ts[..kib64 + 77], &ts[ts.len() - tail_len..], total);
-        assert_eq!(summary, Ok(whole), "tail of {tail_len} bytes");
+        assert_eq!(summary, Ok(whole.clone()), "tail of {tail_len} bytes");
     }
 
     // A small file read whole, as head and tail both.
@@ -537,7 +642,7 @@ fn head_and_tail_give_what_the_whole_file_gives() {
     let small = std::fs::read(small).unwrap();
     let expected = Summary::from(&probe(&small).unwrap());
     let len = small.len() as u64;
-    assert_eq!(probe_head_tail(&small, &small, len), Ok(expected));
+    assert_eq!(probe_head_tail(&small, &small, len), Ok(expected.clone()));
     // Overlapping halves.
     let two_thirds = small.len() * 2 / 3;
     assert_eq!(

@@ -326,6 +326,7 @@ async fn indexed_segments(
     tag: &str,
 ) -> Vec<String> {
     let mut request = tonic::Request::new(CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         client_token: String::new(),
         domain_name: account.domain.into(),
@@ -502,6 +503,7 @@ async fn local_mode_allows_45_creates_a_second() {
     let requests: Vec<_> = (0..CREATES)
         .map(|n| {
             let request = CreateLiveStreamRecordIndexFilesRequest {
+                renditions: Vec::new(),
                 clip_mode: String::new(),
                 client_token: String::new(),
                 domain_name: "example.com".into(),

@@ -519,6 +519,7 @@ fn create_request(
 ) -> CreateLiveStreamRecordIndexFilesRequest {
     let (start_time, end_time) = range(t0);
     CreateLiveStreamRecordIndexFilesRequest {
+        renditions: Vec::new(),
         clip_mode: String::new(),
         client_token: String::new(),
         domain_name: domain.into(),

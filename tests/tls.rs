@@ -161,6 +161,7 @@ async fn clients_trusting_the_certificate_call_the_service_over_tls() {
             DEADLINE,
             client.create_live_stream_record_index_files(authorized(
                 CreateLiveStreamRecordIndexFilesRequest {
+                    renditions: Vec::new(),
                     clip_mode: String::new(),
                     client_token: String::new(),
                     domain_name: DOMAIN.into(),

@@ -117,6 +117,7 @@ mod tests {
             codec: VideoCodec::H264,
             width: 640,
             height: 360,
+            codec_string: "avc1.64001E".to_string(),
             first_pts,
             last_pts: (first_pts + 6 * 90_000 - 3600) & ((1 << 33) - 1),
             duration_micros: 6_000_000,

@@ -3,6 +3,7 @@
 //! I/O, so every rule is tested without a server.
 
 pub mod clip;
+pub mod master;
 pub mod names;
 pub mod playlist;
 pub mod range;

@@ -60,6 +60,10 @@ pub struct Probe {
     /// Displayed size, cropping applied.
     pub width: u32,
     pub height: u32,
+    /// RFC 6381 codec string for an HLS master playlist's CODECS, from the
+    /// first readable sequence parameter set: `avc1.PPCCLL` for H.264,
+    /// `hvc1.P.C.TL[.BB]*` for H.265 (ISO/IEC 14496-15 Annex E).
+    pub codec_string: String,
     /// Earliest and latest presentation time of the video frames, 90 kHz,
     /// 33-bit as in the stream (so `last_pts` is below `first_pts` when the
     /// clock wrapped inside the segment).
@@ -76,11 +80,13 @@ pub struct Probe {
 }
 
 /// What [`probe_head_tail`] learns from the two ends of a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub codec: VideoCodec,
     pub width: u32,
     pub height: u32,
+    /// As [`Probe::codec_string`].
+    pub codec_string: String,
     pub first_pts: u64,
     pub last_pts: u64,
     pub duration_micros: i64,
@@ -92,6 +98,7 @@ impl From<&Probe> for Summary {
             codec: probe.codec,
             width: probe.width,
             height: probe.height,
+            codec_string: probe.codec_string.clone(),
             first_pts: probe.first_pts,
             last_pts: probe.last_pts,
             duration_micros: probe.duration_micros,
@@ -171,13 +178,14 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, ProbeError> {
     let (first, last) = pts.range().ok_or(ProbeError::NoPts {
         pid: program.video_pid,
     })?;
-    let (width, height) = scan.picture_size()?;
+    let sps = scan.sps()?;
     let span = last.saturating_sub(first);
     Ok(Probe {
         video_pid: program.video_pid,
         codec: program.codec,
-        width,
-        height,
+        width: sps.width,
+        height: sps.height,
+        codec_string: sps.codec_string,
         first_pts: wrap(first),
         last_pts: wrap(last),
         duration_micros: ticks_to_micros(span.saturating_add(frame_ticks(&[pts]))),
@@ -221,7 +229,7 @@ pub fn probe_head_tail(head: &[u8], tail: &[u8], total_len: u64) -> Result<Summa
     let (first, _) = head_scan.pts.range().ok_or(ProbeError::NoPts {
         pid: program.video_pid,
     })?;
-    let (width, height) = head_scan.picture_size()?;
+    let sps = head_scan.sps()?;
 
     let tail_start = total_len - tail_len;
     let skip = (PACKET_SIZE as u64 - tail_start % PACKET_SIZE as u64) % PACKET_SIZE as u64;
@@ -241,8 +249,9 @@ pub fn probe_head_tail(head: &[u8], tail: &[u8], total_len: u64) -> Result<Summa
     let frame = frame_ticks(&[&head_scan.pts, &tail_scan.pts]);
     Ok(Summary {
         codec: program.codec,
-        width,
-        height,
+        width: sps.width,
+        height: sps.height,
+        codec_string: sps.codec_string,
         first_pts,
         last_pts,
         duration_micros: ticks_to_micros(span + frame),
@@ -469,7 +478,7 @@ struct Scan {
     pts: PtsTrack,
     frames: u32,
     keyframes: Vec<Keyframe>,
-    size: Option<(u32, u32)>,
+    sps: Option<nal::SpsInfo>,
     sps_error: Option<String>,
 }
 
@@ -487,7 +496,7 @@ impl Scan {
             pts: PtsTrack::default(),
             frames: 0,
             keyframes: Vec::new(),
-            size: None,
+            sps: None,
             sps_error: None,
         }
     }
@@ -575,11 +584,11 @@ impl Scan {
             es = nal::whole_units(es);
         }
         let codec = self.program.codec;
-        let (size, sps_error) = (&mut self.size, &mut self.sps_error);
+        let (found, sps_error) = (&mut self.sps, &mut self.sps_error);
         let content = nal::scan_pes(codec, es, |sps| {
-            if size.is_none() {
-                match nal::picture_size(codec, sps) {
-                    Ok(found) => *size = Some(found),
+            if found.is_none() {
+                match nal::read_sps(codec, sps) {
+                    Ok(info) => *found = Some(info),
                     Err(reason) => *sps_error = Some(reason),
                 }
             }
@@ -597,9 +606,10 @@ impl Scan {
         }
     }
 
-    fn picture_size(&self) -> Result<(u32, u32), ProbeError> {
-        match (self.size, &self.sps_error) {
-            (Some(size), _) => Ok(size),
+    /// What the first readable sequence parameter set says.
+    fn sps(&self) -> Result<nal::SpsInfo, ProbeError> {
+        match (&self.sps, &self.sps_error) {
+            (Some(sps), _) => Ok(sps.clone()),
             (None, Some(reason)) => Err(ProbeError::BadSps {
                 codec: self.program.codec,
                 reason: reason.clone(),

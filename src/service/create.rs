@@ -4,11 +4,15 @@
 use bytes::Bytes;
 
 use super::idempotency::fingerprint;
+use super::probing::probe_object;
 use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
 use crate::catalog::ManifestRecord;
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::MICROS_PER_SECOND;
 use crate::manifest::clip::{self, Cut};
+use crate::manifest::master::{self, Variant};
+use crate::manifest::playlist::DISCONTINUITY_GAP;
 use crate::manifest::playlist::Part;
 use crate::manifest::range::{self, MANIFEST_RETENTION};
 use crate::manifest::selection::Selection;
@@ -163,6 +167,24 @@ impl IndexService {
                 ));
             }
         };
+        if request.renditions.len() > MAX_RENDITIONS {
+            return Err(ApiError::InvalidParams(format!(
+                "Renditions may list at most {MAX_RENDITIONS} suffixes"
+            )));
+        }
+        for suffix in &request.renditions {
+            let plain = !suffix.is_empty() && suffix.len() <= 32;
+            if !plain {
+                return Err(ApiError::InvalidParams(
+                    "each Renditions suffix must be 1 to 32 characters".into(),
+                ));
+            }
+            names::check_stream_names(
+                &request.domain_name,
+                &request.app_name,
+                &format!("{}{suffix}", request.stream_name),
+            )?;
+        }
         let (start, end) = parse_range(&request.start_time, &request.end_time)?;
         if !names::is_endpoint(&request.oss_endpoint)
             || !self.storage.has_endpoint(&request.oss_endpoint)
@@ -192,20 +214,35 @@ impl IndexService {
         )?;
 
         let now = self.clock.now();
-        let name = stream_name(
-            &request.domain_name,
-            &request.app_name,
-            &request.stream_name,
-        );
-        let stream = self.catalog.stream(&name)?;
+        // The streams this manifest indexes: the stream itself, or each
+        // rendition of the program (StreamName + suffix).
+        let stream_names: Vec<String> = if request.renditions.is_empty() {
+            vec![request.stream_name.clone()]
+        } else {
+            request
+                .renditions
+                .iter()
+                .map(|suffix| format!("{}{suffix}", request.stream_name))
+                .collect()
+        };
+        let mut found = Vec::with_capacity(stream_names.len());
+        for name in &stream_names {
+            found.push(self.catalog.stream(&stream_name(
+                &request.domain_name,
+                &request.app_name,
+                name,
+            ))?);
+        }
         // A keyframe clip may be shorter than a segment: that is its point.
         let shortest_range = if keyframe_clip {
             Some(1)
         } else {
-            stream
-                .as_ref()
+            found
+                .iter()
+                .flatten()
                 .map(|s| s.longest_segment)
                 .filter(|d| *d > 0)
+                .max()
         };
         range::check_range(start, end, now, shortest_range)?;
         if !caller.owns_bucket(&request.oss_bucket) {
@@ -214,50 +251,98 @@ impl IndexService {
                 request.oss_bucket, caller.account.id
             )));
         }
-        let stream = stream.ok_or_else(|| {
-            ApiError::StreamNotFound(format!(
-                "no segment was ever registered for {}/{}/{}",
-                request.domain_name, request.app_name, request.stream_name
-            ))
-        })?;
+        let mut streams = Vec::with_capacity(found.len());
+        for (stream, name) in found.into_iter().zip(&stream_names) {
+            streams.push(stream.ok_or_else(|| {
+                ApiError::StreamNotFound(format!(
+                    "no segment was ever registered for {}/{}/{name}",
+                    request.domain_name, request.app_name
+                ))
+            })?);
+        }
 
-        let segments = self
-            .select(
-                stream.id,
-                stream.longest_segment,
-                start,
-                end,
-                request.end_time_included || keyframe_clip,
-                now,
+        let mut selected = Vec::with_capacity(streams.len());
+        for stream in &streams {
+            let included = request.end_time_included || keyframe_clip;
+            selected.push(
+                self.select(stream.id, stream.longest_segment, start, end, included, now)
+                    .await?,
+            );
+        }
+        let mut clips = Vec::with_capacity(selected.len());
+        for segments in &selected {
+            clips.push(if keyframe_clip {
+                self.keyframe_parts(segments, start, end).await
+            } else {
+                Clip {
+                    parts: segments.iter().map(Part::whole).collect(),
+                    trimmed: false,
+                    note: String::new(),
+                }
+            });
+        }
+        let cuts: Vec<Vec<Part>> = clips.iter().map(|clip| clip.parts.clone()).collect();
+        if !master::aligned(&cuts, DISCONTINUITY_GAP) {
+            return Err(ApiError::OperationNotSupport(
+                "the renditions are not cut on the same segment boundaries in this range".into(),
+            ));
+        }
+        let media_keys: Vec<String> = if request.renditions.is_empty() {
+            vec![key.clone()]
+        } else {
+            request
+                .renditions
+                .iter()
+                .map(|suffix| rendition_key(&key, suffix))
+                .collect()
+        };
+        let mut playlists = Vec::with_capacity(clips.len());
+        for (clip, media_key) in clips.iter().zip(&media_keys) {
+            let rendered = playlist::render_parts(&clip.parts, |segment| {
+                if segment.endpoint == request.oss_endpoint && segment.bucket == request.oss_bucket
+                {
+                    uri::relative_uri(media_key, &segment.object)
+                } else {
+                    self.storage
+                        .url(&segment.endpoint, &segment.bucket, &segment.object)
+                }
+            });
+            playlists.push(rendered);
+        }
+        for (rendered, media_key) in playlists.iter().zip(&media_keys) {
+            self.write_playlist(
+                &request.oss_endpoint,
+                &request.oss_bucket,
+                media_key,
+                rendered.text.clone(),
             )
             .await?;
-        let clip = if keyframe_clip {
-            self.keyframe_parts(&segments, start, end).await
-        } else {
-            Clip {
-                parts: segments.iter().map(Part::whole).collect(),
-                trimmed: false,
-                note: String::new(),
+        }
+        if !request.renditions.is_empty() {
+            let mut variants = Vec::with_capacity(clips.len());
+            for ((clip, rendered), media_key) in clips.iter().zip(&playlists).zip(&media_keys) {
+                variants.push(self.variant(&key, media_key, clip, rendered).await);
             }
-        };
-        let rendered = playlist::render_parts(&clip.parts, |segment| {
-            if segment.endpoint == request.oss_endpoint && segment.bucket == request.oss_bucket {
-                uri::relative_uri(&key, &segment.object)
-            } else {
-                self.storage
-                    .url(&segment.endpoint, &segment.bucket, &segment.object)
-            }
-        });
-        self.storage
-            .put(
+            self.write_playlist(
                 &request.oss_endpoint,
                 &request.oss_bucket,
                 &key,
-                Bytes::from(rendered.text),
-                PLAYLIST_CONTENT_TYPE,
+                master::render(&variants),
             )
-            .await
-            .map_err(storage_failure)?;
+            .await?;
+        }
+        let rendered = &playlists[0];
+        let clip = Clip {
+            parts: Vec::new(),
+            trimmed: clips.iter().any(|clip| clip.trimmed),
+            note: clips
+                .iter()
+                .map(|clip| clip.note.as_str())
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let segment_count: usize = clips.iter().map(|clip| clip.parts.len()).sum();
 
         let record = ManifestRecord {
             record_id: record_id.as_bytes().to_vec(),
@@ -277,8 +362,8 @@ impl IndexService {
             duration: rendered.duration,
             width: rendered.width,
             height: rendered.height,
-            segment_count: clip.parts.len() as u32,
-            stream_id: stream.id,
+            segment_count: segment_count as u32,
+            stream_id: streams[0].id,
         };
         let catalog = self.catalog.clone();
         let stored = record.clone();
@@ -287,13 +372,68 @@ impl IndexService {
             Ok(catalog.flush_blocking()?)
         })
         .await?;
-        tracing::info!(record_id = %record_id, segments = segments.len(), duration = rendered.duration, "manifest created");
+        tracing::info!(record_id = %record_id, segments = segment_count, duration = rendered.duration, "manifest created");
         Ok(proto::CreateLiveStreamRecordIndexFilesResponse {
             request_id: String::new(),
             record_info: Some(record_info(&record)),
             clip_mode: if clip.trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
             clip_note: clip.note,
         })
+    }
+
+    async fn write_playlist(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+        text: String,
+    ) -> ApiResult<()> {
+        self.storage
+            .put(
+                endpoint,
+                bucket,
+                key,
+                Bytes::from(text),
+                PLAYLIST_CONTENT_TYPE,
+            )
+            .await
+            .map_err(storage_failure)
+    }
+
+    /// A rendition's line in the master playlist: its bitrates from segment
+    /// sizes, its codec from a probe of its first segment.
+    async fn variant(
+        &self,
+        master_key: &str,
+        media_key: &str,
+        clip: &Clip<'_>,
+        rendered: &playlist::Playlist,
+    ) -> Variant {
+        let first = clip.parts[0].segment;
+        let probed = probe_object(&self.storage, &first.endpoint, &first.bucket, &first.object)
+            .await
+            .ok();
+        let (bandwidth, average_bandwidth) = master::bitrates(&clip.parts)
+            .or_else(|| {
+                let (_, size) = probed.as_ref()?;
+                let bits = u128::from(*size) * 8 * MICROS_PER_SECOND as u128;
+                let rate = u64::try_from(bits / first.duration.max(1) as u128).unwrap_or(u64::MAX);
+                Some((rate, rate))
+            })
+            .unwrap_or((0, 0));
+        let (width, height) = match (&probed, rendered.width) {
+            (_, w) if w > 0 => (rendered.width, rendered.height),
+            (Some((summary, _)), _) => (summary.width, summary.height),
+            (None, _) => (0, 0),
+        };
+        Variant {
+            uri: uri::relative_uri(master_key, media_key),
+            bandwidth,
+            average_bandwidth,
+            width,
+            height,
+            codecs: probed.map(|(summary, _)| summary.codec_string),
+        }
     }
 
     /// Rule 7: the segments of the range, bounded by the cap.
@@ -323,6 +463,16 @@ impl IndexService {
         })
         .await
     }
+}
+
+/// Most renditions one manifest may index.
+const MAX_RENDITIONS: usize = 8;
+
+/// The media playlist key of a rendition: the master key with the
+/// rendition's suffix before `.m3u8`.
+fn rendition_key(master_key: &str, suffix: &str) -> String {
+    let stem = master_key.strip_suffix(".m3u8").unwrap_or(master_key);
+    format!("{stem}{suffix}.m3u8")
 }
 
 /// Largest segment a KEYFRAME clip reads whole to find its keyframes.
