@@ -23,6 +23,27 @@ struct Recording {
     start: chrono::DateTime<chrono::Utc>,
 }
 
+/// The test media with the PAT/PMT packets after the first ones of
+/// segment 2 replaced by null packets: its later keyframes have no tables
+/// right before them, so a decoder cannot start there.
+fn without_later_tables(segment: &[u8]) -> Vec<u8> {
+    let mut bytes = segment.to_vec();
+    let mut seen_video = false;
+    for packet in bytes.chunks_mut(188) {
+        let pid = (u16::from(packet[1] & 0x1f) << 8) | u16::from(packet[2]);
+        if pid == 0x100 {
+            seen_video = true;
+        }
+        // PAT is PID 0; ffmpeg puts the PMT on PID 0x1000.
+        if seen_video && (pid == 0 || pid == 0x1000) {
+            packet[1] = 0x1f;
+            packet[2] = 0xff;
+            packet[3] &= 0x3f;
+        }
+    }
+    bytes
+}
+
 async fn recording() -> Recording {
     let weed = seaweedfs();
     let server = Server::start(&weed.endpoint_toml(Addressing::Path)).await;
@@ -202,4 +223,43 @@ async fn an_unknown_clip_mode_is_invalid() {
         .await
         .unwrap_err();
     assert_error(&status, tonic::Code::InvalidArgument, "InvalidParams");
+}
+
+#[tokio::test]
+async fn an_end_without_tables_before_its_keyframe_keeps_the_whole_segment() {
+    let r = recording().await;
+    let broken = without_later_tables(&media().segments[2].bytes);
+    r.weed
+        .put_object(
+            &r.bucket,
+            "clip/segs/seg002.ts",
+            broken.into(),
+            "video/mp2t",
+        )
+        .await;
+    // Cut-in lands in segment 2, whose later keyframes lack PAT/PMT; the
+    // cut-out in segment 5 still trims.
+    let answer = r.clip(14, 33, "KEYFRAME", "clip/fallback.m3u8").await;
+    assert_eq!(answer.clip_mode, "KEYFRAME");
+    assert!(
+        answer.clip_note.contains("seg002.ts") && answer.clip_note.contains("whole segment kept"),
+        "{}",
+        answer.clip_note
+    );
+    let info = answer.record_info.unwrap();
+    let playlist = r.weed.get_object(&r.bucket, &info.oss_object).await.text();
+    assert_eq!(
+        playlist.matches("#EXT-X-BYTERANGE:").count(),
+        1,
+        "{playlist}"
+    );
+    assert!(
+        playlist.contains(&format!(
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n",
+            utc_millis(r.start + chrono::Duration::seconds(12))
+        )),
+        "{playlist}"
+    );
+    // From the start of segment 2 (12 s) to the keyframe at 33 s.
+    assert_plays_about(&info.record_url, 21);
 }
