@@ -290,3 +290,41 @@ async fn an_encoder_restart_is_a_discontinuity_though_the_clock_runs_on() {
     assert_eq!(probe.errors, "", "{probe:?}");
     assert_eq!(probe.frames, 5 * 150, "{probe:?}");
 }
+
+#[tokio::test]
+async fn a_missing_size_is_read_from_the_media_when_it_can_be() {
+    let weed = seaweedfs();
+    let server = Server::start(&weed.endpoint_toml(Addressing::Path)).await;
+    let mut client = server.client().await;
+    let endpoint = weed.endpoint_name(Addressing::Path);
+    let bucket = weed.create_bucket().await;
+    weed.upload_media(&bucket, "size/segs").await;
+    let start = recording_start(Duration::from_secs(20 * 60));
+    let mut segments = recorded_segments(&endpoint, &bucket, "size/segs", start);
+    for segment in &mut segments {
+        segment.width = 0;
+        segment.height = 0;
+    }
+    // An object that is not there keeps its Duration and an unknown size.
+    segments[9].oss_object = "size/segs/not-uploaded.ts".into();
+    let answer = client
+        .register_live_stream_record_segments(register("sized", segments.clone()))
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().accepted, 10);
+    let (from, to) = range_selecting(&segments, 0, 9);
+    let info = client
+        .create_live_stream_record_index_files(create("sized", &endpoint, &bucket, from, to))
+        .await
+        .unwrap()
+        .into_inner()
+        .record_info
+        .unwrap();
+    assert_eq!((info.width, info.height), (MEDIA_WIDTH, MEDIA_HEIGHT));
+    let seconds: f64 = media().segments.iter().map(|s| s.duration).sum();
+    assert!(
+        (info.duration - seconds).abs() < 1e-6,
+        "{} vs {seconds}",
+        info.duration
+    );
+}

@@ -102,17 +102,42 @@ impl IndexService {
     ) -> ApiResult<Vec<Segment>> {
         futures::stream::iter(described.into_iter().enumerate())
             .map(|(index, described)| async move {
-                // Only a missing Duration makes the media a must: Width and
-                // Height of 0 mean "unknown", and are filled in when a probe
-                // runs anyway.
-                if !described.missing_duration {
-                    return Ok(described.segment);
+                if described.missing_duration {
+                    return self.probe_into(index, described).await;
                 }
-                self.probe_into(index, described).await
+                if described.missing_size {
+                    return Ok(self.size_from_media(described.segment).await);
+                }
+                Ok(described.segment)
             })
             .buffered(PROBES_IN_FLIGHT)
             .try_collect()
             .await
+    }
+
+    /// Width and Height of 0 mean "unknown", which a registration may
+    /// rightly say: the media fills them in when it can be read, and a
+    /// segment that cannot be probed is kept as registered.
+    async fn size_from_media(&self, mut segment: Segment) -> Segment {
+        if let Ok((summary, total)) = probe_object(
+            &self.storage,
+            &segment.endpoint,
+            &segment.bucket,
+            &segment.object,
+        )
+        .await
+        {
+            segment.width = summary.width;
+            segment.height = summary.height;
+            if segment.size == 0 {
+                segment.size = total;
+            }
+            segment.media = Some(SegmentMedia {
+                codec: summary.codec,
+                first_pts: summary.first_pts,
+            });
+        }
+        segment
     }
 
     async fn probe_into(&self, index: usize, described: Described) -> ApiResult<Segment> {

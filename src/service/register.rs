@@ -198,7 +198,7 @@ impl IndexService {
         let lookup_name = name.clone();
         let probe_candidates: Vec<Segment> = described
             .iter()
-            .filter(|d| d.missing_duration)
+            .filter(|d| d.missing_duration || d.missing_size)
             .map(|d| d.segment.clone())
             .collect();
         let known =
@@ -207,10 +207,14 @@ impl IndexService {
         let described = described
             .into_iter()
             .map(|mut d| {
-                if d.missing_duration && known.next() == Some(true) {
-                    // Any positive length: the catalog keeps the stored copy.
+                if (d.missing_duration || d.missing_size) && known.next() == Some(true) {
+                    // The catalog keeps the stored copy: nothing to probe,
+                    // and any positive length will do.
+                    if d.missing_duration {
+                        d.segment.duration = 1;
+                    }
                     d.missing_duration = false;
-                    d.segment.duration = 1;
+                    d.missing_size = false;
                 }
                 d
             })
