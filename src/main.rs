@@ -15,8 +15,38 @@ use tracing_subscriber::EnvFilter;
     about = "Writes M3U8 VOD playlists for time ranges of recorded live streams"
 )]
 struct Cli {
+    /// `human` (default) or `json` (one JSON object per line, for log
+    /// collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "RECORD_INDEX_LOG_FORMAT",
+        default_value = "human"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,rusoto_core=warn,hyper=warn,h2=warn,mpeg2ts_reader=error")
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -163,14 +193,8 @@ fn load_config(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,rusoto_core=warn,hyper=warn,h2=warn,mpeg2ts_reader=error")
-        }))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     match cli.command {
         Command::Keys {
             command: KeysCommand::New { account },

@@ -57,7 +57,59 @@ pub struct Server {
     sweep_batch: usize,
     /// The SRS callback listener, when configured.
     webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
+    storage: Storage,
 }
+
+/// Reports SERVING on grpc.health.v1.Health once the catalog and every
+/// object store have answered, checking again every few seconds, so a load
+/// balancer sends traffic only where it can succeed.
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    catalog: Arc<Catalog>,
+    storage: Storage,
+) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let catalog_ok = {
+            let catalog = catalog.clone();
+            tokio::task::spawn_blocking(move || {
+                catalog.stream(&crate::catalog::StreamName {
+                    domain: String::new(),
+                    app: String::new(),
+                    stream: String::new(),
+                })
+            })
+            .await
+            .map(|read| read.is_ok())
+            .unwrap_or(false)
+        };
+        let storage_ok = storage.check_all().await;
+        let status = if catalog_ok && storage_ok.is_ok() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            match (&storage_ok, catalog_ok) {
+                (Ok(()), true) => tracing::info!("ready: catalog and object storage answer"),
+                (Err(err), _) => {
+                    tracing::warn!(error = %err, "not ready: object storage does not answer")
+                }
+                (Ok(()), false) => tracing::warn!("not ready: the catalog cannot be read"),
+            }
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status(HEALTH_SERVICE_NAME, status)
+                .await;
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// The name health checks use for this service.
+const HEALTH_SERVICE_NAME: &str = "recordindex.v1.RecordIndex";
 
 /// Removes expired records in the background: a bounded batch at a time,
 /// off the async runtime, again at once while batches come back full.
@@ -142,6 +194,7 @@ impl Server {
         let catalog = Arc::new(catalog);
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
         let clock_for_sweeper = clock.clone();
+        let service_storage = storage.clone();
         let service = Arc::new(IndexService {
             catalog: catalog.clone(),
             storage,
@@ -191,6 +244,7 @@ impl Server {
             sweep_interval: Duration::from_secs_f64(config.sweep_interval_secs),
             sweep_batch: config.sweep_batch,
             webhook,
+            storage: service_storage,
         })
     }
 
@@ -212,6 +266,7 @@ impl Server {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection()
             .build_v1()
@@ -242,6 +297,19 @@ impl Server {
             self.sweep_interval,
             self.sweep_batch,
         ));
+        let (reporter, health) = tonic_health::server::health_reporter();
+        // Not serving until the first check passes.
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+            .await;
+        let health_checks = tokio::spawn(report_health(
+            reporter.clone(),
+            self.catalog.clone(),
+            self.storage.clone(),
+        ));
         // Dropping the sender tells every listener to stop.
         let (stopping, stopped) = tokio::sync::watch::channel(());
         let webhook = self.webhook.map(|(hook, listener)| {
@@ -257,8 +325,17 @@ impl Server {
                 }
             })
         });
+        let draining = reporter.clone();
         let shutdown = async move {
             shutdown.await;
+            // Draining: load balancers stop sending while in-flight requests
+            // finish.
+            draining
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            draining
+                .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+                .await;
             drop(stopping);
         };
         let mut builder = tonic::transport::Server::builder();
@@ -269,6 +346,7 @@ impl Server {
         }
         let result = builder
             .layer(self.gate)
+            .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
@@ -276,6 +354,7 @@ impl Server {
             .await;
         pruner.abort();
         sweeper.abort();
+        health_checks.abort();
         if let Some(webhook) = webhook {
             // In-flight callbacks get a moment; a stuck client does not keep
             // the service from flushing and exiting.

@@ -151,6 +151,11 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn check(&self) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        blocking(move || std::fs::metadata(root).map(|_| ())).await
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         let root = self.root.join(bucket);
         let prefix = prefix.to_string();

@@ -69,6 +69,9 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
     /// Size and last-modified time of an object.
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError>;
+    /// Whether the store answers at all (any answer, even "no such
+    /// object", counts): what readiness means for a load balancer.
+    async fn check(&self) -> Result<(), StorageError>;
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
     /// The URL a player uses to fetch the object.
@@ -223,6 +226,18 @@ impl Storage {
             Ok(result) => result,
             Err(_) => Err(StorageError::Unreachable("HEAD timed out".into())),
         }
+    }
+
+    /// Checks every endpoint once; the first that does not answer, by name.
+    pub async fn check_all(&self) -> Result<(), String> {
+        for (name, endpoint) in self.endpoints.iter() {
+            match tokio::time::timeout(endpoint.request_timeout, endpoint.store.check()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(format!("{name}: {err}")),
+                Err(_) => return Err(format!("{name}: no answer")),
+            }
+        }
+        Ok(())
     }
 
     /// Lists a prefix; each page of the listing has the request timeout.

@@ -249,6 +249,15 @@ impl ObjectStore for S3Store {
         })
     }
 
+    async fn check(&self) -> Result<(), StorageError> {
+        // Any HTTP answer shows the server is there; only failing to reach
+        // it (or a 5xx) means not ready.
+        match self.head("record-index-health-check", "check").await {
+            Ok(_) | Err(StorageError::NotFound) | Err(StorageError::Rejected(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         let mut found = Vec::new();
         let mut continuation_token = None;
