@@ -68,18 +68,7 @@ impl<S> Gate<S> {
             .get("authorization")
             .and_then(|value| value.to_str().ok());
         let caller = self.accounts.authenticate(authorization)?;
-        self.limiter
-            .check(operation, &caller.account.id)
-            .map_err(|throttle| ApiError::Throttled {
-                message: format!(
-                    "account {} is over its limit of {} {} requests per second; retry in {} ms",
-                    caller.account.id,
-                    throttle.rate,
-                    operation.name(),
-                    throttle.retry_after.as_millis().max(1)
-                ),
-                retry_after: throttle.retry_after,
-            })?;
+        self.limiter.admit(operation, &caller.account.id)?;
         Ok(caller)
     }
 }

@@ -12,6 +12,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter as Gcra};
 
 use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
 use crate::operations::Operation;
 
 type KeyedGcra<C> =
@@ -88,6 +89,20 @@ impl<C: Clock + Clone> RateLimiter<C> {
             all,
             clock,
         }
+    }
+
+    /// [`RateLimiter::check`] as the API answers it: Throttling.User with
+    /// when to retry.
+    pub fn admit(&self, operation: Operation, account: &str) -> ApiResult<()> {
+        self.check(operation, account).map_err(|throttle| ApiError::Throttled {
+            message: format!(
+                "account {account} is over its limit of {} {} requests per second; retry in {} ms",
+                throttle.rate,
+                operation.name(),
+                throttle.retry_after.as_millis().max(1)
+            ),
+            retry_after: throttle.retry_after,
+        })
     }
 
     /// Takes one request of `operation` from `account`'s budget, or says

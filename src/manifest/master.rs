@@ -68,7 +68,7 @@ pub fn render(variants: &[Variant]) -> String {
 
 /// Whether renditions cut on the same boundaries: the same number of
 /// parts, each starting within `tolerance` of the first rendition's.
-pub fn aligned(renditions: &[Vec<Part>], tolerance: Micros) -> bool {
+pub fn aligned(renditions: &[&[Part]], tolerance: Micros) -> bool {
     let Some(first) = renditions.first() else {
         return true;
     };
@@ -76,7 +76,7 @@ pub fn aligned(renditions: &[Vec<Part>], tolerance: Micros) -> bool {
         parts.len() == first.len()
             && parts
                 .iter()
-                .zip(first)
+                .zip(first.iter())
                 .all(|(a, b)| (a.start - b.start).abs() <= tolerance)
     })
 }
@@ -152,8 +152,8 @@ mod tests {
         let a = [segment(0, 1), segment(2_000_000, 1)];
         let b = [segment(100_000, 1), segment(2_050_000, 1)];
         let c = [segment(0, 1)];
-        assert!(aligned(&[parts(&a), parts(&b)], 500_000));
-        assert!(!aligned(&[parts(&a), parts(&b)], 50_000));
-        assert!(!aligned(&[parts(&a), parts(&c)], 500_000));
+        assert!(aligned(&[&parts(&a), &parts(&b)], 500_000));
+        assert!(!aligned(&[&parts(&a), &parts(&b)], 50_000));
+        assert!(!aligned(&[&parts(&a), &parts(&c)], 500_000));
     }
 }

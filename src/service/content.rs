@@ -1,10 +1,9 @@
 //! DescribeLiveStreamRecordContent: the continuous recordings of a range,
 //! from the segments whose time overlaps it.
 
-use super::{IndexService, blocking, check_required, parse_range, stream_name};
+use super::{IndexService, blocking, check_required, listing_window, stream_name};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::manifest::range::{MANIFEST_RETENTION, check_window};
 use crate::manifest::spans::spans;
 use crate::manifest::{MICROS_PER_SECOND, time};
 use crate::operations::Operation;
@@ -29,9 +28,8 @@ impl IndexService {
                 ("EndTime", &request.end_time),
             ],
         )?;
-        let (start, end) = parse_range(&request.start_time, &request.end_time)?;
         let now = self.clock.now();
-        check_window(start, end, now, MANIFEST_RETENTION)?;
+        let (start, end) = listing_window(&request.start_time, &request.end_time, now)?;
         let name = stream_name(
             &request.domain_name,
             &request.app_name,

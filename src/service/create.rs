@@ -281,7 +281,7 @@ impl IndexService {
                 }
             });
         }
-        let cuts: Vec<Vec<Part>> = clips.iter().map(|clip| clip.parts.clone()).collect();
+        let cuts: Vec<&[Part]> = clips.iter().map(|clip| clip.parts.as_slice()).collect();
         if !master::aligned(&cuts, DISCONTINUITY_GAP) {
             return Err(ApiError::OperationNotSupport(
                 "the renditions are not cut on the same segment boundaries in this range".into(),
@@ -332,16 +332,13 @@ impl IndexService {
             .await?;
         }
         let rendered = &playlists[0];
-        let clip = Clip {
-            parts: Vec::new(),
-            trimmed: clips.iter().any(|clip| clip.trimmed),
-            note: clips
-                .iter()
-                .map(|clip| clip.note.as_str())
-                .filter(|n| !n.is_empty())
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
+        let trimmed = clips.iter().any(|clip| clip.trimmed);
+        let note = clips
+            .iter()
+            .map(|clip| clip.note.as_str())
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         let segment_count: usize = clips.iter().map(|clip| clip.parts.len()).sum();
 
         let record = ManifestRecord {
@@ -376,8 +373,8 @@ impl IndexService {
         Ok(proto::CreateLiveStreamRecordIndexFilesResponse {
             request_id: String::new(),
             record_info: Some(record_info(&record)),
-            clip_mode: if clip.trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
-            clip_note: clip.note,
+            clip_mode: if trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
+            clip_note: note,
         })
     }
 

@@ -1,12 +1,11 @@
 //! DescribeLiveStreamRecordIndexFile and DescribeLiveStreamRecordIndexFiles:
 //! reading manifest metadata, one by id or a page by creation time.
 
-use super::{IndexService, blocking, check_required, parse_range, record_info, stream_name};
+use super::{IndexService, blocking, check_required, listing_window, record_info, stream_name};
 use crate::auth::Caller;
 use crate::catalog::{ManifestQuery, ManifestRecord, Order};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::MICROS_PER_SECOND;
-use crate::manifest::range::{MANIFEST_RETENTION, check_window};
 use crate::operations::Operation;
 use crate::proto;
 
@@ -87,9 +86,8 @@ impl IndexService {
             "desc" => Order::Descending,
             _ => return Err(ApiError::InvalidParams("Order must be asc or desc".into())),
         };
-        let (start, end) = parse_range(&request.start_time, &request.end_time)?;
         let now = self.clock.now();
-        check_window(start, end, now, MANIFEST_RETENTION)?;
+        let (start, end) = listing_window(&request.start_time, &request.end_time, now)?;
         let name = stream_name(
             &request.domain_name,
             &request.app_name,

@@ -63,6 +63,23 @@ fn parse_range(
     Ok((start, end))
 }
 
+/// Rules 2 and 4 of a listing of a stream's past: both times well formed,
+/// the range at most 4 days and within the 180 days records are kept.
+fn listing_window(
+    start_time: &str,
+    end_time: &str,
+    now: crate::manifest::Micros,
+) -> crate::error::ApiResult<(crate::manifest::Micros, crate::manifest::Micros)> {
+    let (start, end) = parse_range(start_time, end_time)?;
+    crate::manifest::range::check_window(
+        start,
+        end,
+        now,
+        crate::manifest::range::MANIFEST_RETENTION,
+    )?;
+    Ok((start, end))
+}
+
 fn stream_name(domain: &str, app: &str, stream: &str) -> crate::catalog::StreamName {
     crate::catalog::StreamName {
         domain: domain.to_string(),

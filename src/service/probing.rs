@@ -16,21 +16,21 @@ const PROBE_SPAN: u64 = 256 * 1024;
 /// Segments of one batch probed at once.
 const PROBES_IN_FLIGHT: usize = 8;
 
-/// Names the first missing field, as every InvalidParams of a batch does.
-fn probe_error(index: usize, field: &str, reason: impl std::fmt::Display) -> ApiError {
+/// Names the missing field, as every InvalidParams of a batch does: only a
+/// missing Duration makes a probe a must.
+fn probe_error(index: usize, reason: impl std::fmt::Display) -> ApiError {
     ApiError::InvalidParams(format!(
-        "Segments[{index}].{field}: missing, and probing the media for it failed: {reason}"
+        "Segments[{index}].Duration: missing, and probing the media for it failed: {reason}"
     ))
 }
 
-fn read_error(index: usize, field: &str, segment: &Segment, err: StorageError) -> ApiError {
+fn read_error(index: usize, segment: &Segment, err: StorageError) -> ApiError {
     match err {
         StorageError::NotFound => probe_error(
             index,
-            field,
             format!("{} is not in bucket {}", segment.object, segment.bucket),
         ),
-        StorageError::Rejected(reason) => probe_error(index, field, reason),
+        StorageError::Rejected(reason) => probe_error(index, reason),
         // Not the client's fault: object storage did not answer.
         StorageError::Unreachable(reason) | StorageError::Transient(reason) => {
             ApiError::unavailable(format!(
@@ -146,7 +146,6 @@ impl IndexService {
             missing_size,
             ..
         } = described;
-        let field = "Duration";
         let (summary, total) = probe_object(
             &self.storage,
             &segment.endpoint,
@@ -157,14 +156,13 @@ impl IndexService {
         .map_err(|failure| match failure {
             ProbeFailure::NoEndpoint => probe_error(
                 index,
-                field,
                 format!(
                     "endpoint {} is not one this service reads from",
                     segment.endpoint
                 ),
             ),
-            ProbeFailure::Read(err) => read_error(index, field, &segment, err),
-            ProbeFailure::Media(err) => probe_error(index, field, err),
+            ProbeFailure::Read(err) => read_error(index, &segment, err),
+            ProbeFailure::Media(err) => probe_error(index, err),
         })?;
         segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
         if missing_size {

@@ -139,17 +139,11 @@ impl Webhook {
             ));
         };
         let account = source.caller.account.id.clone();
-        if let Err(throttle) = self
+        if let Err(err) = self
             .limiter
-            .check(Operation::RegisterLiveStreamRecordSegments, &account)
+            .admit(Operation::RegisterLiveStreamRecordSegments, &account)
         {
-            return refuse(&ApiError::Throttled {
-                message: format!(
-                    "account {account} is over {} registrations per second",
-                    throttle.rate
-                ),
-                retry_after: throttle.retry_after,
-            });
+            return refuse(&err);
         }
         let read =
             tokio::time::timeout(READ_TIMEOUT, hyper::body::to_bytes(request.into_body())).await;
