@@ -59,6 +59,28 @@ pub struct Config {
     /// An HTTP listener for SRS's `on_hls` callbacks; off without it.
     #[serde(default)]
     pub srs_webhook: Option<SrsWebhookConfig>,
+    /// A Prometheus endpoint; off without it.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT
+    /// before the service flushes the catalog and exits anyway; below
+    /// Kubernetes' default 30 s grace period, so the flush is not cut off.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: f64,
+    /// Largest request message, in bytes; a larger one is refused with
+    /// InvalidParams before it is read.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most segments one RegisterLiveStreamRecordSegments may carry.
+    #[serde(default = "default_max_register_batch")]
+    pub max_register_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener serving `GET /metrics`.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +236,16 @@ fn default_sweep_batch() -> usize {
 fn default_cache_bytes() -> u64 {
     64 * 1024 * 1024
 }
+fn default_shutdown_grace() -> f64 {
+    25.0
+}
+fn default_max_message_bytes() -> usize {
+    // A full batch of segments with long object keys fits.
+    32 * 1024 * 1024
+}
+fn default_max_register_batch() -> usize {
+    10_000
+}
 fn default_region() -> String {
     "us-east-1".to_string()
 }
@@ -258,6 +290,10 @@ impl Default for Config {
             rate_limits: BTreeMap::new(),
             tls: None,
             srs_webhook: None,
+            metrics: None,
+            shutdown_grace_secs: default_shutdown_grace(),
+            max_message_bytes: default_max_message_bytes(),
+            max_register_batch: default_max_register_batch(),
         }
     }
 }
@@ -314,6 +350,16 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "sweep_interval_secs and sweep_batch must be positive".into(),
+            ));
+        }
+        if !(self.shutdown_grace_secs >= 0.0 && self.shutdown_grace_secs.is_finite()) {
+            return Err(ConfigError::Invalid(
+                "shutdown_grace_secs must be 0 or more".into(),
+            ));
+        }
+        if self.max_message_bytes < 1024 || self.max_register_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "max_message_bytes must be at least 1024 and max_register_batch at least 1".into(),
             ));
         }
         if self.max_segments_per_manifest == 0 {

@@ -32,6 +32,7 @@ pub mod operations;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod telemetry;
 pub mod webhook;
 
 /// Types generated from `proto/recordindex/v1/record_index.proto`.

@@ -42,7 +42,12 @@ fn init_logs(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => logs.json().with_current_span(false).init(),
+        // Each line carries its request's span: rpc, request id, account.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Human => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
@@ -261,6 +266,9 @@ async fn main() -> ExitCode {
             println!("record-index listening on {address}");
             if let Some(webhook) = server.webhook_addr() {
                 println!("record-index SRS webhook listening on {webhook}");
+            }
+            if let Some(metrics) = server.metrics_addr() {
+                println!("record-index metrics listening on {metrics}");
             }
             tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
             if let Err(err) = server.run(shutdown_signal()).await {

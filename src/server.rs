@@ -18,10 +18,9 @@ use crate::config::Config;
 use crate::proto::record_index_server::RecordIndexServer;
 use crate::service::IndexService;
 use crate::storage::Storage;
+use crate::telemetry;
 use crate::webhook::Webhook;
 
-/// Largest request accepted: a full batch of 10,000 segments with long keys.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// How often the rate limiter forgets accounts whose budget is full again.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -57,7 +56,22 @@ pub struct Server {
     sweep_batch: usize,
     /// The SRS callback listener, when configured.
     webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
+    /// The Prometheus listener, when configured.
+    metrics: Option<std::net::TcpListener>,
     storage: Storage,
+    max_message_bytes: usize,
+    shutdown_grace: Duration,
+}
+
+/// Binds an HTTP side listener (webhook, metrics) before the service says
+/// it is listening, so a taken port stops `serve` at once.
+fn bind_http(address: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let bind = || {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    bind().map_err(|source| StartError::Listen { address, source })
 }
 
 /// Reports SERVING on grpc.health.v1.Health once the catalog and every
@@ -85,6 +99,7 @@ async fn report_health(
             .unwrap_or(false)
         };
         let storage_ok = storage.check_all().await;
+        telemetry::ready(catalog_ok && storage_ok.is_ok());
         let status = if catalog_ok && storage_ok.is_ok() {
             ServingStatus::Serving
         } else {
@@ -135,6 +150,7 @@ async fn sweep_forever(
                         "expired records removed"
                     );
                 }
+                telemetry::swept(report.segments, report.manifests, report.tokens);
                 report.maybe_more(batch)
             }
             Ok(Err(err)) => {
@@ -200,6 +216,7 @@ impl Server {
             storage,
             clock,
             max_segments_per_manifest: config.max_segments_per_manifest,
+            max_register_batch: config.max_register_batch,
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
         });
@@ -215,13 +232,15 @@ impl Server {
                     clock_for_sweeper.clone(),
                 )
                 .map_err(StartError::Webhook)?;
-                let listener = crate::webhook::bind(webhook_config.listen).map_err(|source| {
-                    StartError::Listen {
-                        address: webhook_config.listen,
-                        source,
-                    }
-                })?;
-                Some((Arc::new(hook), listener))
+                Some((Arc::new(hook), bind_http(webhook_config.listen)?))
+            }
+            None => None,
+        };
+        let metrics = match &config.metrics {
+            Some(metrics) => {
+                let listener = bind_http(metrics.listen)?;
+                telemetry::exporter::install();
+                Some(listener)
             }
             None => None,
         };
@@ -244,8 +263,18 @@ impl Server {
             sweep_interval: Duration::from_secs_f64(config.sweep_interval_secs),
             sweep_batch: config.sweep_batch,
             webhook,
+            metrics,
             storage: service_storage,
+            max_message_bytes: config.max_message_bytes,
+            shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
         })
+    }
+
+    /// Address of the Prometheus listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Address of the SRS callback listener, when configured.
@@ -276,8 +305,8 @@ impl Server {
             .build_v1alpha()
             .expect("the embedded descriptor sets are valid");
         let service = RecordIndexServer::new(self.api)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes);
         // Without TCP_NODELAY small replies wait for the peer's delayed ACK
         // (~40 ms a request).
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
@@ -325,7 +354,25 @@ impl Server {
                 }
             })
         });
+        // Scrapes go on while requests drain; the listener stops last.
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let counted = self.catalog.clone();
+        let metrics = self.metrics.map(|listener| {
+            let refresh = move || {
+                let (segments, manifests) = counted.stored();
+                telemetry::stored(segments, manifests);
+            };
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = metrics_stopped.await;
+                };
+                if let Err(err) = telemetry::exporter::serve(listener, refresh, stopped).await {
+                    tracing::error!(error = %err, "metrics listener failed");
+                }
+            })
+        });
         let draining = reporter.clone();
+        let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
             // Draining: load balancers stop sending while in-flight requests
@@ -337,6 +384,7 @@ impl Server {
                 .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
                 .await;
             drop(stopping);
+            let _ = drain_started.send(());
         };
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
@@ -344,30 +392,53 @@ impl Server {
                 .tls_config(tls)
                 .map_err(|err| StartError::Tls(err.to_string()))?;
         }
-        let result = builder
+        let gate = self.gate.clone();
+        let serving = builder
             .layer(self.gate)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        let grace = self.shutdown_grace;
+        // A request stuck past the grace period must not keep the catalog
+        // from being flushed before the orchestrator's SIGKILL.
+        let grace_over = async {
+            if drain_begins.await.is_err() {
+                return std::future::pending().await;
+            }
+            tracing::info!(
+                in_flight = gate.in_flight(),
+                grace_secs = grace.as_secs_f64(),
+                "draining: no new requests, waiting for those in flight"
+            );
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = serving => result,
+            () = grace_over => {
+                tracing::warn!(abandoned = gate.in_flight(), "shutdown grace period over: requests still in flight are abandoned");
+                Ok(())
+            }
+        };
         pruner.abort();
         sweeper.abort();
         health_checks.abort();
         if let Some(webhook) = webhook {
-            // In-flight callbacks get a moment; a stuck client does not keep
-            // the service from flushing and exiting.
-            if tokio::time::timeout(Duration::from_secs(10), webhook)
-                .await
-                .is_err()
-            {
+            // In-flight callbacks get the same grace; a stuck client does not
+            // keep the service from flushing and exiting.
+            if tokio::time::timeout(grace, webhook).await.is_err() {
                 tracing::warn!("SRS webhook connections still open at shutdown");
             }
         }
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }
+        let _ = metrics_stop.send(());
+        if let Some(metrics) = metrics {
+            let _ = tokio::time::timeout(Duration::from_secs(1), metrics).await;
+        }
+        tracing::info!("stopped: catalog flushed");
         Ok(result?)
     }
 }

@@ -6,16 +6,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
+use tracing::Span;
 
+use super::deadline;
 use super::rate_limit::RateLimiter;
 use super::status::{REQUEST_ID_HEADER, new_request_id, to_status};
 use crate::auth::{Accounts, Caller};
 use crate::error::ApiError;
 use crate::operations::Operation;
+use crate::telemetry;
 
 /// What the gate learned of a request, for its handler.
 #[derive(Clone)]
@@ -28,11 +33,21 @@ pub struct RequestContext {
 pub struct GateLayer {
     accounts: Arc<Accounts>,
     limiter: Arc<RateLimiter>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl GateLayer {
     pub fn new(accounts: Arc<Accounts>, limiter: Arc<RateLimiter>) -> Self {
-        GateLayer { accounts, limiter }
+        GateLayer {
+            accounts,
+            limiter,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// Requests of this service being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -42,8 +57,7 @@ impl<S> Layer<S> for GateLayer {
     fn layer(&self, inner: S) -> Gate<S> {
         Gate {
             inner,
-            accounts: self.accounts.clone(),
-            limiter: self.limiter.clone(),
+            shared: self.clone(),
         }
     }
 }
@@ -51,46 +65,128 @@ impl<S> Layer<S> for GateLayer {
 #[derive(Clone)]
 pub struct Gate<S> {
     inner: S,
-    accounts: Arc<Accounts>,
-    limiter: Arc<RateLimiter>,
+    shared: GateLayer,
 }
 
 /// The path prefix of this service's RPCs; other services (reflection,
 /// health) pass the gate untouched.
 const SERVICE_PATH: &str = "/recordindex.v1.RecordIndex/";
 
+/// One request from arrival to answer: it logs the request's one line and
+/// counts it, also when the request is abandoned (client gone, deadline
+/// passed in tonic) and its future dropped without an answer.
+struct Outcome {
+    rpc: &'static str,
+    span: Span,
+    started: Instant,
+    in_flight: Arc<AtomicUsize>,
+    finished: bool,
+}
+
+impl Outcome {
+    fn start(rpc: &'static str, span: Span, in_flight: Arc<AtomicUsize>) -> Outcome {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        telemetry::request_started();
+        Outcome {
+            rpc,
+            span,
+            started: Instant::now(),
+            in_flight,
+            finished: false,
+        }
+    }
+
+    fn finish(mut self, code: &str, error: Option<&str>) {
+        self.finished = true;
+        self.record(code, error);
+    }
+
+    fn record(&self, code: &str, error: Option<&str>) {
+        let elapsed = self.started.elapsed();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        telemetry::request_finished(self.rpc, code, elapsed);
+        let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+        match error {
+            None => tracing::info!(parent: &self.span, code, latency_ms, "request served"),
+            Some(error) => {
+                tracing::info!(parent: &self.span, code, latency_ms, error, "request failed")
+            }
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(
+                "Cancelled",
+                Some("abandoned before an answer: the client went away or its deadline passed"),
+            );
+        }
+    }
+}
+
 impl<S> Gate<S> {
     /// Authenticates and rate-limits one request of `operation`; nothing
     /// else of the request is looked at before both pass.
-    fn admit<B>(&self, operation: Operation, request: &Request<B>) -> Result<Caller, ApiError> {
+    fn admit<B>(
+        &self,
+        operation: Operation,
+        request: &Request<B>,
+        span: &Span,
+    ) -> Result<Caller, ApiError> {
         let authorization = request
             .headers()
             .get("authorization")
             .and_then(|value| value.to_str().ok());
-        let caller = self.accounts.authenticate(authorization)?;
-        self.limiter.admit(operation, &caller.account.id)?;
+        let caller = self.shared.accounts.authenticate(authorization)?;
+        span.record("account", caller.account.id.as_str());
+        if let Err(err) = self.shared.limiter.admit(operation, &caller.account.id) {
+            telemetry::throttled(&caller.account.id, operation.name());
+            return Err(err);
+        }
         Ok(caller)
     }
 }
 
-/// Whether a response is tonic's own answer to a body it could not decode:
-/// a client error, which the contract calls InvalidParams.
-fn is_decode_failure<B>(response: &Response<B>) -> bool {
-    let status = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok());
+/// The status a response carries in its headers (tonic puts an error there;
+/// a success has its status in the trailers): gRPC code number and the
+/// decoded message.
+fn header_status<B>(response: &Response<B>) -> Option<(i32, String)> {
+    let code = response.headers().get("grpc-status")?.to_str().ok()?;
+    let code: i32 = code.parse().ok()?;
     let message = response
         .headers()
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    status == Some("13")
-        && (message.starts_with("failed%20to%20decode") || message.starts_with("failed to decode"))
+    let message = percent_encoding::percent_decode_str(message)
+        .decode_utf8_lossy()
+        .into_owned();
+    Some((code, message))
 }
 
-fn error_response<B: Default>(err: &ApiError, request_id: &str) -> Response<B> {
-    tracing::info!(request_id, code = err.code(), error = %err, "request refused");
+/// The error of a response tonic built itself for a body it would not
+/// decode, which is the client's fault: InvalidParams in the contract.
+fn client_body_error(code: i32, message: &str) -> Option<ApiError> {
+    let code = tonic::Code::from_i32(code);
+    if code == tonic::Code::Internal && message.starts_with("failed to decode") {
+        return Some(ApiError::InvalidParams(
+            "the request is not a valid message of this RPC".into(),
+        ));
+    }
+    if code == tonic::Code::OutOfRange && message.contains("decoded message length too large") {
+        // tonic's message names the size and the limit.
+        let sizes = message.split_once(": ").map_or("", |(_, sizes)| sizes);
+        return Some(ApiError::InvalidParams(format!(
+            "the request message is too large ({sizes}; max_message_bytes)"
+        )));
+    }
+    None
+}
+
+fn error_response<B: Default>(err: &ApiError, request_id: &str, outcome: Outcome) -> Response<B> {
+    outcome.finish(err.code(), Some(&err.to_string()));
     to_status(err, request_id).into_http()
 }
 
@@ -117,9 +213,18 @@ where
         if !path.starts_with(SERVICE_PATH) {
             return Box::pin(inner.call(request));
         }
+        let operation = Operation::from_path(path);
+        let rpc = operation.map_or("unknown", Operation::name);
         let request_id = new_request_id();
-        if let Some(operation) = Operation::from_path(path) {
-            match self.admit(operation, &request) {
+        let span = tracing::info_span!(
+            "request",
+            rpc,
+            request_id = request_id.as_str(),
+            account = tracing::field::Empty
+        );
+        let outcome = Outcome::start(rpc, span.clone(), self.shared.in_flight.clone());
+        if let Some(operation) = operation {
+            match self.admit(operation, &request, &span) {
                 Ok(caller) => {
                     request.extensions_mut().insert(RequestContext {
                         request_id: request_id.clone(),
@@ -127,23 +232,58 @@ where
                     });
                 }
                 Err(err) => {
-                    let response = error_response(&err, &request_id);
+                    let response = error_response(&err, &request_id, outcome);
                     return Box::pin(async move { Ok(response) });
                 }
             }
         }
-        Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            if is_decode_failure(&response) {
-                let err = ApiError::InvalidParams(
-                    "the request is not a valid message of this RPC".into(),
-                );
-                return Ok(error_response(&err, &request_id));
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(deadline::parse_grpc_timeout);
+        let handled = async move {
+            let call = inner.call(request);
+            let mut response = match timeout {
+                None => call.await?,
+                Some(timeout) => {
+                    match tokio::time::timeout(deadline::answer_within(timeout), call).await {
+                        Ok(response) => response?,
+                        Err(_) => {
+                            // Dropping the handler cancels its object-storage
+                            // calls; the client gets an error it can act on.
+                            let err = ApiError::unavailable(format!(
+                                "not finished within the request's deadline of {timeout:?}; object storage or the catalog answered too slowly"
+                            ));
+                            return Ok(error_response(&err, &request_id, outcome));
+                        }
+                    }
+                }
+            };
+            match header_status(&response) {
+                None => outcome.finish("OK", None),
+                Some((code, message)) => {
+                    if let Some(err) = client_body_error(code, &message) {
+                        return Ok(error_response(&err, &request_id, outcome));
+                    }
+                    if code == 0 {
+                        outcome.finish("OK", None);
+                    } else {
+                        // The service's errors start with their code.
+                        let api_code = message
+                            .split_once(": ")
+                            .map(|(code, _)| code)
+                            .filter(|code| !code.is_empty() && !code.contains(' '));
+                        let fallback = format!("{:?}", tonic::Code::from_i32(code));
+                        outcome.finish(api_code.unwrap_or(&fallback), Some(&message));
+                    }
+                }
             }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
             }
             Ok(response)
-        })
+        };
+        Box::pin(tracing::Instrument::instrument(handled, span))
     }
 }

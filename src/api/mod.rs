@@ -2,12 +2,12 @@
 //! request to [`IndexService`] and turns the result into a response or a
 //! status. No rule lives here.
 
+pub mod deadline;
 pub mod gate;
 pub mod rate_limit;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
@@ -42,25 +42,16 @@ fn context<T>(request: &Request<T>) -> Result<RequestContext, Status> {
         })
 }
 
-/// Finishes an RPC: logs it and puts the request id in the body through
-/// `with_id` (the gate puts it in the `x-request-id` metadata).
+/// Finishes an RPC, putting the request id in the body through `with_id`
+/// (the gate puts it in the `x-request-id` metadata and logs the outcome).
 fn reply<T, R>(
-    rpc: &'static str,
     request_id: String,
-    started: Instant,
     result: ApiResult<T>,
     with_id: impl FnOnce(T, String) -> R,
 ) -> Result<Response<R>, Status> {
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
-        Ok(value) => {
-            tracing::info!(rpc, request_id, elapsed_ms, code = "OK", "request served");
-            Ok(Response::new(with_id(value, request_id)))
-        }
-        Err(err) => {
-            tracing::info!(rpc, request_id, elapsed_ms, code = err.code(), error = %err, "request failed");
-            Err(to_status(&err, &request_id))
-        }
+        Ok(value) => Ok(Response::new(with_id(value, request_id))),
+        Err(err) => Err(to_status(&err, &request_id)),
     }
 }
 
@@ -70,132 +61,99 @@ impl RecordIndex for GrpcApi {
         &self,
         request: Request<proto::CreateLiveStreamRecordIndexFilesRequest>,
     ) -> Result<Response<proto::CreateLiveStreamRecordIndexFilesResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .create(&context.caller, request.into_inner())
             .await;
-        reply(
-            "CreateLiveStreamRecordIndexFiles",
-            context.request_id,
-            started,
-            result,
-            |answer, request_id| proto::CreateLiveStreamRecordIndexFilesResponse {
+        reply(context.request_id, result, |answer, request_id| {
+            proto::CreateLiveStreamRecordIndexFilesResponse {
                 request_id,
                 ..answer
-            },
-        )
+            }
+        })
     }
 
     async fn register_live_stream_record_segments(
         &self,
         request: Request<proto::RegisterLiveStreamRecordSegmentsRequest>,
     ) -> Result<Response<proto::RegisterLiveStreamRecordSegmentsResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .register(&context.caller, request.into_inner())
             .await;
-        reply(
-            "RegisterLiveStreamRecordSegments",
-            context.request_id,
-            started,
-            result,
-            |outcome, request_id| proto::RegisterLiveStreamRecordSegmentsResponse {
+        reply(context.request_id, result, |outcome, request_id| {
+            proto::RegisterLiveStreamRecordSegmentsResponse {
                 request_id,
                 accepted: outcome.accepted as i32,
                 duplicates: outcome.duplicates as i32,
-            },
-        )
+            }
+        })
     }
 
     async fn describe_live_stream_record_index_file(
         &self,
         request: Request<proto::DescribeLiveStreamRecordIndexFileRequest>,
     ) -> Result<Response<proto::DescribeLiveStreamRecordIndexFileResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .describe_file(&context.caller, request.into_inner())
             .await;
-        reply(
-            "DescribeLiveStreamRecordIndexFile",
-            context.request_id,
-            started,
-            result,
-            |info, request_id| proto::DescribeLiveStreamRecordIndexFileResponse {
+        reply(context.request_id, result, |info, request_id| {
+            proto::DescribeLiveStreamRecordIndexFileResponse {
                 request_id,
                 record_index_info: Some(info),
-            },
-        )
+            }
+        })
     }
 
     async fn describe_live_stream_record_index_files(
         &self,
         request: Request<proto::DescribeLiveStreamRecordIndexFilesRequest>,
     ) -> Result<Response<proto::DescribeLiveStreamRecordIndexFilesResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .describe_files(&context.caller, request.into_inner())
             .await;
-        reply(
-            "DescribeLiveStreamRecordIndexFiles",
-            context.request_id,
-            started,
-            result,
-            |page, request_id| proto::DescribeLiveStreamRecordIndexFilesResponse {
-                request_id,
-                ..page
-            },
-        )
+        reply(context.request_id, result, |page, request_id| {
+            proto::DescribeLiveStreamRecordIndexFilesResponse { request_id, ..page }
+        })
     }
 
     async fn delete_live_stream_record_index_files(
         &self,
         request: Request<proto::DeleteLiveStreamRecordIndexFilesRequest>,
     ) -> Result<Response<proto::DeleteLiveStreamRecordIndexFilesResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .delete(&context.caller, request.into_inner())
             .await;
-        reply(
-            "DeleteLiveStreamRecordIndexFiles",
-            context.request_id,
-            started,
-            result,
-            |answer, request_id| proto::DeleteLiveStreamRecordIndexFilesResponse {
+        reply(context.request_id, result, |answer, request_id| {
+            proto::DeleteLiveStreamRecordIndexFilesResponse {
                 request_id,
                 ..answer
-            },
-        )
+            }
+        })
     }
 
     async fn describe_live_stream_record_content(
         &self,
         request: Request<proto::DescribeLiveStreamRecordContentRequest>,
     ) -> Result<Response<proto::DescribeLiveStreamRecordContentResponse>, Status> {
-        let started = Instant::now();
         let context = context(&request)?;
         let result = self
             .service
             .describe_content(&context.caller, request.into_inner())
             .await;
-        reply(
-            "DescribeLiveStreamRecordContent",
-            context.request_id,
-            started,
-            result,
-            |spans, request_id| proto::DescribeLiveStreamRecordContentResponse {
+        reply(context.request_id, result, |spans, request_id| {
+            proto::DescribeLiveStreamRecordContentResponse {
                 request_id,
                 record_content_info_list: spans,
-            },
-        )
+            }
+        })
     }
 }

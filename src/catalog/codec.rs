@@ -170,6 +170,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A block's header: its version and how many segments follow.
+fn read_header(reader: &mut Reader<'_>) -> Result<(u8, u64), CodecError> {
+    let version = reader.byte()?;
+    if version != BLOCK_VERSION && version != FIRST_VERSION {
+        return Err(CodecError("unknown version"));
+    }
+    Ok((version, reader.varint()?))
+}
+
+/// How many segments a block holds, read from its header alone.
+pub fn block_len(bytes: &[u8]) -> Result<u64, CodecError> {
+    read_header(&mut Reader { bytes }).map(|(_, count)| count)
+}
+
 /// Decodes a block, calling `visit` for each segment in stored order.
 pub fn decode_block(
     base: Micros,
@@ -177,11 +191,7 @@ pub fn decode_block(
     mut visit: impl FnMut(Segment),
 ) -> Result<(), CodecError> {
     let mut reader = Reader { bytes };
-    let version = reader.byte()?;
-    if version != BLOCK_VERSION && version != FIRST_VERSION {
-        return Err(CodecError("unknown version"));
-    }
-    let count = reader.varint()?;
+    let (version, count) = read_header(&mut reader)?;
     let mut previous: Option<Segment> = None;
     for _ in 0..count {
         let start = previous

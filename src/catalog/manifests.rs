@@ -1,6 +1,8 @@
 //! Manifest metadata: stored with an expiry index and a per-stream index in
 //! creation order, read by id or by page.
 
+use std::sync::atomic::Ordering;
+
 use prost::Message;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -89,20 +91,24 @@ impl Catalog {
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
         let by_object = object_key(record);
-        (
+        let added = (
             &self.manifests,
             &self.manifest_expiry,
             &self.manifests_by_stream,
             &self.manifests_by_object,
         )
             .transaction(|(manifests, expiry, streams, objects)| {
-                manifests.insert(&id, record.encode_to_vec())?;
+                let previous = manifests.insert(&id, record.encode_to_vec())?;
                 expiry.insert(by_expiry.as_slice(), &[])?;
                 streams.insert(by_stream.as_slice(), &[])?;
                 objects.insert(by_object.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+                Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_none())
             })
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        if added {
+            self.manifests_stored.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Removes a manifest's metadata and its index entries in one step.
@@ -112,20 +118,24 @@ impl Catalog {
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
         let by_object = object_key(record);
-        (
+        let removed = (
             &self.manifests,
             &self.manifest_expiry,
             &self.manifests_by_stream,
             &self.manifests_by_object,
         )
             .transaction(|(manifests, expiry, streams, objects)| {
-                manifests.remove(&id)?;
+                let previous = manifests.remove(&id)?;
                 expiry.remove(by_expiry.as_slice())?;
                 objects.remove(by_object.as_slice())?;
                 streams.remove(by_stream.as_slice())?;
-                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+                Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_some())
             })
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        if removed {
+            self.manifests_stored.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Whether another live manifest points at the same playlist object as

@@ -28,6 +28,7 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prost::Message;
@@ -101,6 +102,10 @@ pub struct Catalog {
     register_lock: Mutex<()>,
     /// One flush at a time, shared by the writers waiting for it.
     commits: group_commit::GroupCommit,
+    /// Records held, counted once at open and kept up to date by every
+    /// write, so reporting them never scans the catalog.
+    segments_stored: AtomicU64,
+    manifests_stored: AtomicU64,
 }
 
 fn minute_of(end: Micros) -> u64 {
@@ -179,7 +184,7 @@ impl Catalog {
             .cache_capacity(cache_capacity_bytes)
             .mode(sled::Mode::LowSpace)
             .open()?;
-        Ok(Catalog {
+        Catalog {
             streams: db.open_tree("streams")?,
             segments: db.open_tree("segments")?,
             segment_ids: db.open_tree("segment_ids")?,
@@ -191,8 +196,34 @@ impl Catalog {
             token_expiry: db.open_tree("token_expiry")?,
             register_lock: Mutex::new(()),
             commits: Default::default(),
+            segments_stored: AtomicU64::new(0),
+            manifests_stored: AtomicU64::new(0),
             db,
-        })
+        }
+        .counted()
+    }
+
+    /// Counts the records once; block headers carry their segment count,
+    /// so no segment is decoded.
+    fn counted(self) -> Result<Catalog, CatalogError> {
+        let mut segments = 0;
+        for block in self.segments.iter() {
+            let (_, bytes) = block?;
+            segments +=
+                codec::block_len(&bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        }
+        self.segments_stored.store(segments, Ordering::Relaxed);
+        self.manifests_stored
+            .store(self.manifests.len() as u64, Ordering::Relaxed);
+        Ok(self)
+    }
+
+    /// Segments and manifests held, expired ones included until swept.
+    pub fn stored(&self) -> (u64, u64) {
+        (
+            self.segments_stored.load(Ordering::Relaxed),
+            self.manifests_stored.load(Ordering::Relaxed),
+        )
     }
 
     /// Makes every write so far durable. Runs off the async runtime: the
@@ -282,6 +313,7 @@ impl Catalog {
                     },
                 };
                 let mut outcome = RegisterOutcome::default();
+                let mut expired_removed = 0u64;
                 let mut blocks = PendingBlocks::default();
                 let mut id_entries: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
                 for segment in &batch {
@@ -304,6 +336,7 @@ impl Catalog {
                             !(same_object(stored, segment) && expired(stored, now))
                         });
                         let removed = block.len() != before;
+                        expired_removed += (before - block.len()) as u64;
                         known |= block.iter().any(|stored| same_object(stored, segment));
                         if removed {
                             blocks.dirty.insert(minute);
@@ -342,14 +375,25 @@ impl Catalog {
                         ids.insert(key, value.as_slice())?;
                     }
                     streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
+                } else {
+                    // Nothing is written, so nothing was removed either.
+                    expired_removed = 0;
                 }
-                Ok(outcome)
+                Ok((outcome, expired_removed))
             },
         );
-        result.map_err(|err| match err {
+        let (outcome, expired_removed) = result.map_err(|err| match err {
             TransactionError::Abort(err) => err,
             TransactionError::Storage(err) => CatalogError::Storage(err),
-        })
+        })?;
+        // Under the register lock, like every other change of the count.
+        let count = &self.segments_stored;
+        count.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+        count.fetch_sub(
+            expired_removed.min(count.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(outcome)
     }
 
     /// Visits, in end order, the live segments of a stream whose end lies in

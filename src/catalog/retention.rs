@@ -96,6 +96,9 @@ impl Catalog {
                     break;
                 }
                 self.remove_block(stream.id, minute, &segments)?;
+                // Under the register lock, like every other change of the count.
+                self.segments_stored
+                    .fetch_sub(segments.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 removed += segments.len();
             }
         }

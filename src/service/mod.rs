@@ -25,6 +25,8 @@ pub struct IndexService {
     pub clock: Arc<dyn Clock>,
     /// Cap on the segments of one manifest.
     pub max_segments_per_manifest: usize,
+    /// Most segments one Register request may carry.
+    pub max_register_batch: usize,
     /// Longest hole inside one recorded span of DescribeLiveStreamRecordContent.
     pub span_gap: crate::manifest::Micros,
     /// Serializes requests that share a ClientToken.

@@ -11,8 +11,6 @@ use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
 use crate::operations::Operation;
 use crate::proto;
 
-/// Most segments one request may carry.
-pub const MAX_BATCH: usize = 10_000;
 /// Longest segment accepted, in seconds.
 pub const MAX_SEGMENT_SECONDS: f64 = 3600.0;
 /// How far a segment may start ahead of this machine's clock: recorders'
@@ -163,9 +161,11 @@ impl IndexService {
             &request.app_name,
             &request.stream_name,
         )?;
-        if request.segments.is_empty() || request.segments.len() > MAX_BATCH {
+        if request.segments.is_empty() || request.segments.len() > self.max_register_batch {
             return Err(ApiError::InvalidParams(format!(
-                "Segments must hold 1 to {MAX_BATCH} segments"
+                "Segments holds {} segments; a request carries 1 to {} (max_register_batch)",
+                request.segments.len(),
+                self.max_register_batch
             )));
         }
         let now = self.clock.now();

@@ -7,14 +7,16 @@ mod resolve;
 mod s3;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::{Config, EndpointConfig, EndpointKind};
 use crate::manifest::uri::encode_key;
+use crate::telemetry;
 
 pub use local::LocalStore;
 pub use s3::S3Store;
@@ -41,6 +43,16 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The failure's name in metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageError::Unreachable(_) => "unreachable",
+            StorageError::Transient(_) => "transient",
+            StorageError::NotFound => "not_found",
+            StorageError::Rejected(_) => "rejected",
+        }
+    }
+
     fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -163,14 +175,7 @@ impl Storage {
             let call = configured
                 .store
                 .put(bucket, key, body.clone(), content_type);
-            let result = match tokio::time::timeout(configured.request_timeout, call).await {
-                Ok(result) => result,
-                Err(_) => Err(StorageError::Unreachable(format!(
-                    "no answer within {:?}",
-                    configured.request_timeout
-                ))),
-            };
-            match result {
+            match configured.attempt(endpoint, "put", call).await {
                 Ok(()) => return Ok(()),
                 Err(err) if err.is_retryable() && attempt < configured.max_attempts => {
                     tracing::warn!(endpoint, bucket, key, attempt, error = %err, "object write failed, retrying");
@@ -199,15 +204,9 @@ impl Storage {
                 total_len: meta.size,
             });
         }
-        match tokio::time::timeout(
-            configured.request_timeout,
-            configured.store.get(bucket, key, range),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::Unreachable("read timed out".into())),
-        }
+        configured
+            .attempt(endpoint, "get", configured.store.get(bucket, key, range))
+            .await
     }
 
     pub async fn head(
@@ -217,25 +216,18 @@ impl Storage {
         key: &str,
     ) -> Result<ObjectMeta, StorageError> {
         let configured = self.endpoint(endpoint)?;
-        match tokio::time::timeout(
-            configured.request_timeout,
-            configured.store.head(bucket, key),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::Unreachable("HEAD timed out".into())),
-        }
+        configured
+            .attempt(endpoint, "head", configured.store.head(bucket, key))
+            .await
     }
 
     /// Checks every endpoint once; the first that does not answer, by name.
     pub async fn check_all(&self) -> Result<(), String> {
         for (name, endpoint) in self.endpoints.iter() {
-            match tokio::time::timeout(endpoint.request_timeout, endpoint.store.check()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(format!("{name}: {err}")),
-                Err(_) => return Err(format!("{name}: no answer")),
-            }
+            endpoint
+                .attempt(name, "check", endpoint.store.check())
+                .await
+                .map_err(|err| format!("{name}: {err}"))?;
         }
         Ok(())
     }
@@ -247,7 +239,12 @@ impl Storage {
         bucket: &str,
         prefix: &str,
     ) -> Result<Vec<ListedObject>, StorageError> {
-        self.endpoint(endpoint)?.store.list(bucket, prefix).await
+        let configured = self.endpoint(endpoint)?;
+        let started = Instant::now();
+        let result = configured.store.list(bucket, prefix).await;
+        let error = result.as_ref().err().map(StorageError::kind);
+        telemetry::store_call(endpoint, "list", started.elapsed(), error);
+        result
     }
 
     pub async fn delete(
@@ -257,15 +254,9 @@ impl Storage {
         key: &str,
     ) -> Result<(), StorageError> {
         let configured = self.endpoint(endpoint)?;
-        match tokio::time::timeout(
-            configured.request_timeout,
-            configured.store.delete(bucket, key),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::Unreachable("delete timed out".into())),
-        }
+        configured
+            .attempt(endpoint, "delete", configured.store.delete(bucket, key))
+            .await
     }
 
     fn endpoint(&self, name: &str) -> Result<&Endpoint, StorageError> {
@@ -276,6 +267,27 @@ impl Storage {
 }
 
 impl Endpoint {
+    /// One call to the store, bounded by the request timeout and counted
+    /// in the metrics of `name`.
+    async fn attempt<T>(
+        &self,
+        name: &str,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Unreachable(format!(
+                "{operation}: no answer within {:?}",
+                self.request_timeout
+            ))),
+        };
+        let error = result.as_ref().err().map(StorageError::kind);
+        telemetry::store_call(name, operation, started.elapsed(), error);
+        result
+    }
+
     fn from_config(config: &EndpointConfig) -> Result<Endpoint, String> {
         let store: Arc<dyn ObjectStore> = match config.kind {
             EndpointKind::Local => {

@@ -6,7 +6,6 @@ pub mod srs;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::{make_service_fn, service_fn};
@@ -216,11 +215,4 @@ impl Webhook {
             .with_graceful_shutdown(shutdown)
             .await
     }
-}
-
-/// Binds the webhook's listener, so a taken port stops `serve` at once.
-pub fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(address)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
 }

@@ -129,13 +129,21 @@ pub async fn run(command: &mut tokio::process::Command, deadline: Duration) -> O
 /// command and removes whatever it left behind; the line `keep` first
 /// SIGKILLs it but leaves its files, for a restart. The guard closes its own
 /// copies of stdout and stderr so that, when the command dies, whoever reads
-/// its output sees EOF at once.
+/// its output sees EOF at once. The line `term` sends SIGTERM instead, waits
+/// for the command to exit on its own and leaves its exit code in
+/// `$GUARD_STATUS_FILE`, keeping its files.
 const GUARD_SCRIPT: &str = r#"
 "$@" &
 child=$!
 if [ -n "$GUARD_PID_FILE" ]; then echo "$child" > "$GUARD_PID_FILE"; fi
 exec >/dev/null 2>&1
 read command
+if [ "$command" = term ]; then
+  kill -TERM "$child"
+  wait "$child"
+  echo $? > "$GUARD_STATUS_FILE"
+  exit 0
+fi
 kill -KILL "$child"
 wait "$child"
 if [ "$command" != keep ] && [ -n "$GUARD_CLEANUP" ]; then rm -rf $GUARD_CLEANUP; fi
@@ -198,6 +206,26 @@ impl Guarded {
             let _ = stdin.write_all(b"keep\n");
         }
         let _ = self.guard.wait();
+    }
+}
+
+impl Guarded {
+    /// Sends the command SIGTERM and waits until it has exited by itself;
+    /// its exit code, and how long it took to exit.
+    fn terminate(&mut self, status_file: &Path) -> (i32, Duration) {
+        use std::io::Write;
+        let started = Instant::now();
+        if let Some(mut stdin) = self.stdin.take() {
+            stdin
+                .write_all(b"term\n")
+                .expect("tell the guard to send SIGTERM");
+        }
+        let _ = self.guard.wait();
+        let elapsed = started.elapsed();
+        let code = fs::read_to_string(status_file)
+            .unwrap_or_else(|e| panic!("exit code in {}: {e}", status_file.display()));
+        let code = code.trim().parse().expect("exit code is a number");
+        (code, elapsed)
     }
 }
 
@@ -853,6 +881,7 @@ impl Server {
             .env_remove("RECORD_INDEX_DATA_DIR")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        command.env("GUARD_STATUS_FILE", self.workdir.join("exit-status"));
         let mut process = Guarded::spawn(command, None, &[&self.workdir]);
         let stdout_pipe = process.guard.stdout.take().expect("piped stdout");
         let stderr_pipe = process.guard.stderr.take().expect("piped stderr");
@@ -900,6 +929,22 @@ impl Server {
         RecordIndexClient::connect(self.url())
             .await
             .unwrap_or_else(|e| panic!("connect to record-index at {}: {e}", self.addr))
+    }
+
+    /// Stops the server as an orchestrator does (SIGTERM) and waits for it
+    /// to exit by itself: its exit code and how long it took. The data dir
+    /// stays; [`Server::start_again`] starts a new process on it.
+    pub fn terminate(&mut self) -> (i32, Duration) {
+        let mut process = self.process.take().expect("the server is running");
+        let _ = fs::remove_file(self.workdir.join("exit-status"));
+        process.terminate(&self.workdir.join("exit-status"))
+    }
+
+    /// Starts the server again after [`Server::terminate`], on the same
+    /// data dir and config.
+    pub async fn start_again(&mut self) {
+        assert!(self.process.is_none(), "the server is still running");
+        self.spawn().await;
     }
 
     /// Kills the server (SIGKILL: nothing is flushed on the way out) and
