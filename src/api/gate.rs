@@ -141,10 +141,7 @@ impl<S> Gate<S> {
             .and_then(|value| value.to_str().ok());
         let caller = self.shared.accounts.authenticate(authorization)?;
         span.record("account", caller.account.id.as_str());
-        if let Err(err) = self.shared.limiter.admit(operation, &caller.account.id) {
-            telemetry::throttled(&caller.account.id, operation.name());
-            return Err(err);
-        }
+        self.shared.limiter.admit(operation, &caller.account.id)?;
         Ok(caller)
     }
 }

@@ -92,9 +92,11 @@ impl<C: Clock + Clone> RateLimiter<C> {
     }
 
     /// [`RateLimiter::check`] as the API answers it: Throttling.User with
-    /// when to retry.
+    /// when to retry, counted in the metrics whichever listener refused.
     pub fn admit(&self, operation: Operation, account: &str) -> ApiResult<()> {
-        self.check(operation, account).map_err(|throttle| ApiError::Throttled {
+        self.check(operation, account).map_err(|throttle| {
+            crate::telemetry::throttled(account, operation.name());
+            ApiError::Throttled {
             message: format!(
                 "account {account} is over its limit of {} {} requests per second; retry in {} ms",
                 throttle.rate,
@@ -102,6 +104,7 @@ impl<C: Clock + Clone> RateLimiter<C> {
                 throttle.retry_after.as_millis().max(1)
             ),
             retry_after: throttle.retry_after,
+        }
         })
     }
 
