@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 source scripts/install-tools.sh
 cargo bench --bench create
 cargo bench --bench gate
+cargo bench --bench load
