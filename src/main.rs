@@ -110,6 +110,29 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Writes every collection of the catalog (`{data_dir}/catalog`) to one
+    /// file. The service must be stopped: the catalog is locked while it runs.
+    Backup {
+        /// Config file whose `data_dir` holds the catalog.
+        #[arg(long, env = "RECORD_INDEX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir` of the config.
+        #[arg(long, env = "RECORD_INDEX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The backup file (written as FILE.tmp, then renamed).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restores a backup into a new catalog in `{data_dir}/catalog`; refuses
+    /// a data directory that already holds one.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Data directory of the service to start on the restored catalog.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +227,55 @@ async fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::New { account },
         } => new_key(&account),
+        Command::Backup {
+            config,
+            data_dir,
+            out,
+        } => {
+            let config = match load_config(config, None, data_dir) {
+                Ok(config) => config,
+                Err(message) => {
+                    eprintln!("record-index: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            let catalog = record_index::catalog::backup::catalog_dir(&config.data_dir);
+            match record_index::catalog::backup::backup(
+                &config.data_dir,
+                &out,
+                config.cache_capacity_bytes,
+            ) {
+                Ok(summary) => {
+                    println!(
+                        "record-index: backed up {} to {}: {summary}",
+                        catalog.display(),
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("record-index: backup failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Restore { from, data_dir } => {
+            let catalog = record_index::catalog::backup::catalog_dir(&data_dir);
+            match record_index::catalog::backup::restore(&from, &data_dir) {
+                Ok(summary) => {
+                    println!(
+                        "record-index: restored {} into {}: {summary}",
+                        from.display(),
+                        catalog.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("record-index: restore failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Import {
             config,
             server,

@@ -18,6 +18,7 @@
 //! - `tokens`: account, operation and ClientToken → [`TokenRecord`], with
 //!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
 
+pub mod backup;
 pub mod codec;
 mod group_commit;
 mod manifests;
