@@ -185,20 +185,20 @@ fn new_key(account: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed
+/// when this is called, not when it is first awaited, so a signal that
+/// comes right after the listening line still stops the service gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
 
 fn load_config(
@@ -323,6 +323,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let shutdown = shutdown_signal();
             let server = match Server::bind(&config).await {
                 Ok(server) => server,
                 Err(err) => {
@@ -343,7 +344,7 @@ async fn main() -> ExitCode {
                 println!("record-index metrics listening on {metrics}");
             }
             tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
-            if let Err(err) = server.run(shutdown_signal()).await {
+            if let Err(err) = server.run(shutdown).await {
                 eprintln!("record-index: {err}");
                 return ExitCode::FAILURE;
             }

@@ -21,6 +21,13 @@ use crate::storage::Storage;
 use crate::telemetry;
 use crate::webhook::Webhook;
 
+/// How long startup waits for object storage to settle staged manifests;
+/// the rest are settled in the background.
+const SETTLE_AT_START: Duration = Duration::from_secs(5);
+/// How often staged manifests are tried again while some are unsettled.
+const SETTLE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often draining looks for the last request to finish.
+const IDLE_CHECK: Duration = Duration::from_millis(20);
 /// How often the rate limiter forgets accounts whose budget is full again.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -61,6 +68,9 @@ pub struct Server {
     storage: Storage,
     max_message_bytes: usize,
     shutdown_grace: Duration,
+    /// The service, when staged manifests were left at startup, to settle
+    /// them in the background.
+    unsettled: Option<Arc<IndexService>>,
 }
 
 /// Binds an HTTP side listener (webhook, metrics) before the service says
@@ -220,6 +230,20 @@ impl Server {
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
         });
+        // Before the service answers, so a Create acknowledged before a
+        // crash is visible again from the first request on.
+        let unsettled = match tokio::time::timeout(SETTLE_AT_START, service.settle_staged()).await {
+            Ok(Ok(0)) => false,
+            Ok(Ok(left)) => {
+                tracing::warn!(left, "staged manifests wait for object storage");
+                true
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "staged manifests could not be settled");
+                true
+            }
+            Err(_) => true,
+        };
         let accounts = Arc::new(Accounts::from_config(config));
         let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
         let webhook = match &config.srs_webhook {
@@ -254,7 +278,7 @@ impl Server {
                 })?;
         Ok(Server {
             listener,
-            api: GrpcApi::new(service),
+            api: GrpcApi::new(service.clone()),
             gate,
             limiter,
             tls,
@@ -267,6 +291,7 @@ impl Server {
             storage: service_storage,
             max_message_bytes: config.max_message_bytes,
             shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
+            unsettled: unsettled.then(|| service.clone()),
         })
     }
 
@@ -320,6 +345,25 @@ impl Server {
                 limiter.prune();
             }
         });
+        let settler = self.unsettled.map(|service| {
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SETTLE_INTERVAL).await;
+                    match service.settle_staged().await {
+                        Ok(0) => {
+                            tracing::info!("every staged manifest is settled");
+                            return;
+                        }
+                        Ok(left) => {
+                            tracing::warn!(left, "staged manifests wait for object storage")
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "settling staged manifests failed")
+                        }
+                    }
+                }
+            })
+        });
         let sweeper = tokio::spawn(sweep_forever(
             self.catalog.clone(),
             self.clock.clone(),
@@ -372,7 +416,10 @@ impl Server {
             })
         });
         let draining = reporter.clone();
-        let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<()>();
+        let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+        // Set when draining begins: the gRPC drain and the webhook's share
+        // one grace period.
+        let grace_ends = std::sync::OnceLock::new();
         let shutdown = async move {
             shutdown.await;
             // Draining: load balancers stop sending while in-flight requests
@@ -384,7 +431,7 @@ impl Server {
                 .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
                 .await;
             drop(stopping);
-            let _ = drain_started.send(());
+            let _ = drain_started.send(tokio::time::Instant::now());
         };
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
@@ -404,30 +451,54 @@ impl Server {
         // A request stuck past the grace period must not keep the catalog
         // from being flushed before the orchestrator's SIGKILL.
         let grace_over = async {
-            if drain_begins.await.is_err() {
+            let Ok(began) = drain_begins.await else {
                 return std::future::pending().await;
-            }
+            };
+            let _ = grace_ends.set(began + grace);
             tracing::info!(
                 in_flight = gate.in_flight(),
                 grace_secs = grace.as_secs_f64(),
                 "draining: no new requests, waiting for those in flight"
             );
-            tokio::time::sleep(grace).await;
+            // Connections a client keeps open without a request in flight
+            // hold nothing worth waiting for.
+            let idle = async {
+                let mut idle_checks = 0;
+                while idle_checks < 3 {
+                    tokio::time::sleep(IDLE_CHECK).await;
+                    idle_checks = if gate.in_flight() == 0 {
+                        idle_checks + 1
+                    } else {
+                        0
+                    };
+                }
+            };
+            if tokio::time::timeout(grace, idle).await.is_err() {
+                tracing::warn!(
+                    abandoned = gate.in_flight(),
+                    "shutdown grace period over: requests still in flight are abandoned"
+                );
+            }
         };
         let result = tokio::select! {
             result = serving => result,
-            () = grace_over => {
-                tracing::warn!(abandoned = gate.in_flight(), "shutdown grace period over: requests still in flight are abandoned");
-                Ok(())
-            }
+            () = grace_over => Ok(()),
         };
         pruner.abort();
         sweeper.abort();
+        if let Some(settler) = settler {
+            settler.abort();
+        }
         health_checks.abort();
         if let Some(webhook) = webhook {
-            // In-flight callbacks get the same grace; a stuck client does not
-            // keep the service from flushing and exiting.
-            if tokio::time::timeout(grace, webhook).await.is_err() {
+            // In-flight callbacks get what is left of the grace period; a
+            // stuck client does not keep the service from flushing and
+            // exiting.
+            let deadline = grace_ends
+                .get()
+                .copied()
+                .unwrap_or_else(|| tokio::time::Instant::now() + grace);
+            if tokio::time::timeout_at(deadline, webhook).await.is_err() {
                 tracing::warn!("SRS webhook connections still open at shutdown");
             }
         }

@@ -1,13 +1,16 @@
 //! CreateLiveStreamRecordIndexFiles: the design's validation list in order,
 //! then selection, the playlist write, and the durable metadata record.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 
 use super::idempotency::fingerprint;
 use super::probing::probe_object;
 use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
-use crate::catalog::ManifestRecord;
+use crate::catalog::{Catalog, ManifestRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::MICROS_PER_SECOND;
 use crate::manifest::clip::{self, Cut};
@@ -22,6 +25,29 @@ use crate::media;
 use crate::operations::Operation;
 use crate::proto;
 use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
+
+/// A staged manifest until its Create commits it. A Create that fails, or
+/// is dropped (deadline passed, client gone), discards it at once rather
+/// than leaving it to the settling after the next start. The discard is
+/// not flushed: should the process die first, settling drops it as well,
+/// since its playlist is missing or different.
+struct Staged {
+    catalog: Arc<Catalog>,
+    record: ManifestRecord,
+    abandoned: Arc<AtomicBool>,
+    committed: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.abandoned.store(true, Ordering::SeqCst);
+            if let Err(err) = self.catalog.discard_manifest(&self.record) {
+                tracing::warn!(error = %err, "a staged manifest stays until settled");
+            }
+        }
+    }
+}
 
 fn storage_failure(err: StorageError) -> ApiError {
     let message = format!("writing the playlist failed: {err}");
@@ -309,27 +335,19 @@ impl IndexService {
             });
             playlists.push(rendered);
         }
-        for (rendered, media_key) in playlists.iter().zip(&media_keys) {
-            self.write_playlist(
-                &request.oss_endpoint,
-                &request.oss_bucket,
-                media_key,
-                rendered.text.clone(),
-            )
-            .await?;
-        }
+        // Every object to write, the one the manifest names last: a player
+        // (or recovery) that finds it finds the whole set.
+        let mut writes: Vec<(&str, String)> = playlists
+            .iter()
+            .zip(&media_keys)
+            .map(|(rendered, media_key)| (media_key.as_str(), rendered.text.clone()))
+            .collect();
         if !request.renditions.is_empty() {
             let mut variants = Vec::with_capacity(clips.len());
             for ((clip, rendered), media_key) in clips.iter().zip(&playlists).zip(&media_keys) {
                 variants.push(self.variant(&key, media_key, clip, rendered).await);
             }
-            self.write_playlist(
-                &request.oss_endpoint,
-                &request.oss_bucket,
-                &key,
-                master::render(&variants),
-            )
-            .await?;
+            writes.push((key.as_str(), master::render(&variants)));
         }
         let rendered = &playlists[0];
         let trimmed = clips.iter().any(|clip| clip.trimmed);
@@ -351,7 +369,7 @@ impl IndexService {
                 .url(&request.oss_endpoint, &request.oss_bucket, &key),
             oss_endpoint: request.oss_endpoint,
             oss_bucket: request.oss_bucket,
-            oss_object: key,
+            oss_object: key.clone(),
             start_time: request.start_time,
             end_time: request.end_time,
             created: now,
@@ -362,13 +380,7 @@ impl IndexService {
             segment_count: segment_count as u32,
             stream_id: streams[0].id,
         };
-        let catalog = self.catalog.clone();
-        let stored = record.clone();
-        blocking(move || {
-            catalog.put_manifest(&stored)?;
-            Ok(catalog.flush_blocking()?)
-        })
-        .await?;
+        self.store_with_playlists(&record, &writes).await?;
         tracing::info!(record_id = %record_id, segments = segment_count, duration = rendered.duration, "manifest created");
         Ok(proto::CreateLiveStreamRecordIndexFilesResponse {
             request_id: String::new(),
@@ -376,6 +388,55 @@ impl IndexService {
             clip_mode: if trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
             clip_note: note,
         })
+    }
+
+    /// Writes the playlists and makes the manifest durable at the same
+    /// time, so a Create costs the slower of the two rather than their sum.
+    /// The manifest is staged (durable, invisible) while the playlists are
+    /// written and committed once both are done; the commit needs no flush
+    /// of its own, because after a crash a staged manifest is settled from
+    /// object storage (see `settle`): kept if its last playlist holds
+    /// exactly the bytes staged, dropped otherwise.
+    async fn store_with_playlists(
+        &self,
+        record: &ManifestRecord,
+        writes: &[(&str, String)],
+    ) -> ApiResult<()> {
+        let (_, last) = writes
+            .last()
+            .expect("a Create writes at least one playlist");
+        let digest = super::settle::digest(last.as_bytes());
+        let mut staged = Staged {
+            catalog: self.catalog.clone(),
+            record: record.clone(),
+            abandoned: Default::default(),
+            committed: false,
+        };
+        let (catalog, record_to_stage, abandoned) = (
+            self.catalog.clone(),
+            record.clone(),
+            staged.abandoned.clone(),
+        );
+        let staging = blocking(move || {
+            catalog.stage_manifest(&record_to_stage, &digest)?;
+            // Dropped while staging: the guard's discard may have come first.
+            if abandoned.load(Ordering::SeqCst) {
+                catalog.discard_manifest(&record_to_stage)?;
+            }
+            Ok(catalog.flush_blocking()?)
+        });
+        let writing = async {
+            for (key, text) in writes {
+                self.write_playlist(&record.oss_endpoint, &record.oss_bucket, key, text.clone())
+                    .await?;
+            }
+            Ok(())
+        };
+        let (staging, written) = tokio::join!(staging, writing);
+        staging.and(written)?;
+        staged.committed = true;
+        let (catalog, record) = (self.catalog.clone(), record.clone());
+        blocking(move || Ok(catalog.put_manifest(&record)?)).await
     }
 
     async fn write_playlist(
