@@ -1149,3 +1149,373 @@ pub fn assert_error(status: &tonic::Status, code: tonic::Code, error_code: &str)
     );
     info
 }
+
+// ---------------------------------------------------------------------------
+// Health, as a load balancer asks
+// ---------------------------------------------------------------------------
+
+pub use tonic_health::pb::health_check_response::ServingStatus;
+
+/// What the server at `url` answers to grpc.health.v1 `Check` for the
+/// RecordIndex service, through the standard health client; an error when
+/// it cannot be asked (not listening, no answer within 5 s).
+pub async fn health_status(url: &str) -> Result<ServingStatus, String> {
+    let check = async {
+        let channel = Channel::from_shared(url.to_string())
+            .map_err(|e| format!("{url}: {e}"))?
+            .connect()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let answer = client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "recordindex.v1.RecordIndex".into(),
+            })
+            .await
+            .map_err(|status| format!("{status:?}"))?
+            .into_inner();
+        ServingStatus::try_from(answer.status).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(5), check)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 5 s".into()))
+}
+
+/// Asks the health of the server at `url` every 100 ms until it is
+/// `wanted`, and returns how long that took; fails the test when it still
+/// is not after `within`.
+pub async fn await_health(url: &str, wanted: ServingStatus, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = health_status(url).await;
+        if status == Ok(wanted) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "grpc health of {url} is {status:?}, not {wanted:?}, {within:?} after asking"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A server whose log the test reads
+// ---------------------------------------------------------------------------
+
+/// The log (stderr) lines of a server started by
+/// [`Server::start_keeping_log`], as they arrive.
+#[derive(Clone, Default)]
+pub struct ServerLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl ServerLog {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The lines holding `needle`.
+    pub fn matching(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line.contains(needle))
+            .collect()
+    }
+}
+
+impl Server {
+    /// Like [`Server::start`], and the server's log is also kept for the
+    /// test to read (it is still shown with a failing test). Only this
+    /// process's log is kept: one started by [`Server::restart`] or
+    /// [`Server::start_again`] logs to the test output alone.
+    pub async fn start_keeping_log(extra_toml: &str) -> (Server, ServerLog) {
+        let dir = server_dir();
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("record-index.toml");
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\n\
+             data_dir = \"{}\"\n\
+             max_segments_per_manifest = 100000\n\n\
+             {extra_toml}",
+            data_dir.display()
+        );
+        fs::write(&config, toml).expect("write server config");
+        let mut server = Server {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            workdir: dir.path().to_path_buf(),
+            args: vec!["serve".into(), "--config".into(), config.into_os_string()],
+            process: None,
+            _dir: dir,
+        };
+        let log = ServerLog::default();
+        server.spawn_keeping_log(log.clone()).await;
+        (server, log)
+    }
+
+    /// [`Server::spawn`], with every stderr line also pushed to `log`.
+    async fn spawn_keeping_log(&mut self, log: ServerLog) {
+        let binary = Path::new(env!("CARGO_BIN_EXE_record-index"));
+        let mut command = guarded_command(binary, &self.args);
+        command
+            .current_dir(&self.workdir)
+            .env("TEST_S3_KEY", "record-index-test")
+            .env("TEST_S3_SECRET", "record-index-test-secret")
+            .env_remove("RECORD_INDEX_CONFIG")
+            .env_remove("RECORD_INDEX_LISTEN")
+            .env_remove("RECORD_INDEX_DATA_DIR")
+            .env("GUARD_STATUS_FILE", self.workdir.join("exit-status"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut process = Guarded::spawn(command, None, &[&self.workdir]);
+        let stdout_pipe = process.guard.stdout.take().expect("piped stdout");
+        let stderr_pipe = process.guard.stderr.take().expect("piped stderr");
+        self.process = Some(process);
+
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                eprintln!("[record-index] {line}");
+                log.0.lock().unwrap().push(line);
+            }
+        });
+        let (first_line_tx, first_line_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout_pipe).lines().map_while(Result::ok);
+            if let Some(first) = lines.next() {
+                let _ = first_line_tx.send(first);
+            }
+            for line in lines {
+                eprintln!("[record-index stdout] {line}");
+            }
+        });
+        let first_line = tokio::time::timeout(Duration::from_secs(30), first_line_rx)
+            .await
+            .expect("record-index printed nothing on stdout within 30 s")
+            .expect("record-index exited before printing its listening line (its log is above)");
+        let addr = first_line
+            .strip_prefix(LISTENING_PREFIX)
+            .and_then(|rest| rest.trim().parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("first stdout line is {first_line:?}, expected \"{LISTENING_PREFIX}127.0.0.1:PORT\""));
+        self.addr = addr;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A SeaweedFS of one test's own, for outages
+// ---------------------------------------------------------------------------
+
+/// A SeaweedFS that belongs to one test, which kills it (SIGKILL) and
+/// starts it again on the same ports and data directory: an object-storage
+/// outage as the service sees it. Derefs to [`SeaweedFs`] for buckets,
+/// objects and the endpoint config. Dropping it kills SeaweedFS and
+/// removes its data.
+pub struct PrivateSeaweedFs {
+    seaweedfs: SeaweedFs,
+    /// What starting it again takes: the same program and arguments (so
+    /// the same ports and data directory) and the same files to remove at
+    /// the end.
+    weed: PathBuf,
+    args: Vec<OsString>,
+    dir: PathBuf,
+    cleanup: Vec<PathBuf>,
+    /// False between [`PrivateSeaweedFs::kill`] and
+    /// [`PrivateSeaweedFs::start_again`].
+    running: bool,
+}
+
+impl std::ops::Deref for PrivateSeaweedFs {
+    type Target = SeaweedFs;
+
+    fn deref(&self) -> &SeaweedFs {
+        &self.seaweedfs
+    }
+}
+
+/// Starts a SeaweedFS of the calling test's own, ready for writes. It
+/// blocks: an async test calls it through `spawn_blocking`.
+pub fn start_private_seaweedfs() -> PrivateSeaweedFs {
+    let weed = require(WEED);
+    let mut failures = Vec::new();
+    // As for the shared one, a port taken between picking and binding is
+    // cured by a fresh set.
+    for _ in 0..3 {
+        match try_start_private_seaweedfs(&weed) {
+            Ok(seaweedfs) => return seaweedfs,
+            Err(failure) => failures.push(failure),
+        }
+    }
+    panic!(
+        "a private SeaweedFS did not start:\n{}",
+        failures.join("\n---\n")
+    );
+}
+
+fn try_start_private_seaweedfs(weed: &Path) -> Result<PrivateSeaweedFs, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("record-index-seaweedfs-")
+        .tempdir()
+        .expect("temp dir for SeaweedFS")
+        .keep();
+    let ports: [u16; 8] = free_ports();
+    let [_, master_grpc, _, volume_grpc, _, filer_grpc, s3, s3_grpc] = ports;
+    let args = private_seaweedfs_args(&dir, ports);
+    let mut cleanup = vec![dir.clone()];
+    cleanup.extend(
+        [
+            ("master", master_grpc),
+            ("volume", volume_grpc),
+            ("filer", filer_grpc),
+            ("s3", s3_grpc),
+        ]
+        .iter()
+        .map(|(role, port)| PathBuf::from(format!("/tmp/seaweedfs-{role}-grpc-{port}.sock"))),
+    );
+    let process = spawn_private_seaweedfs(weed, &args, &dir, &cleanup);
+    await_private_seaweedfs(s3, &dir, || seaweedfs_accepts_writes(s3))?;
+    Ok(PrivateSeaweedFs {
+        seaweedfs: SeaweedFs {
+            s3_port: s3,
+            _process: process,
+        },
+        weed: weed.to_path_buf(),
+        args,
+        dir,
+        cleanup,
+        running: true,
+    })
+}
+
+/// The arguments of the shared SeaweedFS, plus a short raft election
+/// timeout: a master started again on its old state waits that long
+/// (10 s by default) before it leads and takes writes.
+fn private_seaweedfs_args(dir: &Path, ports: [u16; 8]) -> Vec<OsString> {
+    let [
+        master,
+        master_grpc,
+        volume,
+        volume_grpc,
+        filer,
+        filer_grpc,
+        s3,
+        s3_grpc,
+    ] = ports;
+    [
+        "server".to_string(),
+        format!("-dir={}", dir.display()),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        format!("-master.port={master}"),
+        format!("-master.port.grpc={master_grpc}"),
+        format!("-volume.port={volume}"),
+        format!("-volume.port.grpc={volume_grpc}"),
+        format!("-filer.port={filer}"),
+        format!("-filer.port.grpc={filer_grpc}"),
+        format!("-filer.localSocket={}", dir.join("filer.sock").display()),
+        "-s3".into(),
+        format!("-s3.port={s3}"),
+        format!("-s3.port.grpc={s3_grpc}"),
+        format!("-s3.localSocket={}", dir.join("s3.sock").display()),
+        "-s3.domainName=localhost".into(),
+        "-s3.port.iceberg=0".into(),
+        "-s3.port.lance=0".into(),
+        "-master.volumeSizeLimitMB=32".into(),
+        "-volume.max=500".into(),
+        "-master.telemetry=false".into(),
+        "-master.electionTimeout=1s".into(),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// Runs weed under the guard, appending to `weed.log` in `dir` (a start
+/// again keeps the log of the earlier run above its own).
+fn spawn_private_seaweedfs(
+    weed: &Path,
+    args: &[OsString],
+    dir: &Path,
+    cleanup: &[PathBuf],
+) -> Guarded {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("weed.log"))
+        .expect("open weed.log");
+    let mut command = guarded_command(weed, args);
+    command
+        .current_dir(dir)
+        .stdout(log.try_clone().expect("dup weed.log"))
+        .stderr(log);
+    // The guard writes the new pid; an old one would read as "exited".
+    let pid_file = dir.join("weed.pid");
+    let _ = fs::remove_file(&pid_file);
+    let cleanup: Vec<&Path> = cleanup.iter().map(PathBuf::as_path).collect();
+    Guarded::spawn(command, Some(&pid_file), &cleanup)
+}
+
+/// Waits up to 60 s for `ready`, failing early with weed's log when weed
+/// has exited.
+fn await_private_seaweedfs(
+    s3_port: u16,
+    dir: &Path,
+    ready: impl Fn() -> bool,
+) -> Result<(), String> {
+    let log_path = dir.join("weed.log");
+    let pid_file = dir.join("weed.pid");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        let exited = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| !process_alive(pid));
+        if exited {
+            return Err(format!(
+                "weed exited early; its log:\n{}",
+                tail(&log_path, 40)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "S3 on port {s3_port} did not accept a write within 60 s; weed's log:\n{}",
+        tail(&log_path, 40)
+    ))
+}
+
+impl PrivateSeaweedFs {
+    /// Kills SeaweedFS (SIGKILL) and returns once it is gone: its ports
+    /// refuse connections, its data stays for [`PrivateSeaweedFs::start_again`].
+    pub fn kill(&mut self) {
+        assert!(self.running, "SeaweedFS is not running");
+        self.seaweedfs._process.kill_keeping_files();
+        self.running = false;
+    }
+
+    /// Starts SeaweedFS again on the same ports and data after
+    /// [`PrivateSeaweedFs::kill`], and returns once it takes writes again
+    /// (the time that took). Blocks like [`start_private_seaweedfs`].
+    pub fn start_again(&mut self) -> Duration {
+        assert!(!self.running, "SeaweedFS is still running");
+        let started = Instant::now();
+        let process = spawn_private_seaweedfs(&self.weed, &self.args, &self.dir, &self.cleanup);
+        // The readiness bucket exists from the first start (creating it
+        // again is 409), so an object write alone is the probe.
+        let s3 = self.seaweedfs.s3_port;
+        if let Err(failure) = await_private_seaweedfs(s3, &self.dir, || {
+            raw_http_status(s3, "PUT", "/readiness-probe/probe", b"ok") == Some(200)
+        }) {
+            panic!("SeaweedFS did not start again on the same ports and data: {failure}");
+        }
+        // The killed process's guard has exited; dropping it does nothing.
+        self.seaweedfs._process = process;
+        self.running = true;
+        started.elapsed()
+    }
+
+    /// The last lines of weed's log, for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.dir.join("weed.log"), lines)
+    }
+}
