@@ -17,8 +17,9 @@ use chrono::{DateTime, Utc};
 use common::*;
 use record_index::proto::record_index_client::RecordIndexClient;
 use record_index::proto::{
-    CreateLiveStreamRecordIndexFilesRequest, DescribeLiveStreamRecordIndexFilesRequest, RecordInfo,
-    RegisterLiveStreamRecordSegmentsRequest, Segment,
+    CreateLiveStreamRecordIndexFilesRequest, DescribeLiveStreamRecordIndexFileRequest,
+    DescribeLiveStreamRecordIndexFilesRequest, RecordInfo, RegisterLiveStreamRecordSegmentsRequest,
+    Segment,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -364,5 +365,125 @@ async fn creates_fail_fast_while_object_storage_is_down_and_recover_by_themselve
         panics.is_empty(),
         "record-index panicked:\n{}",
         panics.join("\n")
+    );
+}
+
+/// Manifests acknowledged just before the service is killed, with object
+/// storage going down at the same time: started again while the store is
+/// still down, the service cannot yet tell which staged manifests had their
+/// playlists written, but it must not deny one it acknowledged. Each is
+/// described as created, or refused as UNAVAILABLE for now; none is
+/// `InvalidRecordId.NotFound`, and all are described once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_during_an_outage_does_not_deny_acknowledged_manifests() {
+    let mut weed = tokio::task::block_in_place(start_private_seaweedfs);
+    let bucket = weed.create_bucket().await;
+    let mut server = Server::start(&format!(
+        "{RATE_LIMITS}\n{}",
+        weed.endpoint_toml(Addressing::Path)
+    ))
+    .await;
+    let place = Place {
+        endpoint: weed.endpoint_name(Addressing::Path),
+        bucket,
+        stream: unique_name("restart"),
+        start: recording_start(Duration::from_secs(3600)),
+    };
+    let mut client = server.client().await;
+    register_recording(&mut client, &place).await;
+    // The first writes to a new bucket can take SeaweedFS a moment.
+    client
+        .create_live_stream_record_index_files(create_request(&place, 0, "vod/warm-up.m3u8"))
+        .await
+        .expect("a first Create");
+
+    // A burst of Creates, all acknowledged, and SIGKILL as the last answer
+    // arrives.
+    let creates = (0..20).map(|n| {
+        let mut client = client.clone();
+        let request = create_request(&place, n, &format!("vod/{}/{n:02}.m3u8", place.stream));
+        async move { client.create_live_stream_record_index_files(request).await }
+    });
+    let acknowledged: Vec<RecordInfo> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|answer| {
+            answer
+                .expect("Create while the store answers")
+                .into_inner()
+                .record_info
+                .unwrap()
+        })
+        .collect();
+    server.kill();
+    tokio::task::block_in_place(|| weed.kill());
+    server.start_again().await;
+
+    let describe = |info: &RecordInfo| DescribeLiveStreamRecordIndexFileRequest {
+        domain_name: DOMAIN.into(),
+        app_name: APP.into(),
+        stream_name: place.stream.clone(),
+        record_id: info.record_id.clone(),
+    };
+    let mut client = server.client().await;
+    let mut denied = Vec::new();
+    let mut deferred = 0;
+    for info in &acknowledged {
+        match client
+            .describe_live_stream_record_index_file(describe(info))
+            .await
+        {
+            Ok(answer) => assert_eq!(answer.into_inner().record_index_info.as_ref(), Some(info)),
+            Err(status) if status.code() == Code::Unavailable => {
+                assert_error(&status, Code::Unavailable, "InternalError");
+                deferred += 1;
+            }
+            Err(status) => denied.push(format!(
+                "{} ({}): {:?} {}",
+                info.record_id,
+                info.oss_object,
+                status.code(),
+                status.message()
+            )),
+        }
+    }
+
+    // Once the store is back, every acknowledged manifest is described.
+    let weed_started_in = tokio::task::block_in_place(|| weed.start_again());
+    let back = Instant::now();
+    let mut missing = acknowledged.clone();
+    while !missing.is_empty() {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "{} acknowledged manifests still not described 30 s after SeaweedFS came back: {:?}",
+            missing.len(),
+            missing.iter().map(|i| &i.record_id).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut still = Vec::new();
+        for info in missing {
+            match client
+                .describe_live_stream_record_index_file(describe(&info))
+                .await
+            {
+                Ok(answer) => {
+                    assert_eq!(answer.into_inner().record_index_info.as_ref(), Some(&info))
+                }
+                Err(_) => still.push(info),
+            }
+        }
+        missing = still;
+    }
+    eprintln!(
+        "of {} acknowledged manifests, {deferred} UNAVAILABLE and {} denied while the store was \
+         down; SeaweedFS back in {weed_started_in:?}, all described {:?} after that",
+        acknowledged.len(),
+        denied.len(),
+        back.elapsed()
+    );
+    assert!(
+        denied.is_empty(),
+        "started again during the outage, the service denies manifests it acknowledged:\n{}",
+        denied.join("\n")
     );
 }

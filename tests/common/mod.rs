@@ -1519,3 +1519,13 @@ impl PrivateSeaweedFs {
         tail(&self.dir.join("weed.log"), lines)
     }
 }
+
+impl Server {
+    /// Kills the server (SIGKILL: nothing is flushed on the way out) and
+    /// leaves it stopped with its data dir, so the test can change the world
+    /// around it before [`Server::start_again`].
+    pub fn kill(&mut self) {
+        let mut process = self.process.take().expect("the server is running");
+        process.kill_keeping_files();
+    }
+}
