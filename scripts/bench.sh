@@ -7,3 +7,4 @@ source scripts/install-tools.sh
 cargo bench --bench create
 cargo bench --bench gate
 cargo bench --bench load
+cargo bench --bench harvest
