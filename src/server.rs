@@ -21,11 +21,6 @@ use crate::storage::Storage;
 use crate::telemetry;
 use crate::webhook::Webhook;
 
-/// How long startup waits for object storage to settle staged manifests;
-/// the rest are settled in the background.
-const SETTLE_AT_START: Duration = Duration::from_secs(5);
-/// How often staged manifests are tried again while some are unsettled.
-const SETTLE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often draining looks for the last request to finish.
 const IDLE_CHECK: Duration = Duration::from_millis(20);
 /// How often the rate limiter forgets accounts whose budget is full again.
@@ -68,9 +63,6 @@ pub struct Server {
     storage: Storage,
     max_message_bytes: usize,
     shutdown_grace: Duration,
-    /// The service, when staged manifests were left at startup, to settle
-    /// them in the background.
-    unsettled: Option<Arc<IndexService>>,
 }
 
 /// Binds an HTTP side listener (webhook, metrics) before the service says
@@ -230,20 +222,6 @@ impl Server {
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
         });
-        // Before the service answers, so a Create acknowledged before a
-        // crash is visible again from the first request on.
-        let unsettled = match tokio::time::timeout(SETTLE_AT_START, service.settle_staged()).await {
-            Ok(Ok(0)) => false,
-            Ok(Ok(left)) => {
-                tracing::warn!(left, "staged manifests wait for object storage");
-                true
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "staged manifests could not be settled");
-                true
-            }
-            Err(_) => true,
-        };
         let accounts = Arc::new(Accounts::from_config(config));
         let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
         let webhook = match &config.srs_webhook {
@@ -291,7 +269,6 @@ impl Server {
             storage: service_storage,
             max_message_bytes: config.max_message_bytes,
             shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
-            unsettled: unsettled.then(|| service.clone()),
         })
     }
 
@@ -344,25 +321,6 @@ impl Server {
                 ticks.tick().await;
                 limiter.prune();
             }
-        });
-        let settler = self.unsettled.map(|service| {
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(SETTLE_INTERVAL).await;
-                    match service.settle_staged().await {
-                        Ok(0) => {
-                            tracing::info!("every staged manifest is settled");
-                            return;
-                        }
-                        Ok(left) => {
-                            tracing::warn!(left, "staged manifests wait for object storage")
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "settling staged manifests failed")
-                        }
-                    }
-                }
-            })
         });
         let sweeper = tokio::spawn(sweep_forever(
             self.catalog.clone(),
@@ -486,9 +444,6 @@ impl Server {
         };
         pruner.abort();
         sweeper.abort();
-        if let Some(settler) = settler {
-            settler.abort();
-        }
         health_checks.abort();
         if let Some(webhook) = webhook {
             // In-flight callbacks get what is left of the grace period; a

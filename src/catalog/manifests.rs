@@ -84,44 +84,8 @@ fn decode(bytes: &[u8]) -> Result<ManifestRecord, CatalogError> {
 }
 
 impl Catalog {
-    /// Stages a manifest whose playlists are about to be written: once
-    /// flushed it survives a crash, but no read sees it until
-    /// [`Catalog::put_manifest`] commits it. `playlist_digest` is the
-    /// SHA-256 of the last playlist written, by which a crash's leftovers
-    /// are settled.
-    pub fn stage_manifest(
-        &self,
-        record: &ManifestRecord,
-        playlist_digest: &[u8; 32],
-    ) -> Result<(), CatalogError> {
-        let mut value = playlist_digest.to_vec();
-        record.encode(&mut value).expect("a Vec grows as needed");
-        self.manifests_staged.insert(record.id_bytes(), value)?;
-        Ok(())
-    }
-
-    /// Drops a staged manifest whose playlists were not written.
-    pub fn discard_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
-        self.manifests_staged.remove(record.id_bytes())?;
-        Ok(())
-    }
-
-    /// Manifests staged and neither committed nor discarded: those a crash
-    /// interrupted, with the digest of their last playlist.
-    pub fn staged_manifests(&self) -> Result<Vec<(ManifestRecord, [u8; 32])>, CatalogError> {
-        let mut staged = Vec::new();
-        for entry in self.manifests_staged.iter() {
-            let (_, value) = entry?;
-            let (digest, record) = value
-                .split_first_chunk::<32>()
-                .ok_or_else(|| CatalogError::Corrupt("staged manifest too short".into()))?;
-            staged.push((decode(record)?, *digest));
-        }
-        Ok(staged)
-    }
-
-    /// Stores a manifest's metadata with its indexes (committing it if it
-    /// was staged). Not durable until [`Catalog::flush`].
+    /// Stores a manifest's metadata with its indexes. Not durable until
+    /// [`Catalog::flush`].
     pub fn put_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
@@ -132,14 +96,12 @@ impl Catalog {
             &self.manifest_expiry,
             &self.manifests_by_stream,
             &self.manifests_by_object,
-            &self.manifests_staged,
         )
-            .transaction(|(manifests, expiry, streams, objects, staged)| {
+            .transaction(|(manifests, expiry, streams, objects)| {
                 let previous = manifests.insert(&id, record.encode_to_vec())?;
                 expiry.insert(by_expiry.as_slice(), &[])?;
                 streams.insert(by_stream.as_slice(), &[])?;
                 objects.insert(by_object.as_slice(), &[])?;
-                staged.remove(&id)?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_none())
             })
             .map_err(storage_error)?;
@@ -386,44 +348,5 @@ mod tests {
         assert!(!catalog.playlist_shared(&other, NOW).unwrap());
         catalog.delete_manifest(&second).unwrap();
         assert!(!catalog.playlist_shared(&first, NOW).unwrap());
-    }
-
-    #[test]
-    fn a_staged_manifest_is_durable_but_unseen_until_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let query = ManifestQuery {
-            stream_id: 7,
-            from: NOW - 100,
-            until: NOW,
-            order: Order::Ascending,
-            skip: 0,
-            take: 10,
-        };
-        let kept = record(7, NOW - 10);
-        let dropped = record(7, NOW - 5);
-        {
-            let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
-            catalog.stage_manifest(&kept, &[1; 32]).unwrap();
-            catalog.stage_manifest(&dropped, &[2; 32]).unwrap();
-            assert!(catalog.manifest(&kept.uuid(), NOW).unwrap().is_none());
-            assert_eq!(catalog.list_manifests(query, NOW).unwrap().total, 0);
-            assert_eq!(catalog.stored().1, 0);
-            catalog.flush_blocking().unwrap();
-        }
-        // As after a crash: both staged, with their digests.
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
-        let mut staged = catalog.staged_manifests().unwrap();
-        staged.sort_by_key(|(record, _)| record.created);
-        assert_eq!(
-            staged,
-            vec![(kept.clone(), [1; 32]), (dropped.clone(), [2; 32])]
-        );
-        catalog.put_manifest(&kept).unwrap();
-        catalog.discard_manifest(&dropped).unwrap();
-        assert!(catalog.staged_manifests().unwrap().is_empty());
-        assert_eq!(catalog.manifest(&kept.uuid(), NOW).unwrap(), Some(kept));
-        assert!(catalog.manifest(&dropped.uuid(), NOW).unwrap().is_none());
-        assert_eq!(catalog.list_manifests(query, NOW).unwrap().total, 1);
-        assert_eq!(catalog.stored().1, 1);
     }
 }

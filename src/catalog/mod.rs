@@ -96,9 +96,6 @@ pub struct Catalog {
     manifest_expiry: sled::Tree,
     manifests_by_stream: sled::Tree,
     manifests_by_object: sled::Tree,
-    /// Manifests whose playlists are being written: durable, invisible to
-    /// reads, each with the SHA-256 of its last playlist.
-    manifests_staged: sled::Tree,
     tokens: sled::Tree,
     token_expiry: sled::Tree,
     /// Serializes registrations: each one reads blocks, merges and writes
@@ -196,7 +193,6 @@ impl Catalog {
             manifest_expiry: db.open_tree("manifest_expiry")?,
             manifests_by_stream: db.open_tree("manifests_by_stream")?,
             manifests_by_object: db.open_tree("manifests_by_object")?,
-            manifests_staged: db.open_tree("manifests_staged")?,
             tokens: db.open_tree("tokens")?,
             token_expiry: db.open_tree("token_expiry")?,
             register_lock: Mutex::new(()),

@@ -9,7 +9,6 @@ mod describe;
 mod idempotency;
 pub mod probing;
 mod register;
-pub mod settle;
 
 pub use create::record_info;
 pub use idempotency::TokenLocks;
