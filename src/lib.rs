@@ -6,12 +6,15 @@
 //! - [`manifest`]: pure rules: time formats, names, the OssObject template,
 //!   the range rule, segment selection, the playlist writer, relative URIs.
 //! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
-//! - [`catalog`]: segments and manifest metadata in sled.
+//! - [`catalog`]: segments and manifest metadata in sled, and the backup
+//!   file format.
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
-//! - [`service`]: the operations (Create, Register), free of gRPC.
+//! - [`service`]: the operations (every RPC), free of gRPC.
 //! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
-//!   rate limits), the handlers and the error-to-status mapping.
+//!   rate limits, deadlines, one log line per request), the handlers and the
+//!   error-to-status mapping.
+//! - [`telemetry`]: the Prometheus metrics and their `/metrics` listener.
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.

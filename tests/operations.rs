@@ -210,26 +210,65 @@ fn recording(prefix: &str) -> (String, DateTime<Utc>) {
 // Graceful shutdown and deadlines
 // ---------------------------------------------------------------------------
 
+/// A stream registered with a server whose object store is SeaweedFS
+/// behind a [`DelayProxy`] (no delay yet): `config` is the server's config
+/// before the proxy's endpoint, `request_timeout_secs` the endpoint's.
+struct SlowStore {
+    seaweed: &'static SeaweedFs,
+    bucket: String,
+    proxy: DelayProxy,
+    server: Server,
+    client: record_index::proto::record_index_client::RecordIndexClient<tonic::transport::Channel>,
+    endpoint: String,
+    stream: String,
+    start: DateTime<Utc>,
+}
+
+impl SlowStore {
+    async fn start(config: &str, request_timeout_secs: f64, stream_prefix: &str) -> SlowStore {
+        let seaweed = seaweedfs();
+        let bucket = seaweed.create_bucket().await;
+        let proxy = DelayProxy::start(SocketAddr::from(([127, 0, 0, 1], seaweed.s3_port))).await;
+        let server = Server::start(&format!(
+            "{config}\n{}",
+            proxy.endpoint_toml(request_timeout_secs)
+        ))
+        .await;
+        let endpoint = proxy.endpoint_name();
+        let (stream, start) = recording(stream_prefix);
+        let mut client = server.client().await;
+        client
+            .register_live_stream_record_segments(register_request(
+                &stream,
+                segments(&endpoint, &bucket, &stream, start),
+            ))
+            .await
+            .expect("register");
+        SlowStore {
+            seaweed,
+            bucket,
+            proxy,
+            server,
+            client,
+            endpoint,
+            stream,
+            start,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_flight_create_completes_during_shutdown() {
-    let seaweed = seaweedfs();
-    let bucket = seaweed.create_bucket().await;
-    let proxy = DelayProxy::start(SocketAddr::from(([127, 0, 0, 1], seaweed.s3_port))).await;
-    let mut server = Server::start(&format!(
-        "shutdown_grace_secs = 15\n\n{}",
-        proxy.endpoint_toml(30.0)
-    ))
-    .await;
-    let endpoint = proxy.endpoint_name();
-    let (stream, start) = recording("drain");
-    let mut client = server.client().await;
-    client
-        .register_live_stream_record_segments(register_request(
-            &stream,
-            segments(&endpoint, &bucket, &stream, start),
-        ))
-        .await
-        .expect("register");
+    let SlowStore {
+        seaweed,
+        bucket,
+        proxy,
+        mut server,
+        mut client,
+        endpoint,
+        stream,
+        start,
+    } = SlowStore::start("shutdown_grace_secs = 15", 30.0, "drain").await;
 
     // The playlist's PUT takes 3 s to reach the store; SIGTERM comes while
     // it is held.
@@ -280,24 +319,17 @@ async fn an_in_flight_create_completes_during_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grace_period_bounds_a_stuck_request_and_nothing_half_written_remains() {
-    let seaweed = seaweedfs();
-    let bucket = seaweed.create_bucket().await;
-    let proxy = DelayProxy::start(SocketAddr::from(([127, 0, 0, 1], seaweed.s3_port))).await;
-    let mut server = Server::start(&format!(
-        "shutdown_grace_secs = 1\n\n{}",
-        proxy.endpoint_toml(60.0)
-    ))
-    .await;
-    let endpoint = proxy.endpoint_name();
-    let (stream, start) = recording("stuck");
-    let mut client = server.client().await;
-    client
-        .register_live_stream_record_segments(register_request(
-            &stream,
-            segments(&endpoint, &bucket, &stream, start),
-        ))
-        .await
-        .expect("register");
+    let SlowStore {
+        seaweed,
+        bucket,
+        proxy,
+        mut server,
+        client,
+        endpoint,
+        stream,
+        start,
+    } = SlowStore::start("shutdown_grace_secs = 1", 60.0, "stuck").await;
+    let mut client = client;
 
     proxy.set_delay(Duration::from_secs(30));
     let request = create_request(&endpoint, &bucket, &stream, start);
@@ -340,20 +372,16 @@ async fn the_grace_period_bounds_a_stuck_request_and_nothing_half_written_remain
 
 #[tokio::test]
 async fn a_client_deadline_is_answered_in_time_and_cancels_the_write() {
-    let seaweed = seaweedfs();
-    let bucket = seaweed.create_bucket().await;
-    let proxy = DelayProxy::start(SocketAddr::from(([127, 0, 0, 1], seaweed.s3_port))).await;
-    let server = Server::start(&proxy.endpoint_toml(60.0)).await;
-    let endpoint = proxy.endpoint_name();
-    let (stream, start) = recording("deadline");
-    let mut client = server.client().await;
-    client
-        .register_live_stream_record_segments(register_request(
-            &stream,
-            segments(&endpoint, &bucket, &stream, start),
-        ))
-        .await
-        .expect("register");
+    let SlowStore {
+        seaweed,
+        bucket,
+        proxy,
+        server: _server,
+        mut client,
+        endpoint,
+        stream,
+        start,
+    } = SlowStore::start("", 60.0, "deadline").await;
 
     proxy.set_delay(Duration::from_secs(3));
     let mut request = tonic::Request::new(create_request(&endpoint, &bucket, &stream, start));

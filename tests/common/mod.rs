@@ -269,12 +269,9 @@ fn start_seaweedfs() -> SeaweedFs {
     panic!("SeaweedFS did not start:\n{}", failures.join("\n---\n"));
 }
 
-fn try_start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
-    let dir = tempfile::Builder::new()
-        .prefix("record-index-seaweedfs-")
-        .tempdir()
-        .expect("temp dir for SeaweedFS")
-        .keep();
+/// The command line of a SeaweedFS (master, volume, filer, S3) on `ports`,
+/// keeping its data in `dir`.
+fn seaweedfs_args(dir: &Path, ports: [u16; 8]) -> Vec<OsString> {
     let [
         master,
         master_grpc,
@@ -284,8 +281,8 @@ fn try_start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
         filer_grpc,
         s3,
         s3_grpc,
-    ] = free_ports();
-    let args: Vec<OsString> = [
+    ] = ports;
+    [
         "server".to_string(),
         format!("-dir={}", dir.display()),
         "-ip=127.0.0.1".into(),
@@ -317,8 +314,18 @@ fn try_start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
     ]
     .into_iter()
     .map(OsString::from)
-    .collect();
+    .collect()
+}
 
+fn try_start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("record-index-seaweedfs-")
+        .tempdir()
+        .expect("temp dir for SeaweedFS")
+        .keep();
+    let ports = free_ports();
+    let [_, master_grpc, _, volume_grpc, _, filer_grpc, s3, s3_grpc] = ports;
+    let args = seaweedfs_args(&dir, ports);
     let log_path = dir.join("weed.log");
     let log = fs::File::create(&log_path).expect("create weed.log");
     let mut command = guarded_command(weed, &args);
@@ -1388,43 +1395,9 @@ fn try_start_private_seaweedfs(weed: &Path) -> Result<PrivateSeaweedFs, String> 
 /// timeout: a master started again on its old state waits that long
 /// (10 s by default) before it leads and takes writes.
 fn private_seaweedfs_args(dir: &Path, ports: [u16; 8]) -> Vec<OsString> {
-    let [
-        master,
-        master_grpc,
-        volume,
-        volume_grpc,
-        filer,
-        filer_grpc,
-        s3,
-        s3_grpc,
-    ] = ports;
-    [
-        "server".to_string(),
-        format!("-dir={}", dir.display()),
-        "-ip=127.0.0.1".into(),
-        "-ip.bind=127.0.0.1".into(),
-        format!("-master.port={master}"),
-        format!("-master.port.grpc={master_grpc}"),
-        format!("-volume.port={volume}"),
-        format!("-volume.port.grpc={volume_grpc}"),
-        format!("-filer.port={filer}"),
-        format!("-filer.port.grpc={filer_grpc}"),
-        format!("-filer.localSocket={}", dir.join("filer.sock").display()),
-        "-s3".into(),
-        format!("-s3.port={s3}"),
-        format!("-s3.port.grpc={s3_grpc}"),
-        format!("-s3.localSocket={}", dir.join("s3.sock").display()),
-        "-s3.domainName=localhost".into(),
-        "-s3.port.iceberg=0".into(),
-        "-s3.port.lance=0".into(),
-        "-master.volumeSizeLimitMB=32".into(),
-        "-volume.max=500".into(),
-        "-master.telemetry=false".into(),
-        "-master.electionTimeout=1s".into(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+    let mut args = seaweedfs_args(dir, ports);
+    args.push("-master.electionTimeout=1s".into());
+    args
 }
 
 /// Runs weed under the guard, appending to `weed.log` in `dir` (a start
