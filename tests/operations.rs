@@ -896,8 +896,8 @@ async fn each_request_is_one_json_log_line_without_the_key() {
         assert_eq!(entry["span"]["rpc"], rpc, "{entry}");
         assert_eq!(entry["span"]["request_id"], request_id.as_str(), "{entry}");
         assert_eq!(entry["span"]["account"].as_str(), account, "{entry}");
-        assert_eq!(entry["fields"]["code"], code, "{entry}");
-        let latency = entry["fields"]["latency_ms"].as_f64();
+        assert_eq!(entry["span"]["code"], code, "{entry}");
+        let latency = entry["span"]["latency_ms"].as_f64();
         assert!(
             latency.is_some_and(|ms| (0.0..5000.0).contains(&ms)),
             "{entry}"

@@ -106,11 +106,12 @@ impl Outcome {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         telemetry::request_finished(self.rpc, code, elapsed);
         let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+        // On the span too, so whatever the request logged carries them.
+        self.span.record("code", code);
+        self.span.record("latency_ms", latency_ms);
         match error {
-            None => tracing::info!(parent: &self.span, code, latency_ms, "request served"),
-            Some(error) => {
-                tracing::info!(parent: &self.span, code, latency_ms, error, "request failed")
-            }
+            None => tracing::info!(parent: &self.span, "request served"),
+            Some(error) => tracing::info!(parent: &self.span, error, "request failed"),
         }
     }
 }
@@ -217,7 +218,9 @@ where
             "request",
             rpc,
             request_id = request_id.as_str(),
-            account = tracing::field::Empty
+            account = tracing::field::Empty,
+            code = tracing::field::Empty,
+            latency_ms = tracing::field::Empty
         );
         let outcome = Outcome::start(rpc, span.clone(), self.shared.in_flight.clone());
         if let Some(operation) = operation {
