@@ -106,8 +106,9 @@ pub struct SegmentMedia {
 
 impl Segment {
     /// The segment's "upload time": selection rules compare against it.
+    /// Saturating, so no stored value can make it overflow.
     pub fn end(&self) -> Micros {
-        self.start + self.duration
+        self.start.saturating_add(self.duration)
     }
 }
 

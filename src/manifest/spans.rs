@@ -45,12 +45,12 @@ pub fn spans(segments: &[Segment], max_gap: Micros) -> Vec<Span> {
     let mut spans: Vec<Span> = Vec::new();
     for segment in segments {
         if let Some(span) = spans.last_mut() {
-            let joins = segment.start - span.end <= max_gap
+            let joins = segment.start.saturating_sub(span.end) <= max_gap
                 && segment.endpoint == span.endpoint
                 && segment.bucket == span.bucket;
             if joins {
                 span.end = span.end.max(segment.end());
-                span.media += segment.duration;
+                span.media = span.media.saturating_add(segment.duration);
                 let prefix = shared_directory(&span.object_prefix, &segment.object).len();
                 span.object_prefix.truncate(prefix);
                 continue;
@@ -137,5 +137,20 @@ mod tests {
         let spans = spans(&segments, DEFAULT_SPAN_GAP);
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].end, 11_200_000);
+    }
+
+    #[test]
+    fn extreme_times_saturate_instead_of_overflowing() {
+        let mut late = seg("a/1.ts", 0, 10);
+        late.start = Micros::MAX - 5;
+        late.duration = Micros::MAX;
+        let mut early = seg("a/0.ts", 0, 10);
+        early.start = Micros::MIN;
+        let found = spans(&[early, late.clone()], DEFAULT_SPAN_GAP);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1].end, Micros::MAX);
+        let joined = spans(&[late.clone(), late], DEFAULT_SPAN_GAP);
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].media, Micros::MAX);
     }
 }
