@@ -5,9 +5,9 @@
 //! Trees:
 //! - `streams`: stream name → [`StreamRecord`].
 //! - `segments`: stream id (8 BE) + end minute (8 BE) → encoded block.
-//! - `segment_ids`: stream id (8 BE) + hash of (bucket, object) (8 BE) →
-//!   end minutes (8 BE each) of the blocks holding that object; makes
-//!   registration idempotent without storing every key twice.
+//! - `object_index`: stream id (8 BE) + bucket (4 BE) → entries (hash of
+//!   (bucket, object), end minute of a block holding it): makes registration
+//!   idempotent with a few keys per hundred segments (see [`object_index`]).
 //! - `manifests`: record id (16) → [`ManifestRecord`].
 //! - `manifest_expiry`: expiry (8 BE) + record id (16) → (): manifests in
 //!   the order they expire, so expired ones can be found without a full scan.
@@ -22,6 +22,7 @@ pub mod backup;
 pub mod codec;
 mod group_commit;
 mod manifests;
+pub mod object_index;
 mod records;
 mod retention;
 mod tokens;
@@ -91,7 +92,7 @@ pub struct Catalog {
     db: sled::Db,
     streams: sled::Tree,
     segments: sled::Tree,
-    segment_ids: sled::Tree,
+    object_index: sled::Tree,
     manifests: sled::Tree,
     manifest_expiry: sled::Tree,
     manifests_by_stream: sled::Tree,
@@ -124,9 +125,20 @@ fn block_base(minute: u64) -> Micros {
     minute as Micros * MICROS_PER_MINUTE
 }
 
-fn object_id_key(stream_id: u64, segment: &Segment) -> [u8; 16] {
-    let hash = codec::fnv1a64(&[segment.bucket.as_bytes(), segment.object.as_bytes()]);
-    block_key(stream_id, hash)
+fn object_hash(segment: &Segment) -> u64 {
+    codec::fnv1a64(&[segment.bucket.as_bytes(), segment.object.as_bytes()])
+}
+
+/// A bucket of the duplicate index, as a transaction sees it.
+fn read_bucket(
+    tree: &TransactionalTree,
+    stream_id: u64,
+    bucket: u32,
+) -> Result<Vec<object_index::Entry>, ConflictableTransactionError<CatalogError>> {
+    match tree.get(object_index::bucket_key(stream_id, bucket))? {
+        Some(bytes) => object_index::decode(&bytes).map_err(abort),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn abort(err: impl std::fmt::Display) -> ConflictableTransactionError<CatalogError> {
@@ -169,6 +181,44 @@ impl PendingBlocks {
     }
 }
 
+/// Rewrites a stream's duplicate index one or more levels deeper, so no
+/// bucket holds more than [`object_index::MAX_BUCKET`] entries; `loaded`
+/// holds the buckets this transaction already read (and changed). Returns
+/// the new depth.
+fn split_buckets(
+    index: &TransactionalTree,
+    stream_id: u64,
+    depth: u32,
+    mut loaded: BTreeMap<u32, Vec<object_index::Entry>>,
+) -> Result<u32, ConflictableTransactionError<CatalogError>> {
+    let mut entries = Vec::new();
+    let mut old_keys = Vec::new();
+    for bucket in 0..(1u64 << depth) {
+        let bucket = bucket as u32;
+        let bucket_entries = match loaded.remove(&bucket) {
+            Some(entries) => entries,
+            None => read_bucket(index, stream_id, bucket)?,
+        };
+        if !bucket_entries.is_empty() {
+            old_keys.push(bucket);
+        }
+        entries.extend(bucket_entries);
+    }
+    let (depth, buckets) = object_index::split(depth, entries);
+    for bucket in old_keys {
+        if !buckets.contains_key(&bucket) {
+            index.remove(&object_index::bucket_key(stream_id, bucket))?;
+        }
+    }
+    for (bucket, bucket_entries) in &buckets {
+        index.insert(
+            &object_index::bucket_key(stream_id, *bucket),
+            object_index::encode(bucket_entries),
+        )?;
+    }
+    Ok(depth)
+}
+
 /// Segments are kept 90 days after their start.
 fn expired(segment: &Segment, now: Micros) -> bool {
     segment.start + SEGMENT_RETENTION <= now
@@ -188,7 +238,7 @@ impl Catalog {
         Catalog {
             streams: db.open_tree("streams")?,
             segments: db.open_tree("segments")?,
-            segment_ids: db.open_tree("segment_ids")?,
+            object_index: db.open_tree("object_index")?,
             manifests: db.open_tree("manifests")?,
             manifest_expiry: db.open_tree("manifest_expiry")?,
             manifests_by_stream: db.open_tree("manifests_by_stream")?,
@@ -269,9 +319,13 @@ impl Catalog {
         let mut known = Vec::with_capacity(segments.len());
         for segment in segments {
             let mut found = false;
-            if let Some(minutes) = self.segment_ids.get(object_id_key(stream.id, segment))? {
-                for chunk in minutes.chunks_exact(8) {
-                    let minute = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
+            let hash = object_hash(segment);
+            let bucket = object_index::bucket_of(hash, stream.index_depth);
+            let key = object_index::bucket_key(stream.id, bucket);
+            if let Some(bytes) = self.object_index.get(key)? {
+                let entries = object_index::decode(&bytes)
+                    .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                for (_, minute) in entries.into_iter().filter(|(h, _)| *h == hash) {
                     if let Some(bytes) = self.segments.get(block_key(stream.id, minute))? {
                         codec::decode_block(block_base(minute), &bytes, |stored| {
                             found |= same_object(&stored, segment) && !expired(&stored, now);
@@ -303,31 +357,38 @@ impl Catalog {
             Some(_) => None,
             None => Some(self.db.generate_id()?),
         };
-        let result = (&self.streams, &self.segments, &self.segment_ids).transaction(
-            |(streams, segments, ids)| {
+        let result = (&self.streams, &self.segments, &self.object_index).transaction(
+            |(streams, segments, index)| {
                 let mut stream = match streams.get(&stream_key)? {
                     Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
                     None => StreamRecord {
                         id: new_id.unwrap_or_default(),
                         longest_segment: 0,
                         created: now,
+                        index_depth: 0,
                     },
                 };
                 let mut outcome = RegisterOutcome::default();
                 let mut expired_removed = 0u64;
                 let mut blocks = PendingBlocks::default();
-                let mut id_entries: BTreeMap<[u8; 16], Vec<u8>> = BTreeMap::new();
+                let mut buckets: BTreeMap<u32, Vec<object_index::Entry>> = BTreeMap::new();
+                let mut dirty_buckets = std::collections::BTreeSet::new();
                 for segment in &batch {
-                    let id_key = object_id_key(stream.id, segment);
-                    let entry = match id_entries.entry(id_key) {
+                    let hash = object_hash(segment);
+                    let bucket = object_index::bucket_of(hash, stream.index_depth);
+                    let entries = match buckets.entry(bucket) {
                         Entry::Occupied(entry) => entry.into_mut(),
                         Entry::Vacant(entry) => {
-                            entry.insert(ids.get(id_key)?.map(|v| v.to_vec()).unwrap_or_default())
+                            entry.insert(read_bucket(index, stream.id, bucket)?)
                         }
                     };
+                    let minutes: Vec<u64> = entries
+                        .iter()
+                        .filter(|(h, _)| *h == hash)
+                        .map(|(_, minute)| *minute)
+                        .collect();
                     let mut known = false;
-                    for chunk in entry.chunks_exact(8) {
-                        let minute = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
+                    for minute in minutes {
                         let block = blocks.get(segments, stream.id, minute)?;
                         // An expired copy is gone for every read: a recorder
                         // that reuses an object key 90 days on adds a new
@@ -355,11 +416,9 @@ impl Catalog {
                     });
                     block.insert(position, segment.clone());
                     blocks.dirty.insert(minute);
-                    if !entry
-                        .chunks_exact(8)
-                        .any(|chunk| chunk == minute.to_be_bytes())
-                    {
-                        entry.extend_from_slice(&minute.to_be_bytes());
+                    if !entries.contains(&(hash, minute)) {
+                        entries.push((hash, minute));
+                        dirty_buckets.insert(bucket);
                     }
                     stream.longest_segment = stream.longest_segment.max(segment.duration);
                     outcome.accepted += 1;
@@ -372,8 +431,19 @@ impl Catalog {
                             codec::encode_block(block_base(*minute), block),
                         )?;
                     }
-                    for (key, value) in &id_entries {
-                        ids.insert(key, value.as_slice())?;
+                    let overfull = dirty_buckets
+                        .iter()
+                        .any(|bucket| buckets[bucket].len() > object_index::MAX_BUCKET);
+                    if overfull && stream.index_depth < object_index::MAX_DEPTH {
+                        stream.index_depth =
+                            split_buckets(index, stream.id, stream.index_depth, buckets)?;
+                    } else {
+                        for bucket in &dirty_buckets {
+                            index.insert(
+                                &object_index::bucket_key(stream.id, *bucket),
+                                object_index::encode(&buckets[bucket]),
+                            )?;
+                        }
                     }
                     streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
                 } else {
@@ -452,6 +522,50 @@ mod tests {
             size: 0,
             media: None,
         }
+    }
+
+    #[test]
+    fn the_duplicate_index_splits_as_a_stream_grows_and_still_knows_every_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        // 600 segments, one at a time and in batches: many splits.
+        let all: Vec<Segment> = (0..600).map(segment).collect();
+        for one in &all[..100] {
+            let outcome = catalog.register(&name(), vec![one.clone()], NOW).unwrap();
+            assert_eq!(outcome.accepted, 1);
+        }
+        for batch in all[100..].chunks(250) {
+            catalog.register(&name(), batch.to_vec(), NOW).unwrap();
+        }
+        let stream = catalog.stream(&name()).unwrap().unwrap();
+        assert!(stream.index_depth >= 3, "depth {}", stream.index_depth);
+        let keys = catalog.object_index.len();
+        assert!(keys <= 600 / 8, "{keys} index keys for 600 segments");
+        for bucket in catalog.object_index.iter() {
+            let (_, value) = bucket.unwrap();
+            assert!(object_index::decode(&value).unwrap().len() <= object_index::MAX_BUCKET);
+        }
+        // Every object is known, sent again alone, in a batch, or with
+        // other times.
+        let again = catalog.register(&name(), all.clone(), NOW).unwrap();
+        assert_eq!((again.accepted, again.duplicates), (0, 600));
+        let mut moved = all[7].clone();
+        moved.start += 3_600_000_000;
+        let outcome = catalog.register(&name(), vec![moved], NOW).unwrap();
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 1));
+        assert!(
+            catalog
+                .registered(&name(), &all, NOW)
+                .unwrap()
+                .iter()
+                .all(|known| *known)
+        );
+        assert_eq!(scan_all(&catalog, stream.id).len(), 600);
+        // Sweeping every block empties the index too.
+        let later = NOW + 100 * 86_400_000_000;
+        let swept = catalog.sweep(later, 10_000).unwrap();
+        assert_eq!(swept.segments, 600);
+        assert_eq!(catalog.object_index.len(), 0);
     }
 
     fn scan_all(catalog: &Catalog, id: u64) -> Vec<Segment> {

@@ -15,6 +15,10 @@ pub struct StreamRecord {
     /// When the first segment was registered.
     #[prost(int64, tag = "3")]
     pub created: Micros,
+    /// Bits of an object's hash that choose its bucket of the duplicate
+    /// index (see `object_index`).
+    #[prost(uint32, tag = "4")]
+    pub index_depth: u32,
 }
 
 /// Metadata of one written manifest: what the Describe APIs return.

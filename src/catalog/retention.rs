@@ -2,11 +2,14 @@
 //! this removes them, oldest first and a bounded batch at a time, so a
 //! sweep never holds the catalog long.
 
+use std::collections::BTreeMap;
+
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
-    Catalog, CatalogError, ManifestRecord, block_base, block_key, codec, expired, object_id_key,
+    Catalog, CatalogError, ManifestRecord, block_base, block_key, codec, expired, object_hash,
+    object_index, read_bucket,
 };
 use crate::manifest::{Micros, Segment};
 use prost::Message;
@@ -95,7 +98,7 @@ impl Catalog {
                 if !segments.iter().all(|segment| expired(segment, now)) {
                     break;
                 }
-                self.remove_block(stream.id, minute, &segments)?;
+                self.remove_block(&stream, minute, &segments)?;
                 // Under the register lock, like every other change of the count.
                 self.segments_stored
                     .fetch_sub(segments.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -107,30 +110,29 @@ impl Catalog {
 
     fn remove_block(
         &self,
-        stream_id: u64,
+        stream: &super::StreamRecord,
         minute: u64,
         segments: &[Segment],
     ) -> Result<(), CatalogError> {
-        let key = block_key(stream_id, minute);
-        let minute_bytes = minute.to_be_bytes();
-        (&self.segments, &self.segment_ids)
-            .transaction(|(blocks, ids)| {
+        let key = block_key(stream.id, minute);
+        let mut gone: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for segment in segments {
+            let hash = object_hash(segment);
+            gone.entry(object_index::bucket_of(hash, stream.index_depth))
+                .or_default()
+                .push(hash);
+        }
+        (&self.segments, &self.object_index)
+            .transaction(|(blocks, index)| {
                 blocks.remove(&key)?;
-                for segment in segments {
-                    let id_key = object_id_key(stream_id, segment);
-                    let Some(entry) = ids.get(id_key)? else {
-                        continue;
-                    };
-                    let kept: Vec<u8> = entry
-                        .chunks_exact(8)
-                        .filter(|chunk| *chunk != minute_bytes)
-                        .flatten()
-                        .copied()
-                        .collect();
-                    if kept.is_empty() {
-                        ids.remove(&id_key)?;
+                for (bucket, hashes) in &gone {
+                    let mut entries = read_bucket(index, stream.id, *bucket)?;
+                    entries.retain(|(hash, at)| !(*at == minute && hashes.contains(hash)));
+                    let bucket_key = object_index::bucket_key(stream.id, *bucket);
+                    if entries.is_empty() {
+                        index.remove(&bucket_key)?;
                     } else {
-                        ids.insert(&id_key, kept)?;
+                        index.insert(&bucket_key, object_index::encode(&entries))?;
                     }
                 }
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
