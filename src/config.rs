@@ -234,7 +234,7 @@ fn default_sweep_batch() -> usize {
     1000
 }
 fn default_cache_bytes() -> u64 {
-    64 * 1024 * 1024
+    16 * 1024 * 1024
 }
 fn default_shutdown_grace() -> f64 {
     25.0
