@@ -825,6 +825,8 @@ pub struct Server {
     /// The server's working directory, which holds everything it writes.
     pub workdir: PathBuf,
     args: Vec<OsString>,
+    /// Where stderr lines are also kept, when a test reads the log.
+    log: Option<ServerLog>,
     /// Declared before `_dir` so the process is dead before its files go.
     process: Option<Guarded>,
     /// Removed on drop; the guard removes it too if the test binary dies
@@ -838,19 +840,8 @@ impl Server {
     /// Starts the server with a config file holding `extra_toml` (endpoints,
     /// accounts) after the listen address and a fresh data dir.
     pub async fn start(extra_toml: &str) -> Server {
-        let dir = server_dir();
-        let data_dir = dir.path().join("data");
-        let config = dir.path().join("record-index.toml");
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\n\
-             data_dir = \"{}\"\n\
-             max_segments_per_manifest = 100000\n\n\
-             {extra_toml}",
-            data_dir.display()
-        );
-        fs::write(&config, toml).expect("write server config");
-        let args = vec!["serve".into(), "--config".into(), config.into_os_string()];
-        Server::launch(args, data_dir, dir).await
+        let (args, data_dir, dir) = configured(extra_toml);
+        Server::launch(args, data_dir, dir, None).await
     }
 
     /// Starts the server as a user does, with no config file, in an empty
@@ -858,15 +849,21 @@ impl Server {
     pub async fn start_local_mode() -> Server {
         let dir = server_dir();
         let args = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
-        Server::launch(args, dir.path().join("data"), dir).await
+        Server::launch(args, dir.path().join("data"), dir, None).await
     }
 
-    async fn launch(args: Vec<OsString>, data_dir: PathBuf, dir: tempfile::TempDir) -> Server {
+    async fn launch(
+        args: Vec<OsString>,
+        data_dir: PathBuf,
+        dir: tempfile::TempDir,
+        log: Option<ServerLog>,
+    ) -> Server {
         let mut server = Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             workdir: dir.path().to_path_buf(),
             args,
+            log,
             process: None,
             _dir: dir,
         };
@@ -896,9 +893,13 @@ impl Server {
 
         // Forwarded through eprintln so the test harness shows the server's
         // log with a failing test (threads inherit the test's capture).
+        let log = self.log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
                 eprintln!("[record-index] {line}");
+                if let Some(log) = &log {
+                    log.0.lock().unwrap().push(line);
+                }
             }
         });
         let (first_line_tx, first_line_rx) = tokio::sync::oneshot::channel();
@@ -962,6 +963,25 @@ impl Server {
         }
         self.spawn().await;
     }
+}
+
+/// A server directory with a config file holding `extra_toml` (endpoints,
+/// accounts) after the listen address and a fresh data dir: the `serve`
+/// arguments, the data dir and the directory.
+fn configured(extra_toml: &str) -> (Vec<OsString>, PathBuf, tempfile::TempDir) {
+    let dir = server_dir();
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("record-index.toml");
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{}\"\n\
+         max_segments_per_manifest = 100000\n\n\
+         {extra_toml}",
+        data_dir.display()
+    );
+    fs::write(&config, toml).expect("write server config");
+    let args = vec!["serve".into(), "--config".into(), config.into_os_string()];
+    (args, data_dir, dir)
 }
 
 fn server_dir() -> tempfile::TempDir {
@@ -1231,78 +1251,13 @@ impl ServerLog {
 
 impl Server {
     /// Like [`Server::start`], and the server's log is also kept for the
-    /// test to read (it is still shown with a failing test). Only this
-    /// process's log is kept: one started by [`Server::restart`] or
-    /// [`Server::start_again`] logs to the test output alone.
+    /// test to read (it is still shown with a failing test), across
+    /// restarts.
     pub async fn start_keeping_log(extra_toml: &str) -> (Server, ServerLog) {
-        let dir = server_dir();
-        let data_dir = dir.path().join("data");
-        let config = dir.path().join("record-index.toml");
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\n\
-             data_dir = \"{}\"\n\
-             max_segments_per_manifest = 100000\n\n\
-             {extra_toml}",
-            data_dir.display()
-        );
-        fs::write(&config, toml).expect("write server config");
-        let mut server = Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir,
-            workdir: dir.path().to_path_buf(),
-            args: vec!["serve".into(), "--config".into(), config.into_os_string()],
-            process: None,
-            _dir: dir,
-        };
+        let (args, data_dir, dir) = configured(extra_toml);
         let log = ServerLog::default();
-        server.spawn_keeping_log(log.clone()).await;
+        let server = Server::launch(args, data_dir, dir, Some(log.clone())).await;
         (server, log)
-    }
-
-    /// [`Server::spawn`], with every stderr line also pushed to `log`.
-    async fn spawn_keeping_log(&mut self, log: ServerLog) {
-        let binary = Path::new(env!("CARGO_BIN_EXE_record-index"));
-        let mut command = guarded_command(binary, &self.args);
-        command
-            .current_dir(&self.workdir)
-            .env("TEST_S3_KEY", "record-index-test")
-            .env("TEST_S3_SECRET", "record-index-test-secret")
-            .env_remove("RECORD_INDEX_CONFIG")
-            .env_remove("RECORD_INDEX_LISTEN")
-            .env_remove("RECORD_INDEX_DATA_DIR")
-            .env("GUARD_STATUS_FILE", self.workdir.join("exit-status"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut process = Guarded::spawn(command, None, &[&self.workdir]);
-        let stdout_pipe = process.guard.stdout.take().expect("piped stdout");
-        let stderr_pipe = process.guard.stderr.take().expect("piped stderr");
-        self.process = Some(process);
-
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                eprintln!("[record-index] {line}");
-                log.0.lock().unwrap().push(line);
-            }
-        });
-        let (first_line_tx, first_line_rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout_pipe).lines().map_while(Result::ok);
-            if let Some(first) = lines.next() {
-                let _ = first_line_tx.send(first);
-            }
-            for line in lines {
-                eprintln!("[record-index stdout] {line}");
-            }
-        });
-        let first_line = tokio::time::timeout(Duration::from_secs(30), first_line_rx)
-            .await
-            .expect("record-index printed nothing on stdout within 30 s")
-            .expect("record-index exited before printing its listening line (its log is above)");
-        let addr = first_line
-            .strip_prefix(LISTENING_PREFIX)
-            .and_then(|rest| rest.trim().parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("first stdout line is {first_line:?}, expected \"{LISTENING_PREFIX}127.0.0.1:PORT\""));
-        self.addr = addr;
     }
 }
 
