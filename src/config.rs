@@ -352,9 +352,9 @@ impl Config {
                 "sweep_interval_secs and sweep_batch must be positive".into(),
             ));
         }
-        if !(self.shutdown_grace_secs >= 0.0 && self.shutdown_grace_secs.is_finite()) {
+        if !(0.0..=3600.0).contains(&self.shutdown_grace_secs) {
             return Err(ConfigError::Invalid(
-                "shutdown_grace_secs must be 0 or more".into(),
+                "shutdown_grace_secs must be 0 to 3600".into(),
             ));
         }
         if self.max_message_bytes < 1024 || self.max_register_batch == 0 {

@@ -168,7 +168,14 @@ fn header_status<B>(response: &Response<B>) -> Option<(i32, String)> {
 /// decode, which is the client's fault: InvalidParams in the contract.
 fn client_body_error(code: i32, message: &str) -> Option<ApiError> {
     let code = tonic::Code::from_i32(code);
-    if code == tonic::Code::Internal && message.starts_with("failed to decode") {
+    // tonic's own words for a request body it could not read.
+    const UNREADABLE: [&str; 4] = [
+        "failed to decode",
+        "Unexpected EOF decoding stream",
+        "Missing request message",
+        "protocol error: received message with invalid compression flag",
+    ];
+    if code == tonic::Code::Internal && UNREADABLE.iter().any(|words| message.starts_with(words)) {
         return Some(ApiError::InvalidParams(
             "the request is not a valid message of this RPC".into(),
         ));

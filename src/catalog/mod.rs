@@ -181,44 +181,6 @@ impl PendingBlocks {
     }
 }
 
-/// Rewrites a stream's duplicate index one or more levels deeper, so no
-/// bucket holds more than [`object_index::MAX_BUCKET`] entries; `loaded`
-/// holds the buckets this transaction already read (and changed). Returns
-/// the new depth.
-fn split_buckets(
-    index: &TransactionalTree,
-    stream_id: u64,
-    depth: u32,
-    mut loaded: BTreeMap<u32, Vec<object_index::Entry>>,
-) -> Result<u32, ConflictableTransactionError<CatalogError>> {
-    let mut entries = Vec::new();
-    let mut old_keys = Vec::new();
-    for bucket in 0..(1u64 << depth) {
-        let bucket = bucket as u32;
-        let bucket_entries = match loaded.remove(&bucket) {
-            Some(entries) => entries,
-            None => read_bucket(index, stream_id, bucket)?,
-        };
-        if !bucket_entries.is_empty() {
-            old_keys.push(bucket);
-        }
-        entries.extend(bucket_entries);
-    }
-    let (depth, buckets) = object_index::split(depth, entries);
-    for bucket in old_keys {
-        if !buckets.contains_key(&bucket) {
-            index.remove(&object_index::bucket_key(stream_id, bucket))?;
-        }
-    }
-    for (bucket, bucket_entries) in &buckets {
-        index.insert(
-            &object_index::bucket_key(stream_id, *bucket),
-            object_index::encode(bucket_entries),
-        )?;
-    }
-    Ok(depth)
-}
-
 /// Segments are kept 90 days after their start.
 fn expired(segment: &Segment, now: Micros) -> bool {
     segment.start + SEGMENT_RETENTION <= now
@@ -259,9 +221,15 @@ impl Catalog {
     fn counted(self) -> Result<Catalog, CatalogError> {
         let mut segments = 0;
         for block in self.segments.iter() {
-            let (_, bytes) = block?;
-            segments +=
-                codec::block_len(&bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+            let (key, bytes) = block?;
+            // A damaged block only spoils reads of its own minute; it must
+            // not keep the service from starting.
+            match codec::block_len(&bytes) {
+                Ok(count) => segments += count,
+                Err(err) => {
+                    tracing::warn!(key = %hex::encode(&key), error = %err, "a catalog block cannot be read")
+                }
+            }
         }
         self.segments_stored.store(segments, Ordering::Relaxed);
         self.manifests_stored
@@ -316,6 +284,23 @@ impl Catalog {
         let Some(stream) = self.stream(name)? else {
             return Ok(vec![false; segments.len()]);
         };
+        let known = self.registered_at_depth(&stream, segments, now)?;
+        // A registration that split the index in between moved the entries
+        // looked up: look again at the new depth.
+        match self.stream(name)? {
+            Some(now_stream) if now_stream.index_depth != stream.index_depth => {
+                self.registered_at_depth(&now_stream, segments, now)
+            }
+            _ => Ok(known),
+        }
+    }
+
+    fn registered_at_depth(
+        &self,
+        stream: &StreamRecord,
+        segments: &[Segment],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError> {
         let mut known = Vec::with_capacity(segments.len());
         for segment in segments {
             let mut found = false;
@@ -370,6 +355,7 @@ impl Catalog {
                 };
                 let mut outcome = RegisterOutcome::default();
                 let mut expired_removed = 0u64;
+                let mut overfull = false;
                 let mut blocks = PendingBlocks::default();
                 let mut buckets: BTreeMap<u32, Vec<object_index::Entry>> = BTreeMap::new();
                 let mut dirty_buckets = std::collections::BTreeSet::new();
@@ -431,32 +417,33 @@ impl Catalog {
                             codec::encode_block(block_base(*minute), block),
                         )?;
                     }
-                    let overfull = dirty_buckets
+                    for bucket in &dirty_buckets {
+                        index.insert(
+                            &object_index::bucket_key(stream.id, *bucket),
+                            object_index::encode(&buckets[bucket]),
+                        )?;
+                    }
+                    overfull = dirty_buckets
                         .iter()
                         .any(|bucket| buckets[bucket].len() > object_index::MAX_BUCKET);
-                    if overfull && stream.index_depth < object_index::MAX_DEPTH {
-                        stream.index_depth =
-                            split_buckets(index, stream.id, stream.index_depth, buckets)?;
-                    } else {
-                        for bucket in &dirty_buckets {
-                            index.insert(
-                                &object_index::bucket_key(stream.id, *bucket),
-                                object_index::encode(&buckets[bucket]),
-                            )?;
-                        }
-                    }
                     streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
                 } else {
                     // Nothing is written, so nothing was removed either.
                     expired_removed = 0;
                 }
-                Ok((outcome, expired_removed))
+                Ok((outcome, expired_removed, overfull))
             },
         );
-        let (outcome, expired_removed) = result.map_err(|err| match err {
+        let (outcome, expired_removed, overfull) = result.map_err(|err| match err {
             TransactionError::Abort(err) => err,
             TransactionError::Storage(err) => CatalogError::Storage(err),
         })?;
+        if overfull {
+            // A step of its own: listing the stream's buckets cannot happen
+            // inside a sled transaction. A crash before it leaves a bucket
+            // over the size, which the next registration splits.
+            self.split_index(&stream_key)?;
+        }
         // Under the register lock, like every other change of the count.
         let count = &self.segments_stored;
         count.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
@@ -465,6 +452,65 @@ impl Catalog {
             Ordering::Relaxed,
         );
         Ok(outcome)
+    }
+
+    /// Rewrites a stream's duplicate index one or more levels deeper, so no
+    /// bucket holds more than [`object_index::MAX_BUCKET`] entries. Only
+    /// buckets that exist are read, so the cost follows the stream's
+    /// entries, not its depth (which crafted object names could push up).
+    /// Called with the register lock held: nothing else writes the index.
+    fn split_index(&self, stream_key: &[u8]) -> Result<(), CatalogError> {
+        let Some(bytes) = self.streams.get(stream_key)? else {
+            return Ok(());
+        };
+        let stream =
+            StreamRecord::decode(&*bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        if stream.index_depth >= object_index::MAX_DEPTH {
+            return Ok(());
+        }
+        let mut numbers = Vec::new();
+        for key in self
+            .object_index
+            .scan_prefix(stream.id.to_be_bytes())
+            .keys()
+        {
+            let key = key?;
+            let number = key
+                .get(8..12)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| CatalogError::Corrupt("object index key is not 12 bytes".into()))?;
+            numbers.push(number);
+        }
+        (&self.streams, &self.object_index)
+            .transaction(|(streams, index)| {
+                let mut entries = Vec::new();
+                for bucket in &numbers {
+                    entries.extend(read_bucket(index, stream.id, *bucket)?);
+                }
+                let (depth, buckets) = object_index::split(stream.index_depth, entries);
+                for bucket in &numbers {
+                    if !buckets.contains_key(bucket) {
+                        index.remove(&object_index::bucket_key(stream.id, *bucket))?;
+                    }
+                }
+                for (bucket, bucket_entries) in &buckets {
+                    index.insert(
+                        &object_index::bucket_key(stream.id, *bucket),
+                        object_index::encode(bucket_entries),
+                    )?;
+                }
+                let split = StreamRecord {
+                    index_depth: depth,
+                    ..stream.clone()
+                };
+                streams.insert(stream_key, split.encode_to_vec())?;
+                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => CatalogError::Storage(err),
+            })
     }
 
     /// Visits, in end order, the live segments of a stream whose end lies in

@@ -120,4 +120,14 @@ mod tests {
         let (depth, buckets) = split(0, vec![(5, 1), (6, 1)]);
         assert_eq!((depth, buckets.len()), (0, 1));
     }
+
+    #[test]
+    fn hashes_crafted_to_share_many_top_bits_give_few_deep_buckets() {
+        let shared = 0xABCD_EF12_3400_0000u64;
+        let entries: Vec<Entry> = (0..65u64).map(|i| (shared | i, 1)).collect();
+        let (depth, buckets) = split(0, entries);
+        assert!(depth > 32 - 7, "depth {depth}");
+        // Only buckets that hold entries exist, however deep.
+        assert!(buckets.len() <= 2, "{} buckets", buckets.len());
+    }
 }

@@ -466,19 +466,11 @@ impl IndexService {
             })?;
             selection.finish()
         };
-        if scan_until.saturating_sub(start) <= INLINE_SCAN {
-            select()
-        } else {
-            blocking(select).await
-        }
+        // Off the runtime whatever the range: a stream may hold any number
+        // of segments in an hour.
+        blocking(select).await
     }
 }
-
-/// Ranges up to this long are selected on the request's own task: their
-/// blocks are few (a few hundred microseconds of work even with 1-second
-/// segments), less than a hop to the blocking pool costs. Longer ranges,
-/// up to 4 days of blocks, go to the pool so they never stall the runtime.
-const INLINE_SCAN: Micros = 2 * 3600 * MICROS_PER_SECOND;
 
 /// Most renditions one manifest may index.
 const MAX_RENDITIONS: usize = 8;
