@@ -115,10 +115,7 @@ async fn report_health(
                 }
                 (Ok(()), false) => tracing::warn!("not ready: the catalog cannot be read"),
             }
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status(HEALTH_SERVICE_NAME, status)
-                .await;
+            set_health(&reporter, status).await;
             last = Some(status);
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -127,6 +124,18 @@ async fn report_health(
 
 /// The name health checks use for this service.
 const HEALTH_SERVICE_NAME: &str = "recordindex.v1.RecordIndex";
+
+/// Sets the status of the server ("") and of this service alike: a probe
+/// may ask for either.
+async fn set_health(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(HEALTH_SERVICE_NAME, status)
+        .await;
+}
 
 /// Removes expired records in the background: a bounded batch at a time,
 /// off the async runtime, again at once while batches come back full.
@@ -330,12 +339,7 @@ impl Server {
         ));
         let (reporter, health) = tonic_health::server::health_reporter();
         // Not serving until the first check passes.
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        reporter
-            .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-            .await;
+        set_health(&reporter, tonic_health::ServingStatus::NotServing).await;
         let health_checks = tokio::spawn(report_health(
             reporter.clone(),
             self.catalog.clone(),
@@ -382,12 +386,7 @@ impl Server {
             shutdown.await;
             // Draining: load balancers stop sending while in-flight requests
             // finish.
-            draining
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            draining
-                .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-                .await;
+            set_health(&draining, tonic_health::ServingStatus::NotServing).await;
             drop(stopping);
             let _ = drain_started.send(tokio::time::Instant::now());
         };

@@ -127,15 +127,7 @@ impl IndexService {
         )
         .await
         {
-            segment.width = summary.width;
-            segment.height = summary.height;
-            if segment.size == 0 {
-                segment.size = total;
-            }
-            segment.media = Some(SegmentMedia {
-                codec: summary.codec,
-                first_pts: summary.first_pts,
-            });
+            take_media(&mut segment, &summary, total, true);
         }
         segment
     }
@@ -165,17 +157,24 @@ impl IndexService {
             ProbeFailure::Media(err) => probe_error(index, err),
         })?;
         segment.duration = checked_duration(index, summary.duration_micros as f64 / 1e6)?;
-        if missing_size {
-            segment.width = summary.width;
-            segment.height = summary.height;
-        }
-        if segment.size == 0 {
-            segment.size = total;
-        }
-        segment.media = Some(SegmentMedia {
-            codec: summary.codec,
-            first_pts: summary.first_pts,
-        });
+        take_media(&mut segment, &summary, total, missing_size);
         Ok(segment)
     }
+}
+
+/// What a probe tells of a segment: its size in bytes when unregistered,
+/// its picture size when `with_size`, and the codec and first PTS by which
+/// breaks in the media are found.
+fn take_media(segment: &mut Segment, summary: &crate::media::Summary, total: u64, with_size: bool) {
+    if with_size {
+        segment.width = summary.width;
+        segment.height = summary.height;
+    }
+    if segment.size == 0 {
+        segment.size = total;
+    }
+    segment.media = Some(SegmentMedia {
+        codec: summary.codec,
+        first_pts: summary.first_pts,
+    });
 }

@@ -349,30 +349,11 @@ fn try_start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
     let pid_file = dir.join("weed.pid");
     let process = Guarded::spawn(command, Some(&pid_file), &cleanup);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if seaweedfs_accepts_writes(s3) {
-            return Ok(SeaweedFs {
-                s3_port: s3,
-                _process: process,
-            });
-        }
-        let exited = fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            .is_some_and(|pid| !process_alive(pid));
-        if exited {
-            return Err(format!(
-                "weed exited early; its log:\n{}",
-                tail(&log_path, 40)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!(
-        "S3 on port {s3} did not accept a write within 60 s; weed's log:\n{}",
-        tail(&log_path, 40)
-    ))
+    await_seaweedfs(s3, &dir, || seaweedfs_accepts_writes(s3))?;
+    Ok(SeaweedFs {
+        s3_port: s3,
+        _process: process,
+    })
 }
 
 /// The S3 port answering is not enough: the first object write also needs
@@ -1332,7 +1313,7 @@ fn try_start_private_seaweedfs(weed: &Path) -> Result<PrivateSeaweedFs, String> 
         .map(|(role, port)| PathBuf::from(format!("/tmp/seaweedfs-{role}-grpc-{port}.sock"))),
     );
     let process = spawn_private_seaweedfs(weed, &args, &dir, &cleanup);
-    await_private_seaweedfs(s3, &dir, || seaweedfs_accepts_writes(s3))?;
+    await_seaweedfs(s3, &dir, || seaweedfs_accepts_writes(s3))?;
     Ok(PrivateSeaweedFs {
         seaweedfs: SeaweedFs {
             s3_port: s3,
@@ -1382,11 +1363,7 @@ fn spawn_private_seaweedfs(
 
 /// Waits up to 60 s for `ready`, failing early with weed's log when weed
 /// has exited.
-fn await_private_seaweedfs(
-    s3_port: u16,
-    dir: &Path,
-    ready: impl Fn() -> bool,
-) -> Result<(), String> {
+fn await_seaweedfs(s3_port: u16, dir: &Path, ready: impl Fn() -> bool) -> Result<(), String> {
     let log_path = dir.join("weed.log");
     let pid_file = dir.join("weed.pid");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1431,7 +1408,7 @@ impl PrivateSeaweedFs {
         // The readiness bucket exists from the first start (creating it
         // again is 409), so an object write alone is the probe.
         let s3 = self.seaweedfs.s3_port;
-        if let Err(failure) = await_private_seaweedfs(s3, &self.dir, || {
+        if let Err(failure) = await_seaweedfs(s3, &self.dir, || {
             raw_http_status(s3, "PUT", "/readiness-probe/probe", b"ok") == Some(200)
         }) {
             panic!("SeaweedFS did not start again on the same ports and data: {failure}");
