@@ -407,6 +407,7 @@ impl Config {
             }
         }
         check_rate_limits("rate_limits", &self.rate_limits)?;
+        check_domain_owners(&self.accounts)?;
         let mut account_ids = std::collections::HashSet::new();
         let mut key_digests = std::collections::HashSet::new();
         for account in &self.accounts {
@@ -476,7 +477,7 @@ impl Config {
                 let owns = |patterns: &[String], name: &str| {
                     patterns
                         .iter()
-                        .any(|pattern| crate::auth::ram::glob(pattern, name))
+                        .any(|pattern| crate::patterns::matches(pattern, name))
                 };
                 if !owns(&account.domains, &source.domain)
                     || !owns(&account.buckets, &source.bucket)
@@ -520,6 +521,30 @@ impl Config {
     pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
         self.endpoints.iter().find(|endpoint| endpoint.name == name)
     }
+}
+
+/// Every host belongs to at most one account: a host that two accounts'
+/// domain patterns match would let either account read and index the
+/// other's recordings.
+fn check_domain_owners(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
+    for (i, first) in accounts.iter().enumerate() {
+        for second in &accounts[i + 1..] {
+            for a in &first.domains {
+                if let Some(b) = second
+                    .domains
+                    .iter()
+                    .find(|b| crate::patterns::overlap(a, b))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "accounts {:?} and {:?} both own a host: their domain patterns {a:?} and {b:?} \
+                         can match the same name; each host must belong to one account",
+                        first.id, second.id
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_rate_limits(context: &str, limits: &BTreeMap<String, u32>) -> Result<(), ConfigError> {
@@ -613,6 +638,54 @@ mod tests {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             let config = Config::from_file(&path).unwrap().finish();
             assert!(config.is_ok(), "{file}: {:?}", config.err());
+        }
+    }
+
+    fn two_accounts(first: &str, second: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[[accounts]]\nid = \"1000000001\"\ndomains = [{first:?}]\n\
+             [[accounts]]\nid = \"3000000003\"\ndomains = [{second:?}]\n"
+        );
+        Config::from_toml(&text).unwrap().finish()
+    }
+
+    #[test]
+    fn accounts_whose_domain_patterns_overlap_are_refused() {
+        for (first, second) in [
+            ("a.example.com", "a.example.com"),
+            ("a.example.com", "A.EXAMPLE.COM"),
+            ("a.example.com", "*.example.com"),
+            ("*.example.com", "a.example.com"),
+            ("*.example.com", "*.com"),
+            ("*.example.com", "live.*"),
+            ("a.example.com", "*"),
+        ] {
+            let err = two_accounts(first, second).unwrap_err().to_string();
+            let named = [
+                "\"1000000001\"".to_string(),
+                "\"3000000003\"".to_string(),
+                format!("{first:?}"),
+                format!("{second:?}"),
+            ];
+            assert!(
+                named.iter().all(|name| err.contains(name.as_str())) && !err.contains('\n'),
+                "{first} vs {second}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn accounts_with_disjoint_domain_patterns_start() {
+        for (first, second) in [
+            ("a.example.com", "b.example.com"),
+            ("example.com", "*.example.com"),
+            ("*.a.example.com", "*.b.example.com"),
+            ("*.example.com", "*.example.net"),
+        ] {
+            assert!(
+                two_accounts(first, second).is_ok(),
+                "{first} vs {second} was refused"
+            );
         }
     }
 

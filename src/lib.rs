@@ -17,6 +17,8 @@
 //! - [`telemetry`]: the Prometheus metrics and their `/metrics` listener.
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
+//! - [`patterns`]: `*` patterns of domains, buckets and RAM statements:
+//!   matching, and whether two patterns can match one name.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
@@ -32,6 +34,7 @@ pub mod import;
 pub mod manifest;
 pub mod media;
 pub mod operations;
+pub mod patterns;
 pub mod server;
 pub mod service;
 pub mod storage;

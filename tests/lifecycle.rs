@@ -1002,20 +1002,29 @@ fn account_toml(id: &str, domains: &str, buckets: &str, key: &str) -> String {
 
 #[tokio::test]
 async fn deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied() {
-    // Two accounts stream under one domain; each owns its own bucket.
-    let h = start(&format!(
+    // Account 42 writes a manifest into its bucket; then the operator moves
+    // that bucket to account 43 (no host may belong to two accounts, so 43
+    // streams under another domain).
+    let mut h = start(&format!(
         "{}{}",
         account_toml("42", "\"example.com\"", "\"rec-bucket\"", KEY_A),
-        account_toml("43", "\"example.com\"", "\"other-bucket\"", KEY_B)
+        account_toml("43", "\"other.example.net\"", "\"other-bucket\"", KEY_B)
     ))
     .await;
     let mut a = h.with_key(KEY_A);
-    let mut b = h.with_key(KEY_B);
     a.register("s1", back_to_back("s1", 10)).await;
     let info = a.create(create_request("s1", -600, -570)).await.unwrap();
     let unknown = uuid::Uuid::new_v4().to_string();
+    let owns = |h: &mut Harness, account: usize, bucket: &str| {
+        h.config.accounts[account].buckets = vec![bucket.to_string()];
+    };
+    owns(&mut h, 0, "new-bucket");
+    owns(&mut h, 1, "rec-bucket");
+    h.restart().await;
+    let mut a = h.with_key(KEY_A);
+    let mut b = h.with_key(KEY_B);
 
-    let answer = b
+    let answer = a
         .delete("s1", &[&info.record_id, &unknown], true)
         .await
         .unwrap();
@@ -1032,7 +1041,14 @@ async fn deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied() {
     );
     assert_eq!(a.describe("s1", &info.record_id).await.unwrap(), info);
     assert!(h.playlist_path(&info).is_file());
+    // The bucket's new owner cannot reach a stream of another's domain.
+    let status = b.delete("s1", &[&info.record_id], true).await.unwrap_err();
+    common::assert_error(&status, Code::PermissionDenied, "Forbidden.RAM");
 
+    owns(&mut h, 0, "rec-bucket");
+    owns(&mut h, 1, "other-bucket");
+    h.restart().await;
+    let mut a = h.with_key(KEY_A);
     let answer = a.delete("s1", &[&info.record_id], true).await.unwrap();
     assert_eq!(outcomes(&answer), pairs(&[(&info.record_id, "OK")]));
     assert!(!h.playlist_path(&info).exists());

@@ -48,6 +48,10 @@ use tonic_types::StatusExt;
 const DOMAIN_A: &str = "a.example.com";
 const DOMAIN_OTHER: &str = "other.example.com";
 const DOMAIN_B: &str = "b.example.com";
+/// Account 222 also owns every host under b.example.com: a wildcard next to
+/// account 111's exact names, which no host matches both of.
+const DOMAINS_UNDER_B: &str = "*.b.example.com";
+const HOST_UNDER_B: &str = "live.b.example.com";
 const BUCKET_A: &str = "a-bucket";
 const BUCKET_B: &str = "b-bucket";
 /// A well-formed bucket that no account owns.
@@ -122,7 +126,7 @@ fn accounts_toml(bucket_a: &str, bucket_b: &str) -> String {
         "[rate_limits]\nCreateLiveStreamRecordIndexFiles = 1000\n\n\
          [[accounts]]\nid = \"111\"\ndomains = [\"{DOMAIN_A}\", \"{DOMAIN_OTHER}\"]\nbuckets = [\"{bucket_a}\"]\n\
          {}{}{}{}\n\
-         [[accounts]]\nid = \"222\"\ndomains = [\"{DOMAIN_B}\"]\nbuckets = [\"{bucket_b}\"]\n{}",
+         [[accounts]]\nid = \"222\"\ndomains = [\"{DOMAIN_B}\", \"{DOMAINS_UNDER_B}\"]\nbuckets = [\"{bucket_b}\"]\n{}",
         key_block(ADMIN_111, &["live:*"], &all_of_111),
         key_block(
             INGEST_111,
@@ -159,6 +163,8 @@ wait "$child"
 struct Service {
     addr: SocketAddr,
     channel: Channel,
+    /// Every line the server printed on stdout (its listeners).
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Root of the local object store: one sub-directory per bucket.
     objects: PathBuf,
     log: PathBuf,
@@ -210,16 +216,19 @@ impl Service {
         let guard_stdin = guard.stdin.take();
         let stdout = guard.stdout.take().expect("piped stdout");
         let (first_line_tx, first_line_rx) = tokio::sync::oneshot::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = printed.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
             if let Some(first) = lines.next() {
                 let _ = first_line_tx.send(first);
             }
-            lines.for_each(drop);
+            lines.for_each(|line| kept.lock().unwrap().push(line));
         });
         let mut service = Service {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            stdout: printed,
             objects: data_dir.join("objects"),
             log,
             guard,
@@ -250,6 +259,23 @@ impl Service {
 
     fn client(&self) -> RecordIndexClient<Channel> {
         RecordIndexClient::new(self.channel.clone())
+    }
+
+    /// The address of the SRS webhook listener, from the line `serve`
+    /// prints after its gRPC listening line.
+    async fn webhook_addr(&self) -> SocketAddr {
+        const PREFIX: &str = "record-index SRS webhook listening on ";
+        for _ in 0..100 {
+            let printed = self.stdout.lock().unwrap().clone();
+            if let Some(addr) = printed
+                .iter()
+                .find_map(|line| line.strip_prefix(PREFIX)?.trim().parse().ok())
+            {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no SRS webhook listening line on stdout");
     }
 
     fn log_text(&self) -> String {
@@ -686,6 +712,13 @@ fn forbidden_cases(rpc: &Rpc) -> Vec<Case> {
             Refusal::Forbidden,
         ),
         case(
+            "account 111's admin key on a host of account 222's wildcard",
+            Some(bearer(ADMIN_111)),
+            HOST_UNDER_B,
+            BUCKET_A,
+            Refusal::Forbidden,
+        ),
+        case(
             "a key scoped to another domain of the account",
             Some(bearer(SCOPED_111)),
             DOMAIN_A,
@@ -764,7 +797,16 @@ struct Tenancy {
 
 impl Tenancy {
     async fn start() -> Tenancy {
-        let service = Service::start(&accounts_toml(BUCKET_A, BUCKET_B)).await;
+        Tenancy::start_with("").await
+    }
+
+    /// The two accounts and `extra_toml` (more listeners).
+    async fn start_with(extra_toml: &str) -> Tenancy {
+        let service = Service::start(&format!(
+            "{extra_toml}\n{}",
+            accounts_toml(BUCKET_A, BUCKET_B)
+        ))
+        .await;
         let t0 = recording_start(Duration::from_secs(20 * 60));
         let segments = (0..5)
             .map(|i| {
@@ -1431,4 +1473,152 @@ async fn a_body_that_is_no_message_of_the_rpc_is_invalid_params() {
         .expect("a Register reply");
     assert_eq!(reply.accepted, 1);
     service.assert_log_free_of_keys();
+}
+
+// ---------------------------------------------------------------------------
+// Hosts belong to one account
+// ---------------------------------------------------------------------------
+
+/// Runs `serve` on a config that must be refused: it exits with status 2
+/// before listening, and its stderr is returned.
+fn serve_refused(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("record-index.toml");
+    fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n{toml}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_record-index"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RECORD_INDEX_CONFIG")
+        .env_remove("RECORD_INDEX_LISTEN")
+        .env_remove("RECORD_INDEX_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run record-index serve");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("listening"), "it listened:\n{stdout}");
+    assert!(
+        !dir.path().join("data").join("catalog").exists(),
+        "a refused config opened a catalog"
+    );
+    stderr
+}
+
+#[test]
+fn accounts_whose_domain_patterns_overlap_are_refused_at_start() {
+    let account = |id: &str, domain: &str, key: Key| {
+        format!(
+            "[[accounts]]\nid = \"{id}\"\ndomains = [\"{domain}\"]\nbuckets = [\"bucket-{id}\"]\n{}",
+            key_block(key, &["live:*"], &[&format!("acs:cdn:*:{id}:domain/*")])
+        )
+    };
+    for (exact_or_wild, wildcard) in [
+        ("a.example.com", "*.example.com"),
+        ("*.example.com", "*.com"),
+        ("a.example.com", "a.example.com"),
+    ] {
+        let stderr = serve_refused(&format!(
+            "{}{}",
+            account("1000000001", exact_or_wild, ADMIN_111),
+            account("3000000003", wildcard, ADMIN_222)
+        ));
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("3000000003"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        for named in ["1000000001", exact_or_wild, wildcard] {
+            assert!(
+                lines[0].contains(&format!("\"{named}\"")),
+                "{exact_or_wild} vs {wildcard}: {named} is not named in {:?}",
+                lines[0]
+            );
+        }
+    }
+}
+
+/// `[srs_webhook]` with one SRS source of account 222 on its own domain.
+fn webhook_toml(domain: &str) -> String {
+    let digest = hex::encode(Sha256::digest(WEBHOOK_SECRET.as_bytes()));
+    format!(
+        "[srs_webhook]\nlisten = \"127.0.0.1:0\"\n\
+         [[srs_webhook.sources]]\nsecret_sha256 = \"{digest}\"\naccount = \"222\"\n\
+         domain = \"{domain}\"\nendpoint = \"{LOCAL_ENDPOINT}\"\nbucket = \"{BUCKET_B}\"\n"
+    )
+}
+
+const WEBHOOK_SECRET: &str = "srs-source-of-account-222";
+
+#[test]
+fn an_srs_source_on_another_accounts_domain_is_refused_at_start() {
+    for domain in [DOMAIN_A, DOMAIN_OTHER] {
+        let stderr = serve_refused(&format!(
+            "{}\n{}",
+            webhook_toml(domain),
+            accounts_toml(BUCKET_A, BUCKET_B)
+        ));
+        assert!(
+            stderr.contains("\"222\"") && stderr.contains(&format!("\"{domain}\"")),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn srs_callbacks_register_only_on_their_sources_domain() {
+    let tenancy = Tenancy::start_with(&webhook_toml(HOST_UNDER_B)).await;
+    let webhook = tenancy.service.webhook_addr().await;
+    let stream = "hooked";
+    // SRS names account 111's domain as its vhost: the source's domain,
+    // not what the callback says, decides where the segment goes.
+    let body = format!(
+        r#"{{"action":"on_hls","vhost":"{DOMAIN_A}","app":"{APP}","stream":"{stream}",
+            "duration":6.0,"url":"{APP}/{stream}-0.ts","seq_no":0}}"#
+    );
+    let answer = common::http_request(
+        "POST",
+        &format!("http://{webhook}/api/v1/hls?secret={WEBHOOK_SECRET}"),
+        None,
+        Some("application/json"),
+        body.into(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let content = |key: Key, domain: &str| {
+        let now = Utc::now();
+        let request = DescribeLiveStreamRecordContentRequest {
+            domain_name: domain.into(),
+            app_name: APP.into(),
+            stream_name: stream.into(),
+            start_time: utc_seconds(now - chrono::Duration::minutes(10)),
+            end_time: utc_seconds(now + chrono::Duration::minutes(1)),
+        };
+        let mut client = tenancy.service.client();
+        async move {
+            client
+                .describe_live_stream_record_content(with_authorization(
+                    request,
+                    Some(&bearer(key)),
+                ))
+                .await
+                .map(|answer| answer.into_inner().record_content_info_list.len())
+        }
+    };
+    assert_eq!(content(ADMIN_222, HOST_UNDER_B).await.unwrap(), 1);
+    let status = content(ADMIN_111, DOMAIN_A).await.unwrap_err();
+    assert_error(&status, Code::NotFound, "InvalidStream.NotFound");
+    let status = content(ADMIN_222, DOMAIN_A).await.unwrap_err();
+    assert_error(&status, Code::PermissionDenied, "Forbidden.RAM");
+    tenancy
+        .assert_unchanged("after an SRS callback naming account 111's domain")
+        .await;
 }

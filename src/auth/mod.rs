@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{Config, LOCAL_ACCOUNT};
 use crate::error::{ApiError, ApiResult};
 use crate::operations::Operation;
+use crate::patterns;
 use ram::Statement;
 
 /// A tenant of the service.
@@ -32,15 +33,30 @@ impl Account {
     pub fn owns_bucket(&self, bucket: &str) -> bool {
         match &self.buckets {
             None => true,
-            Some(buckets) => buckets.iter().any(|owned| ram::glob(owned, bucket)),
+            Some(buckets) => buckets.iter().any(|owned| patterns::matches(owned, bucket)),
         }
     }
 
     pub fn owns_domain(&self, domain: &str) -> bool {
         match &self.domains {
             None => true,
-            Some(domains) => domains.iter().any(|owned| ram::glob(owned, domain)),
+            Some(domains) => domains.iter().any(|owned| patterns::matches(owned, domain)),
         }
+    }
+}
+
+/// Every account, to find the one that owns a domain.
+#[derive(Debug, Default)]
+struct DomainOwners(Vec<Arc<Account>>);
+
+impl DomainOwners {
+    /// The account whose patterns match `domain`, when exactly one does.
+    /// A config in which two accounts' patterns overlap is refused at
+    /// start; should two match all the same, the domain is neither's.
+    fn sole_owner(&self, domain: &str) -> Option<&Account> {
+        let mut owners = self.0.iter().filter(|account| account.owns_domain(domain));
+        let owner = owners.next()?;
+        owners.next().is_none().then_some(owner.as_ref())
     }
 }
 
@@ -51,13 +67,20 @@ pub struct Caller {
     /// What the key may do; `None` for the local account, which may do
     /// everything.
     statements: Option<Arc<[Statement]>>,
+    /// Every account, so a domain is checked to be this account's alone.
+    owners: Arc<DomainOwners>,
 }
 
 impl Caller {
     /// Checks that the caller may perform `operation` on `domain`: the
-    /// domain is the account's and a statement of the key allows it.
+    /// domain is the account's and no other's, and a statement of the key
+    /// allows it.
     pub fn authorize(&self, operation: Operation, domain: &str) -> ApiResult<()> {
-        if !self.account.owns_domain(domain) {
+        let owned = self
+            .owners
+            .sole_owner(domain)
+            .is_some_and(|owner| owner.id == self.account.id);
+        if !owned {
             return Err(ApiError::ForbiddenRam(format!(
                 "domain {domain:?} does not belong to account {}",
                 self.account.id
@@ -90,6 +113,7 @@ pub struct Accounts {
     keys: HashMap<[u8; 32], Caller>,
     /// Every configured account by id.
     by_id: HashMap<String, Arc<Account>>,
+    owners: Arc<DomainOwners>,
 }
 
 impl Accounts {
@@ -100,24 +124,35 @@ impl Accounts {
                 domains: None,
                 buckets: None,
             };
+            let account = Arc::new(account);
+            let owners = Arc::new(DomainOwners(vec![account.clone()]));
             let local = Caller {
-                account: Arc::new(account),
+                account,
                 statements: None,
+                owners: owners.clone(),
             };
             return Accounts {
                 local: Some(local),
                 keys: HashMap::new(),
                 by_id: HashMap::new(),
+                owners,
             };
         }
+        let accounts: Vec<Arc<Account>> = config
+            .accounts
+            .iter()
+            .map(|configured| {
+                Arc::new(Account {
+                    id: configured.id.clone(),
+                    domains: Some(configured.domains.clone()),
+                    buckets: Some(configured.buckets.clone()),
+                })
+            })
+            .collect();
+        let owners = Arc::new(DomainOwners(accounts.clone()));
         let mut keys = HashMap::new();
         let mut by_id = HashMap::new();
-        for configured in &config.accounts {
-            let account = Arc::new(Account {
-                id: configured.id.clone(),
-                domains: Some(configured.domains.clone()),
-                buckets: Some(configured.buckets.clone()),
-            });
+        for (configured, account) in config.accounts.iter().zip(accounts) {
             by_id.insert(configured.id.clone(), account.clone());
             for key in &configured.keys {
                 let mut sha256 = [0u8; 32];
@@ -138,6 +173,7 @@ impl Accounts {
                     Caller {
                         account: account.clone(),
                         statements: Some(statements),
+                        owners: owners.clone(),
                     },
                 );
             }
@@ -146,6 +182,7 @@ impl Accounts {
             local: None,
             keys,
             by_id,
+            owners,
         }
     }
 
@@ -158,6 +195,7 @@ impl Accounts {
         self.by_id.get(account_id).map(|account| Caller {
             account: account.clone(),
             statements: None,
+            owners: self.owners.clone(),
         })
     }
 
@@ -264,6 +302,35 @@ mod tests {
             ingest.authorize(register, "live.a.com").unwrap_err().code(),
             "Forbidden.RAM"
         );
+    }
+
+    #[test]
+    fn a_domain_two_accounts_match_is_neither_accounts() {
+        // A config `finish` would refuse, to check the second line of
+        // defence on its own.
+        let key = |secret: &str| hex::encode(Sha256::digest(secret.as_bytes()));
+        let text = format!(
+            "[[accounts]]\nid = \"1000000001\"\ndomains = [\"a.example.com\", \"own.example.org\"]\n\
+             [[accounts.keys]]\nsha256 = \"{}\"\n\
+             allow = [{{ actions = [\"live:*\"], resources = [\"*\"] }}]\n\
+             [[accounts]]\nid = \"3000000003\"\ndomains = [\"*.example.com\"]\n\
+             [[accounts.keys]]\nsha256 = \"{}\"\n\
+             allow = [{{ actions = [\"live:*\"], resources = [\"*\"] }}]\n",
+            key("first"),
+            key("second")
+        );
+        let accounts = Accounts::from_config(&Config::from_toml(&text).unwrap());
+        let first = accounts.authenticate(Some("Bearer first")).unwrap();
+        let second = accounts.authenticate(Some("Bearer second")).unwrap();
+        let describe = Operation::DescribeLiveStreamRecordIndexFile;
+        for caller in [&first, &second] {
+            let err = caller.authorize(describe, "a.example.com").unwrap_err();
+            assert_eq!(err.code(), "Forbidden.RAM");
+        }
+        assert!(first.authorize(describe, "own.example.org").is_ok());
+        assert!(second.authorize(describe, "b.example.com").is_ok());
+        let hook = accounts.caller_of("3000000003").unwrap();
+        assert!(hook.authorize(describe, "a.example.com").is_err());
     }
 
     #[test]
