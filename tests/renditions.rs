@@ -183,3 +183,82 @@ async fn renditions_make_a_master_playlist() {
         .unwrap_err();
     assert_error(&status, tonic::Code::NotFound, "InvalidStream.NotFound");
 }
+
+#[tokio::test]
+async fn a_rendition_key_over_the_key_rules_is_refused_before_anything_is_written() {
+    let server = Server::start("").await;
+    let mut client = server.client().await;
+    let start = recording_start(Duration::from_secs(20 * 60));
+    let long_suffix = format!("_{}", "r".repeat(31));
+    for suffix in ["_a", long_suffix.as_str()] {
+        let segments = (0..3)
+            .map(|i| Segment {
+                oss_endpoint: "localhost".into(),
+                oss_bucket: "keys-bucket".into(),
+                oss_object: format!("prog{suffix}/{i:03}.ts"),
+                start_time: utc_millis(start + chrono::Duration::seconds(6 * i)),
+                duration: 6.0,
+                sequence: i,
+                width: 640,
+                height: 360,
+                format: "ts".into(),
+                size: 0,
+            })
+            .collect();
+        client
+            .register_live_stream_record_segments(register(&format!("prog{suffix}"), segments))
+            .await
+            .unwrap();
+    }
+    // 1,020 bytes: a valid OssObject, whose rendition key would be 1,052.
+    let key = format!("{}{}.m3u8", "abcdefgh/".repeat(112), "k".repeat(7));
+    assert_eq!(key.len(), 1020);
+    let request = CreateLiveStreamRecordIndexFilesRequest {
+        domain_name: "example.com".into(),
+        app_name: "live".into(),
+        stream_name: "prog".into(),
+        oss_endpoint: "localhost".into(),
+        oss_bucket: "keys-bucket".into(),
+        oss_object: key,
+        start_time: utc_seconds(start - chrono::Duration::seconds(1)),
+        end_time: utc_seconds(start + chrono::Duration::seconds(19)),
+        renditions: vec!["_a".into(), long_suffix.clone()],
+        ..Default::default()
+    };
+    let status = client
+        .create_live_stream_record_index_files(request)
+        .await
+        .unwrap_err();
+    assert_error(
+        &status,
+        tonic::Code::InvalidArgument,
+        "InvalidOssObject.Malformed",
+    );
+    assert!(
+        status.message().contains(&long_suffix),
+        "the message does not name the rendition: {}",
+        status.message()
+    );
+    let written: Vec<_> = walk(&server.data_dir.join("objects"))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "m3u8"))
+        .collect();
+    assert!(written.is_empty(), "playlists were written: {written:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}

@@ -212,6 +212,7 @@ impl IndexService {
                 record_id: &record_id_text,
             },
         )?;
+        let media_keys = media_keys(&key, &request.renditions)?;
 
         let now = self.clock.now();
         // The streams this manifest indexes: the stream itself, or each
@@ -287,15 +288,6 @@ impl IndexService {
                 "the renditions are not cut on the same segment boundaries in this range".into(),
             ));
         }
-        let media_keys: Vec<String> = if request.renditions.is_empty() {
-            vec![key.clone()]
-        } else {
-            request
-                .renditions
-                .iter()
-                .map(|suffix| rendition_key(&key, suffix))
-                .collect()
-        };
         let mut playlists = Vec::with_capacity(clips.len());
         for (clip, media_key) in clips.iter().zip(&media_keys) {
             let rendered = playlist::render_parts(&clip.parts, |segment| {
@@ -482,6 +474,28 @@ fn rendition_key(master_key: &str, suffix: &str) -> String {
     format!("{stem}{suffix}.m3u8")
 }
 
+/// The key of each media playlist: the expanded key itself, or one per
+/// rendition. Every key is held to the OssObject rules before anything is
+/// written, as the expanded key is: a suffix can push a key over the
+/// length object stores accept.
+fn media_keys(key: &str, renditions: &[String]) -> ApiResult<Vec<String>> {
+    if renditions.is_empty() {
+        return Ok(vec![key.to_string()]);
+    }
+    renditions
+        .iter()
+        .map(|suffix| {
+            let media_key = rendition_key(key, suffix);
+            names::check_object_key(&media_key).map_err(|reason| {
+                ApiError::OssObjectMalformed(format!(
+                    "the playlist of rendition {suffix:?}: {reason}"
+                ))
+            })?;
+            Ok(media_key)
+        })
+        .collect()
+}
+
 /// Largest segment a KEYFRAME clip reads whole to find its keyframes.
 const MAX_TRIMMED_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -511,5 +525,25 @@ pub fn record_info(record: &ManifestRecord) -> proto::RecordInfo {
         width: record.width as i32,
         duration: record.duration,
         oss_endpoint: record.oss_endpoint.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rendition_key_obeys_the_object_key_rules() {
+        let key = format!("{}.m3u8", "k".repeat(1015));
+        assert_eq!(media_keys(&key, &[]).unwrap(), vec![key.clone()]);
+        let short = vec!["_a".to_string()];
+        assert_eq!(
+            media_keys("live/x.m3u8", &short).unwrap(),
+            vec!["live/x_a.m3u8".to_string()]
+        );
+        let long_suffix = format!("_{}", "r".repeat(31));
+        let err = media_keys(&key, &["_a".into(), long_suffix.clone()]).unwrap_err();
+        assert_eq!(err.code(), "InvalidOssObject.Malformed");
+        assert!(err.to_string().contains(&long_suffix), "{err}");
     }
 }
