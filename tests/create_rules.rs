@@ -685,6 +685,9 @@ async fn register_validates_the_whole_batch() {
         ("StartTime", Box::new(|s| s.start_time = at(3600))),
         ("Duration", Box::new(|s| s.duration = 0.0)),
         ("Duration", Box::new(|s| s.duration = f64::NAN)),
+        // Shorter than EXTINF's 0.001: it would play as a zero-length entry.
+        ("Duration", Box::new(|s| s.duration = 0.0004)),
+        ("Duration", Box::new(|s| s.duration = 0.0009)),
         ("Duration", Box::new(|s| s.duration = 3601.0)),
         ("Sequence", Box::new(|s| s.sequence = -1)),
         ("Width", Box::new(|s| s.width = -1)),

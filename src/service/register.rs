@@ -13,6 +13,10 @@ use crate::proto;
 
 /// Longest segment accepted, in seconds.
 pub const MAX_SEGMENT_SECONDS: f64 = 3600.0;
+/// Shortest segment accepted: one unit of EXTINF's three decimals. A
+/// shorter one would be written as `#EXTINF:0.000`, an entry no player can
+/// use.
+pub const MIN_SEGMENT_MICROS: Micros = 1000;
 /// How far a segment may start ahead of this machine's clock: recorders'
 /// clocks drift.
 const CLOCK_SKEW: Micros = 60 * MICROS_PER_SECOND;
@@ -22,24 +26,20 @@ fn field_error(index: usize, field: &str, reason: impl std::fmt::Display) -> Api
     ApiError::InvalidParams(format!("Segments[{index}].{field}: {reason}"))
 }
 
-/// A segment length in seconds as the catalog keeps it.
+/// A segment length in seconds as the catalog keeps it: given by the
+/// request or read from the media, held to the same bounds.
 pub(super) fn checked_duration(index: usize, seconds: f64) -> ApiResult<Micros> {
-    if !(seconds > 0.0 && seconds <= MAX_SEGMENT_SECONDS) {
+    let in_bounds = seconds.is_finite()
+        && seconds <= MAX_SEGMENT_SECONDS
+        && (seconds * MICROS_PER_SECOND as f64).round() >= MIN_SEGMENT_MICROS as f64;
+    if !in_bounds {
         return Err(field_error(
             index,
             "Duration",
-            format!("must be more than 0 and at most {MAX_SEGMENT_SECONDS} seconds"),
+            format!("is {seconds} seconds; a segment lasts 0.001 to {MAX_SEGMENT_SECONDS} seconds"),
         ));
     }
-    let duration = (seconds * MICROS_PER_SECOND as f64).round() as Micros;
-    if duration == 0 {
-        return Err(field_error(
-            index,
-            "Duration",
-            "must be at least one microsecond",
-        ));
-    }
-    Ok(duration)
+    Ok((seconds * MICROS_PER_SECOND as f64).round() as Micros)
 }
 
 /// A segment as the request describes it, and whether its media must be
@@ -226,5 +226,30 @@ impl IndexService {
         // to disk from a concurrent request.
         self.catalog.flush().await?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_below_a_millisecond_are_refused() {
+        for seconds in [
+            0.0004,
+            0.0005,
+            0.000_999,
+            -1.0,
+            0.0,
+            f64::NAN,
+            f64::INFINITY,
+            3600.5,
+        ] {
+            let err = checked_duration(3, seconds).unwrap_err();
+            assert_eq!(err.code(), "InvalidParams", "{seconds}");
+            assert!(err.to_string().contains("Segments[3].Duration"), "{err}");
+        }
+        assert_eq!(checked_duration(0, 0.001).unwrap(), 1000);
+        assert_eq!(checked_duration(0, 3600.0).unwrap(), 3_600_000_000);
     }
 }
