@@ -728,3 +728,119 @@ async fn acknowledged_records_survive_sigkill_under_load() {
         "kills cut off {creates_cut_off} Creates and {registers_cut_off} Registers in flight"
     );
 }
+
+/// The temporary files under a local store's root.
+fn temporary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Creates into the local store, killed mid-write: the temporary file a
+/// write goes through is gone once the service is back. Besides what the
+/// kills leave, each cycle plants the file a kill between the write and
+/// the rename leaves, so every cycle has a leftover to remove.
+#[tokio::test]
+async fn kills_during_local_store_writes_leave_no_temporary_files() {
+    const KILLS: usize = 5;
+    let mut server = Server::start(RATE_LIMITS).await;
+    let objects = server.data_dir.join("objects");
+    let start = recording_start(Duration::from_secs(24 * 3600));
+    // Long playlists, so a kill often lands while one is being written.
+    let segments: Vec<Segment> = (0..3000)
+        .map(|i| Segment {
+            oss_endpoint: "localhost".into(),
+            oss_bucket: "tmp-bucket".into(),
+            oss_object: format!("{APP}/cam/{i:05}.ts"),
+            start_time: utc_millis(start + chrono::Duration::seconds(2 * i)),
+            duration: 2.0,
+            sequence: i,
+            width: 640,
+            height: 360,
+            format: "ts".into(),
+            size: 0,
+        })
+        .collect();
+    server
+        .client()
+        .await
+        .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
+            domain_name: DOMAIN.into(),
+            app_name: APP.into(),
+            stream_name: "cam".into(),
+            segments,
+            client_token: String::new(),
+        })
+        .await
+        .expect("register the recording");
+    let mut left_by_kills = 0;
+    for cycle in 0..KILLS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for writer in 0..3 {
+            let (mut client, stop) = (server.client().await, stop.clone());
+            writers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let request = CreateLiveStreamRecordIndexFilesRequest {
+                        domain_name: DOMAIN.into(),
+                        app_name: APP.into(),
+                        stream_name: "cam".into(),
+                        oss_endpoint: "localhost".into(),
+                        oss_bucket: "tmp-bucket".into(),
+                        oss_object: format!("index/{cycle}-{writer}-{n}.m3u8"),
+                        start_time: utc_seconds(start - chrono::Duration::seconds(1)),
+                        end_time: utc_seconds(start + chrono::Duration::seconds(5990)),
+                        ..Default::default()
+                    };
+                    if client
+                        .create_live_stream_record_index_files(request)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    n += 1;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 137 * cycle as u64)).await;
+        server.kill();
+        stop.store(true, Ordering::SeqCst);
+        for writer in writers {
+            writer.await.expect("a writer panicked");
+        }
+        left_by_kills += temporary_files(&objects).len();
+        let planted = objects
+            .join("tmp-bucket/index")
+            .join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+        std::fs::write(&planted, b"#EXTM3U\n").unwrap();
+        server.start_again().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = temporary_files(&objects);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cycle {cycle}: 10 s after the restart, temporary files remain: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "{KILLS} kills during local store writes left {left_by_kills} temporary files, all removed"
+    );
+}

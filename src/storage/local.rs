@@ -66,13 +66,60 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Prefix of the temporary file each write goes through; a UUID in simple
+/// form follows it.
+const TMP_PREFIX: &str = ".tmp-";
+
+fn is_temporary(name: &str) -> bool {
+    name.strip_prefix(TMP_PREFIX).is_some_and(|id| {
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Removes the temporary files that writes cut off by a crash left under
+/// `root`, those last modified before `before` (the start of this
+/// process), so writes of this process in flight are left alone. Returns
+/// how many were removed.
+pub fn remove_leftovers(root: &Path, before: std::time::SystemTime) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        for entry in entries {
+            let entry = entry?;
+            // Not followed through symbolic links: only the store's own tree.
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file()
+                && is_temporary(&entry.file_name().to_string_lossy())
+                && entry.metadata()?.modified()? < before
+            {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes through a temporary file and a rename, with fsyncs, so a reader
 /// sees the old object or the whole new one, and a crash loses neither.
 fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("object paths have a parent");
     create_dirs_durably(dir)?;
     // Short, so any name the file system accepts for the object also fits.
-    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(body)?;
@@ -185,7 +232,7 @@ impl ObjectStore for LocalStore {
                         .collect();
                     let key = key.join("/");
                     // Half-written objects are not objects yet.
-                    let temporary = entry.file_name().to_string_lossy().starts_with(".tmp-");
+                    let temporary = is_temporary(&entry.file_name().to_string_lossy());
                     if temporary || !key.starts_with(&prefix) {
                         continue;
                     }
@@ -273,9 +320,45 @@ mod tests {
             matches!(refused, Err(StorageError::Rejected(_))),
             "{refused:?}"
         );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("objects/b1"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|name| !name.starts_with(TMP_PREFIX)),
+            "a failed write left its temporary file: {names:?}"
+        );
         assert_eq!(
             store.get("b1", "a/b c.m3u8", None).await,
             Err(StorageError::NotFound)
         );
+    }
+
+    #[test]
+    fn leftovers_of_earlier_runs_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let deep = root.join("b1/live/cam");
+        std::fs::create_dir_all(&deep).unwrap();
+        let id = || uuid::Uuid::new_v4().simple().to_string();
+        let leftovers = [
+            root.join(format!("b1/.tmp-{}", id())),
+            deep.join(format!(".tmp-{}", id())),
+        ];
+        let kept = [
+            deep.join("000.ts"),
+            deep.join(".tmp-notours"),
+            deep.join(format!(".tmp-{}x", id())),
+        ];
+        for path in leftovers.iter().chain(&kept) {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let before_they_were_written = std::time::SystemTime::UNIX_EPOCH;
+        assert_eq!(remove_leftovers(root, before_they_were_written).unwrap(), 0);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(remove_leftovers(root, later).unwrap(), 2);
+        assert!(leftovers.iter().all(|path| !path.exists()));
+        assert!(kept.iter().all(|path| path.exists()));
+        assert_eq!(remove_leftovers(&root.join("missing"), later).unwrap(), 0);
     }
 }
