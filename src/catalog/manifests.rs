@@ -7,6 +7,7 @@ use prost::Message;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::tokens::{TokenAnswer, insert_answer};
 use super::{Catalog, CatalogError, ManifestRecord};
 use crate::manifest::Micros;
 use crate::manifest::range::MANIFEST_RETENTION;
@@ -87,6 +88,17 @@ impl Catalog {
     /// Stores a manifest's metadata with its indexes. Not durable until
     /// [`Catalog::flush`].
     pub fn put_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
+        self.put_manifest_answering(record, None)
+    }
+
+    /// Stores a manifest's metadata with its indexes and, when the request
+    /// carried a ClientToken, its answer, all in one transaction. Not
+    /// durable until [`Catalog::flush`].
+    pub fn put_manifest_answering(
+        &self,
+        record: &ManifestRecord,
+        answer: Option<&TokenAnswer>,
+    ) -> Result<(), CatalogError> {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
@@ -96,14 +108,21 @@ impl Catalog {
             &self.manifest_expiry,
             &self.manifests_by_stream,
             &self.manifests_by_object,
+            &self.tokens,
+            &self.token_expiry,
         )
-            .transaction(|(manifests, expiry, streams, objects)| {
-                let previous = manifests.insert(&id, record.encode_to_vec())?;
-                expiry.insert(by_expiry.as_slice(), &[])?;
-                streams.insert(by_stream.as_slice(), &[])?;
-                objects.insert(by_object.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_none())
-            })
+            .transaction(
+                |(manifests, expiry, streams, objects, tokens, token_expiry)| {
+                    let previous = manifests.insert(&id, record.encode_to_vec())?;
+                    expiry.insert(by_expiry.as_slice(), &[])?;
+                    streams.insert(by_stream.as_slice(), &[])?;
+                    objects.insert(by_object.as_slice(), &[])?;
+                    if let Some(answer) = answer {
+                        insert_answer(tokens, token_expiry, answer)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_none())
+                },
+            )
             .map_err(storage_error)?;
         if added {
             self.manifests_stored.fetch_add(1, Ordering::Relaxed);

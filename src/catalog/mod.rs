@@ -44,6 +44,7 @@ use crate::manifest::{Micros, Segment};
 pub use manifests::{ManifestPage, ManifestQuery, Order};
 pub use records::{ManifestRecord, StreamRecord, TokenRecord};
 pub use retention::SweepReport;
+pub use tokens::TokenAnswer;
 
 const MICROS_PER_MINUTE: Micros = 60_000_000;
 
@@ -333,6 +334,18 @@ impl Catalog {
         batch: Vec<Segment>,
         now: Micros,
     ) -> Result<RegisterOutcome, CatalogError> {
+        self.register_answering(name, batch, now, None)
+    }
+
+    /// [`Catalog::register`], storing in the same transaction the answer
+    /// to the request's ClientToken, made from the outcome.
+    pub fn register_answering(
+        &self,
+        name: &StreamName,
+        batch: Vec<Segment>,
+        now: Micros,
+        answer: Option<&dyn Fn(&RegisterOutcome) -> TokenAnswer>,
+    ) -> Result<RegisterOutcome, CatalogError> {
         let _guard = self
             .register_lock
             .lock()
@@ -342,98 +355,102 @@ impl Catalog {
             Some(_) => None,
             None => Some(self.db.generate_id()?),
         };
-        let result = (&self.streams, &self.segments, &self.object_index).transaction(
-            |(streams, segments, index)| {
-                let mut stream = match streams.get(&stream_key)? {
-                    Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
-                    None => StreamRecord {
-                        id: new_id.unwrap_or_default(),
-                        longest_segment: 0,
-                        created: now,
-                        index_depth: 0,
-                    },
-                };
-                let mut outcome = RegisterOutcome::default();
-                let mut expired_removed = 0u64;
-                let mut overfull = false;
-                let mut blocks = PendingBlocks::default();
-                let mut buckets: BTreeMap<u32, Vec<object_index::Entry>> = BTreeMap::new();
-                let mut dirty_buckets = std::collections::BTreeSet::new();
-                for segment in &batch {
-                    let hash = object_hash(segment);
-                    let bucket = object_index::bucket_of(hash, stream.index_depth);
-                    let entries = match buckets.entry(bucket) {
-                        Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => {
-                            entry.insert(read_bucket(index, stream.id, bucket)?)
-                        }
-                    };
-                    let minutes: Vec<u64> = entries
-                        .iter()
-                        .filter(|(h, _)| *h == hash)
-                        .map(|(_, minute)| *minute)
-                        .collect();
-                    let mut known = false;
-                    for minute in minutes {
-                        let block = blocks.get(segments, stream.id, minute)?;
-                        // An expired copy is gone for every read: a recorder
-                        // that reuses an object key 90 days on adds a new
-                        // segment, and the old entry makes room for it.
-                        let before = block.len();
-                        block.retain(|stored| {
-                            !(same_object(stored, segment) && expired(stored, now))
-                        });
-                        let removed = block.len() != before;
-                        expired_removed += (before - block.len()) as u64;
-                        known |= block.iter().any(|stored| same_object(stored, segment));
-                        if removed {
-                            blocks.dirty.insert(minute);
-                        }
-                    }
-                    if known {
-                        outcome.duplicates += 1;
-                        continue;
-                    }
-                    let minute = minute_of(segment.end());
-                    let block = blocks.get(segments, stream.id, minute)?;
-                    let position = block.partition_point(|stored| {
-                        (stored.end(), &stored.bucket, &stored.object)
-                            < (segment.end(), &segment.bucket, &segment.object)
-                    });
-                    block.insert(position, segment.clone());
-                    blocks.dirty.insert(minute);
-                    if !entries.contains(&(hash, minute)) {
-                        entries.push((hash, minute));
-                        dirty_buckets.insert(bucket);
-                    }
-                    stream.longest_segment = stream.longest_segment.max(segment.duration);
-                    outcome.accepted += 1;
-                }
-                if outcome.accepted > 0 {
-                    for minute in &blocks.dirty {
-                        let block = &blocks.loaded[minute];
-                        segments.insert(
-                            &block_key(stream.id, *minute),
-                            codec::encode_block(block_base(*minute), block),
-                        )?;
-                    }
-                    for bucket in &dirty_buckets {
-                        index.insert(
-                            &object_index::bucket_key(stream.id, *bucket),
-                            object_index::encode(&buckets[bucket]),
-                        )?;
-                    }
-                    overfull = dirty_buckets
-                        .iter()
-                        .any(|bucket| buckets[bucket].len() > object_index::MAX_BUCKET);
-                    streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
-                } else {
-                    // Nothing is written, so nothing was removed either.
-                    expired_removed = 0;
-                }
-                Ok((outcome, expired_removed, overfull))
-            },
+        let trees = (
+            &self.streams,
+            &self.segments,
+            &self.object_index,
+            &self.tokens,
+            &self.token_expiry,
         );
+        let result = trees.transaction(|(streams, segments, index, tokens, token_expiry)| {
+            let mut stream = match streams.get(&stream_key)? {
+                Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
+                None => StreamRecord {
+                    id: new_id.unwrap_or_default(),
+                    longest_segment: 0,
+                    created: now,
+                    index_depth: 0,
+                },
+            };
+            let mut outcome = RegisterOutcome::default();
+            let mut expired_removed = 0u64;
+            let mut overfull = false;
+            let mut blocks = PendingBlocks::default();
+            let mut buckets: BTreeMap<u32, Vec<object_index::Entry>> = BTreeMap::new();
+            let mut dirty_buckets = std::collections::BTreeSet::new();
+            for segment in &batch {
+                let hash = object_hash(segment);
+                let bucket = object_index::bucket_of(hash, stream.index_depth);
+                let entries = match buckets.entry(bucket) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => entry.insert(read_bucket(index, stream.id, bucket)?),
+                };
+                let minutes: Vec<u64> = entries
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, minute)| *minute)
+                    .collect();
+                let mut known = false;
+                for minute in minutes {
+                    let block = blocks.get(segments, stream.id, minute)?;
+                    // An expired copy is gone for every read: a recorder
+                    // that reuses an object key 90 days on adds a new
+                    // segment, and the old entry makes room for it.
+                    let before = block.len();
+                    block.retain(|stored| !(same_object(stored, segment) && expired(stored, now)));
+                    let removed = block.len() != before;
+                    expired_removed += (before - block.len()) as u64;
+                    known |= block.iter().any(|stored| same_object(stored, segment));
+                    if removed {
+                        blocks.dirty.insert(minute);
+                    }
+                }
+                if known {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                let minute = minute_of(segment.end());
+                let block = blocks.get(segments, stream.id, minute)?;
+                let position = block.partition_point(|stored| {
+                    (stored.end(), &stored.bucket, &stored.object)
+                        < (segment.end(), &segment.bucket, &segment.object)
+                });
+                block.insert(position, segment.clone());
+                blocks.dirty.insert(minute);
+                if !entries.contains(&(hash, minute)) {
+                    entries.push((hash, minute));
+                    dirty_buckets.insert(bucket);
+                }
+                stream.longest_segment = stream.longest_segment.max(segment.duration);
+                outcome.accepted += 1;
+            }
+            if outcome.accepted > 0 {
+                for minute in &blocks.dirty {
+                    let block = &blocks.loaded[minute];
+                    segments.insert(
+                        &block_key(stream.id, *minute),
+                        codec::encode_block(block_base(*minute), block),
+                    )?;
+                }
+                for bucket in &dirty_buckets {
+                    index.insert(
+                        &object_index::bucket_key(stream.id, *bucket),
+                        object_index::encode(&buckets[bucket]),
+                    )?;
+                }
+                overfull = dirty_buckets
+                    .iter()
+                    .any(|bucket| buckets[bucket].len() > object_index::MAX_BUCKET);
+                streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
+            } else {
+                // Nothing is written, so nothing was removed either.
+                expired_removed = 0;
+            }
+            if let Some(answer) = answer {
+                tokens::insert_answer(tokens, token_expiry, &answer(&outcome))?;
+            }
+            Ok((outcome, expired_removed, overfull))
+        });
         let (outcome, expired_removed, overfull) = result.map_err(|err| match err {
             TransactionError::Abort(err) => err,
             TransactionError::Storage(err) => CatalogError::Storage(err),

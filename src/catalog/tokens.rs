@@ -3,7 +3,9 @@
 
 use prost::Message;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
 
 use super::{Catalog, CatalogError, TokenRecord};
 use crate::manifest::{MICROS_PER_DAY, Micros};
@@ -16,6 +18,29 @@ pub(super) fn expiry_key(expires: Micros, token_key: &[u8]) -> Vec<u8> {
     key.extend_from_slice(&(expires.max(0) as u64).to_be_bytes());
     key.extend_from_slice(token_key);
     key
+}
+
+/// The answer to a request sent with a ClientToken, committed in the same
+/// transaction as the records the request adds: a crash keeps both or
+/// neither, so a retry never does the work twice.
+#[derive(Debug, Clone)]
+pub struct TokenAnswer {
+    /// Account, operation and token.
+    pub key: Vec<u8>,
+    pub record: TokenRecord,
+}
+
+/// Inserts `answer` and its expiry entry inside a transaction over the
+/// token trees.
+pub(super) fn insert_answer(
+    tokens: &TransactionalTree,
+    expiry: &TransactionalTree,
+    answer: &TokenAnswer,
+) -> Result<(), UnabortableTransactionError> {
+    let by_expiry = expiry_key(answer.record.created + TOKEN_RETENTION, &answer.key);
+    tokens.insert(answer.key.as_slice(), answer.record.encode_to_vec())?;
+    expiry.insert(by_expiry.as_slice(), &[])?;
+    Ok(())
 }
 
 impl Catalog {
@@ -36,11 +61,13 @@ impl Catalog {
     /// Stores the answer to a token's first request. Not durable until
     /// [`Catalog::flush`].
     pub fn put_token(&self, token_key: &[u8], record: &TokenRecord) -> Result<(), CatalogError> {
-        let by_expiry = expiry_key(record.created + TOKEN_RETENTION, token_key);
+        let answer = TokenAnswer {
+            key: token_key.to_vec(),
+            record: record.clone(),
+        };
         (&self.tokens, &self.token_expiry)
             .transaction(|(tokens, expiry)| {
-                tokens.insert(token_key, record.encode_to_vec())?;
-                expiry.insert(by_expiry.as_slice(), &[])?;
+                insert_answer(tokens, expiry, &answer)?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
             .map_err(|err| match err {

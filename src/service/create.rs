@@ -3,11 +3,12 @@
 
 use bytes::Bytes;
 
-use super::idempotency::fingerprint;
+use super::fault;
+use super::idempotency::{PendingToken, fingerprint};
 use super::probing::probe_object;
 use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
-use crate::catalog::ManifestRecord;
+use crate::catalog::{ManifestRecord, TokenAnswer};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::MICROS_PER_SECOND;
 use crate::manifest::clip::{self, Cut};
@@ -43,13 +44,9 @@ impl IndexService {
         caller.authorize(operation, &request.domain_name)?;
         let token = std::mem::take(&mut request.client_token);
         let request_fingerprint = fingerprint(&request);
-        self.once(
-            caller,
-            operation,
-            &token,
-            request_fingerprint,
-            self.create_new(caller, request),
-        )
+        self.once(caller, operation, &token, request_fingerprint, |token| {
+            self.create_new(caller, request, token)
+        })
         .await
     }
 
@@ -145,6 +142,7 @@ impl IndexService {
         &self,
         caller: &Caller,
         request: proto::CreateLiveStreamRecordIndexFilesRequest,
+        token: Option<PendingToken>,
     ) -> ApiResult<proto::CreateLiveStreamRecordIndexFilesResponse> {
         check_required(
             &request.domain_name,
@@ -346,24 +344,29 @@ impl IndexService {
             segment_count: segment_count as u32,
             stream_id: streams[0].id,
         };
-        self.store_with_playlists(&record, &writes).await?;
-        // The request's own log line says it succeeded; this adds what.
-        tracing::debug!(record_id = %record_id, segments = segment_count, duration = rendered.duration, "manifest created");
-        Ok(proto::CreateLiveStreamRecordIndexFilesResponse {
+        let response = proto::CreateLiveStreamRecordIndexFilesResponse {
             request_id: String::new(),
             record_info: Some(record_info(&record)),
             clip_mode: if trimmed { "KEYFRAME" } else { "SEGMENT" }.to_string(),
             clip_note: note,
-        })
+        };
+        let answer = token.map(|token| token.answer(&response));
+        self.store_with_playlists(&record, answer, &writes).await?;
+        // The request's own log line says it succeeded; this adds what.
+        tracing::debug!(record_id = %record_id, segments = segment_count, duration = rendered.duration, "manifest created");
+        Ok(response)
     }
 
-    /// Writes the playlists, then the manifest, acknowledged once it is
-    /// flushed: an acknowledged manifest survives a crash, and no manifest
-    /// names a playlist that was not written. A crash in between leaves a
-    /// playlist without a manifest, which the client was never told of.
+    /// Writes the playlists, then the manifest with its ClientToken's
+    /// answer in one transaction, acknowledged once it is flushed: an
+    /// acknowledged manifest survives a crash, no manifest names a playlist
+    /// that was not written, and a retry with the token finds the manifest
+    /// whenever it exists. A crash in between leaves a playlist without a
+    /// manifest, which the client was never told of.
     async fn store_with_playlists(
         &self,
         record: &ManifestRecord,
+        answer: Option<TokenAnswer>,
         writes: &[(&str, String)],
     ) -> ApiResult<()> {
         for (key, text) in writes {
@@ -372,8 +375,10 @@ impl IndexService {
         }
         let (catalog, record) = (self.catalog.clone(), record.clone());
         blocking(move || {
-            catalog.put_manifest(&record)?;
-            Ok(catalog.flush_blocking()?)
+            catalog.put_manifest_answering(&record, answer.as_ref())?;
+            catalog.flush_blocking()?;
+            fault::after_commit("create");
+            Ok(())
         })
         .await
     }

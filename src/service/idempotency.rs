@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::IndexService;
 use crate::auth::Caller;
-use crate::catalog::TokenRecord;
 use crate::catalog::codec::fnv1a64;
+use crate::catalog::{TokenAnswer, TokenRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::Micros;
 use crate::operations::Operation;
 
 const MAX_TOKEN_LEN: usize = 64;
@@ -68,23 +69,48 @@ pub fn fingerprint(request_without_token: &impl Message) -> Vec<u8> {
     Sha256::digest(request_without_token.encode_to_vec()).to_vec()
 }
 
+/// The ClientToken of a request that has no answer yet: the work it
+/// guards commits the answer together with its own records.
+pub(super) struct PendingToken {
+    key: Vec<u8>,
+    fingerprint: Vec<u8>,
+    created: Micros,
+}
+
+impl PendingToken {
+    /// The stored form of `response` as this token's answer.
+    pub(super) fn answer(&self, response: &impl Message) -> TokenAnswer {
+        TokenAnswer {
+            key: self.key.clone(),
+            record: TokenRecord {
+                fingerprint: self.fingerprint.clone(),
+                created: self.created,
+                response: response.encode_to_vec(),
+            },
+        }
+    }
+}
+
 impl IndexService {
     /// Runs `work` unless this token already has an answer for the same
-    /// request, in which case that answer is returned unchanged.
-    pub(super) async fn once<R, F>(
+    /// request, in which case that answer is returned unchanged. `work` is
+    /// given the token when there is one, and must commit its answer in
+    /// the same durable step as the records it adds.
+    pub(super) async fn once<R, F, W>(
         &self,
         caller: &Caller,
         operation: Operation,
         token: &str,
         request_fingerprint: Vec<u8>,
-        work: F,
+        work: W,
     ) -> ApiResult<R>
     where
         R: Message + Default,
+        W: FnOnce(Option<PendingToken>) -> F,
         F: Future<Output = ApiResult<R>>,
     {
         if token.is_empty() {
-            return work.await;
+            return work(None).await;
         }
         check_token(token)?;
         let key = token_key(&caller.account.id, operation, token);
@@ -98,19 +124,12 @@ impl IndexService {
             return R::decode(&*record.response)
                 .map_err(|err| ApiError::internal(format!("stored answer: {err}")));
         }
-        let answer = work.await?;
-        let record = TokenRecord {
+        work(Some(PendingToken {
+            key,
             fingerprint: request_fingerprint,
             created: self.clock.now(),
-            response: answer.encode_to_vec(),
-        };
-        let catalog = self.catalog.clone();
-        super::blocking(move || {
-            catalog.put_token(&key, &record)?;
-            Ok(catalog.flush_blocking()?)
-        })
-        .await?;
-        Ok(answer)
+        }))
+        .await
     }
 }
 

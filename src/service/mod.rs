@@ -6,6 +6,7 @@ mod content;
 mod create;
 mod delete;
 mod describe;
+mod fault;
 mod idempotency;
 pub mod probing;
 mod register;

@@ -1,7 +1,7 @@
 //! RegisterLiveStreamRecordSegments: validate a batch as a whole, store it
 //! in one atomic step, acknowledge once durable.
 
-use super::idempotency::fingerprint;
+use super::idempotency::{PendingToken, fingerprint};
 use super::{IndexService, blocking, stream_name};
 use crate::auth::Caller;
 use crate::catalog::RegisterOutcome;
@@ -125,6 +125,15 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
     })
 }
 
+/// The answer to a Register, as a ClientToken keeps it.
+fn response_of(outcome: &RegisterOutcome) -> proto::RegisterLiveStreamRecordSegmentsResponse {
+    proto::RegisterLiveStreamRecordSegmentsResponse {
+        request_id: String::new(),
+        accepted: outcome.accepted as i32,
+        duplicates: outcome.duplicates as i32,
+    }
+}
+
 impl IndexService {
     pub async fn register(
         &self,
@@ -136,14 +145,16 @@ impl IndexService {
         let token = std::mem::take(&mut request.client_token);
         let request_fingerprint = fingerprint(&request);
         let answer = self
-            .once(caller, operation, &token, request_fingerprint, async {
-                let outcome = self.register_new(caller, request).await?;
-                Ok(proto::RegisterLiveStreamRecordSegmentsResponse {
-                    request_id: String::new(),
-                    accepted: outcome.accepted as i32,
-                    duplicates: outcome.duplicates as i32,
-                })
-            })
+            .once(
+                caller,
+                operation,
+                &token,
+                request_fingerprint,
+                |token| async {
+                    let outcome = self.register_new(caller, request, token).await?;
+                    Ok(response_of(&outcome))
+                },
+            )
             .await?;
         Ok(RegisterOutcome {
             accepted: answer.accepted as u32,
@@ -155,6 +166,7 @@ impl IndexService {
         &self,
         caller: &Caller,
         request: proto::RegisterLiveStreamRecordSegmentsRequest,
+        token: Option<PendingToken>,
     ) -> ApiResult<RegisterOutcome> {
         names::check_stream_names(
             &request.domain_name,
@@ -221,10 +233,17 @@ impl IndexService {
             .collect();
         let segments = self.complete_from_media(described).await?;
         let catalog = self.catalog.clone();
-        let outcome = blocking(move || Ok(catalog.register(&name, segments, now)?)).await?;
+        let outcome = blocking(move || {
+            let answer = token
+                .map(|token| move |outcome: &RegisterOutcome| token.answer(&response_of(outcome)));
+            let answer = answer.as_ref().map(|f| f as &dyn Fn(&RegisterOutcome) -> _);
+            Ok(catalog.register_answering(&name, segments, now, answer)?)
+        })
+        .await?;
         // Flushed even for duplicates: the first copy may still be on its way
         // to disk from a concurrent request.
         self.catalog.flush().await?;
+        super::fault::after_commit("register");
         Ok(outcome)
     }
 }

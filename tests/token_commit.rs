@@ -1,0 +1,162 @@
+//! A request's ClientToken answer is committed with the records it adds,
+//! in one durable step: the `record-index` binary is stopped (abort, as a
+//! kill -9) right after a Create's or a Register's commit, before its
+//! answer leaves, and the retry with the same token gets the first answer
+//! instead of doing the work again.
+//!
+//! The stop comes from the fault point debug builds have
+//! (`RECORD_INDEX_FAULT`). The variable is set in this test process, which
+//! the server inherits, so this file holds one test.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use record_index::proto::{
+    CreateLiveStreamRecordIndexFilesRequest, DescribeLiveStreamRecordIndexFilesRequest,
+    RegisterLiveStreamRecordSegmentsRequest, Segment,
+};
+
+const FAULT_ENV: &str = "RECORD_INDEX_FAULT";
+
+fn set_fault(value: Option<&str>) {
+    // SAFETY: this binary runs one test, and no other thread reads the
+    // environment while it is changed.
+    unsafe {
+        match value {
+            Some(value) => std::env::set_var(FAULT_ENV, value),
+            None => std::env::remove_var(FAULT_ENV),
+        }
+    }
+}
+
+fn segments(start: chrono::DateTime<chrono::Utc>, first: i64, count: i64) -> Vec<Segment> {
+    (first..first + count)
+        .map(|i| Segment {
+            oss_endpoint: "localhost".into(),
+            oss_bucket: "token-bucket".into(),
+            oss_object: format!("live/cam/{i:03}.ts"),
+            start_time: utc_millis(start + chrono::Duration::seconds(6 * i)),
+            duration: 6.0,
+            sequence: i,
+            width: 640,
+            height: 360,
+            format: "ts".into(),
+            size: 0,
+        })
+        .collect()
+}
+
+fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
+    RegisterLiveStreamRecordSegmentsRequest {
+        client_token: "register-retry-1".into(),
+        domain_name: "example.com".into(),
+        app_name: "live".into(),
+        stream_name: "cam".into(),
+        segments,
+    }
+}
+
+/// Starts the server again after the fault stopped it, without the fault.
+async fn start_after_fault(server: &mut Server) {
+    server.kill();
+    set_fault(None);
+    server.start_again().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer() {
+    let start = recording_start(Duration::from_secs(3600));
+
+    set_fault(Some("after-commit:register"));
+    let mut server = Server::start("").await;
+    let mut client = server.client().await;
+    let cut_off = client
+        .register_live_stream_record_segments(register_request(segments(start, 0, 5)))
+        .await;
+    assert!(
+        cut_off.is_err(),
+        "the fault did not stop the server: {cut_off:?}"
+    );
+    start_after_fault(&mut server).await;
+    let mut client = server.client().await;
+    let retried = client
+        .register_live_stream_record_segments(register_request(segments(start, 0, 5)))
+        .await
+        .expect("the retried Register")
+        .into_inner();
+    // The first answer: had the commit kept the segments without the
+    // answer, the retry would count them as duplicates.
+    assert_eq!((retried.accepted, retried.duplicates), (5, 0));
+
+    server.kill();
+    set_fault(Some("after-commit:create"));
+    server.start_again().await;
+    let mut client = server.client().await;
+    let create = CreateLiveStreamRecordIndexFilesRequest {
+        client_token: "create-retry-1".into(),
+        domain_name: "example.com".into(),
+        app_name: "live".into(),
+        stream_name: "cam".into(),
+        oss_endpoint: "localhost".into(),
+        oss_bucket: "token-bucket".into(),
+        oss_object: "live/cam/{RecordId}.m3u8".into(),
+        start_time: utc_seconds(start - chrono::Duration::seconds(1)),
+        end_time: utc_seconds(start + chrono::Duration::seconds(29)),
+        ..Default::default()
+    };
+    let cut_off = client
+        .create_live_stream_record_index_files(create.clone())
+        .await;
+    assert!(
+        cut_off.is_err(),
+        "the fault did not stop the server: {cut_off:?}"
+    );
+    start_after_fault(&mut server).await;
+    let mut client = server.client().await;
+    let retried = client
+        .create_live_stream_record_index_files(create.clone())
+        .await
+        .expect("the retried Create")
+        .into_inner()
+        .record_info
+        .expect("RecordInfo");
+    let again = client
+        .create_live_stream_record_index_files(create)
+        .await
+        .expect("a second retry")
+        .into_inner()
+        .record_info
+        .expect("RecordInfo");
+    assert_eq!(retried, again);
+    let now = chrono::Utc::now();
+    let listed = client
+        .describe_live_stream_record_index_files(DescribeLiveStreamRecordIndexFilesRequest {
+            domain_name: "example.com".into(),
+            app_name: "live".into(),
+            stream_name: "cam".into(),
+            start_time: utc_seconds(now - chrono::Duration::minutes(10)),
+            end_time: utc_seconds(now + chrono::Duration::minutes(1)),
+            page_size: 30,
+            ..Default::default()
+        })
+        .await
+        .expect("DescribeFiles")
+        .into_inner();
+    let ids: Vec<&str> = listed
+        .record_index_info_list
+        .iter()
+        .map(|info| info.record_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![retried.record_id.as_str()],
+        "one manifest, the first"
+    );
+    let playlist = server
+        .data_dir
+        .join("objects/token-bucket")
+        .join(&retried.oss_object);
+    assert!(playlist.is_file(), "{} is missing", playlist.display());
+}
