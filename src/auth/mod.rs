@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, LOCAL_ACCOUNT};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::operations::Operation;
 use ram::Statement;
 
@@ -59,7 +59,8 @@ impl Caller {
     pub fn authorize(&self, operation: Operation, domain: &str) -> ApiResult<()> {
         if !self.account.owns_domain(domain) {
             return Err(ApiError::ForbiddenRam(format!(
-                "domain {domain:?} does not belong to account {}",
+                "domain {} does not belong to account {}",
+                quote(domain),
                 self.account.id
             )));
         }
@@ -72,7 +73,8 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::ForbiddenRam(format!(
-                "the API key may not perform {action} on {resource}"
+                "the API key may not perform {action} on {}",
+                quote(&resource)
             )))
         }
     }
