@@ -158,6 +158,63 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Characters of a value an error quotes; the rest is only counted.
+pub const QUOTED_CHARS: usize = 64;
+
+/// Bytes of an error's text as it leaves the service (status message, JSON
+/// answer, log line). Clients refuse whole responses whose metadata passes
+/// 8 KiB, and the status travels twice (grpc-message and the google.rpc.Status
+/// of the details), percent-encoded.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// A value of a request as an error quotes it: in double quotes, escaped
+/// like `{:?}`, and when longer than [`QUOTED_CHARS`] characters, cut there
+/// and followed by its whole length: `"aaaa…" (8197 bytes)`. Requests may
+/// carry megabytes in one field; the error must still fit in the response
+/// headers and a log line.
+pub fn quote(value: &str) -> Quoted<'_> {
+    Quoted(value)
+}
+
+/// See [`quote`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0;
+        let Some((cut, _)) = value.char_indices().nth(QUOTED_CHARS) else {
+            return write!(f, "{value:?}");
+        };
+        let escaped = format!("{:?}", &value[..cut]);
+        let open = escaped.strip_suffix('"').unwrap_or(&escaped);
+        write!(f, "{open}…\" ({} bytes)", value.len())
+    }
+}
+
+/// `text` cut to at most `max_bytes` bytes on a character boundary, with
+/// `…` in place of what was cut.
+pub fn shorten(text: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return text.into();
+    }
+    let room = max_bytes.saturating_sub('…'.len_utf8());
+    let cut = (0..=room)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &text[..cut]).into()
+}
+
+impl ApiError {
+    /// The error as it is sent and logged: the code first, then the detail,
+    /// cut to [`MAX_MESSAGE_BYTES`]. Details quote values through [`quote`];
+    /// this bound holds whatever a detail says.
+    pub fn message(&self) -> String {
+        shorten(&self.to_string(), MAX_MESSAGE_BYTES).into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +226,58 @@ mod tests {
         let err = ApiError::unavailable("down");
         assert_eq!(err.to_string(), "InternalError: down");
         assert_eq!(err.status_class(), StatusClass::Unavailable);
+    }
+
+    #[test]
+    fn short_values_are_quoted_whole() {
+        assert_eq!(quote("no-such-id").to_string(), "\"no-such-id\"");
+        assert_eq!(quote("").to_string(), "\"\"");
+        assert_eq!(quote("a\"b\n").to_string(), format!("{:?}", "a\"b\n"));
+        let exactly = "段".repeat(QUOTED_CHARS);
+        assert_eq!(quote(&exactly).to_string(), format!("{exactly:?}"));
+    }
+
+    #[test]
+    fn long_values_are_cut_and_counted() {
+        let value = format!("{}.m3u8", "a".repeat(8192));
+        assert_eq!(
+            quote(&value).to_string(),
+            format!("\"{}…\" (8197 bytes)", "a".repeat(QUOTED_CHARS))
+        );
+        // Cut between characters, never inside one.
+        let wide = "段".repeat(30_000);
+        assert_eq!(
+            quote(&wide).to_string(),
+            format!("\"{}…\" (90000 bytes)", "段".repeat(QUOTED_CHARS))
+        );
+        // Control characters are escaped, so one cannot end the line.
+        let controls = "\u{1}".repeat(1000);
+        let quoted = quote(&controls).to_string();
+        assert!(quoted.starts_with("\"\\u{1}\\u{1}"), "{quoted}");
+        assert!(quoted.ends_with("\\u{1}…\" (1000 bytes)"), "{quoted}");
+        assert!(quoted.len() < 512);
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("abcdefghij", 10), "abcdefghij");
+        assert_eq!(shorten("abcdefghijk", 10), "abcdefg…");
+        // "段" is 3 bytes: 7 bytes of room hold two of them.
+        let wide = "段".repeat(10);
+        let cut = shorten(&wide, 10);
+        assert_eq!(cut, "段段…");
+        assert!(cut.len() <= 10);
+    }
+
+    #[test]
+    fn messages_keep_the_code_and_stay_bounded() {
+        let err = ApiError::OssObjectMalformed(format!("key {}", "a".repeat(100_000)));
+        let message = err.message();
+        assert!(message.starts_with("InvalidOssObject.Malformed: key aaa"));
+        assert!(message.len() <= MAX_MESSAGE_BYTES);
+        assert!(message.ends_with('…'));
+        let err = ApiError::RecordIdNotFound("no manifest \"x\" of this stream".into());
+        assert_eq!(err.message(), err.to_string());
     }
 }

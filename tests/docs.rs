@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use record_index::api::status::grpc_code;
 use record_index::config::Config;
-use record_index::error::ApiError;
+use record_index::error::{ApiError, MAX_MESSAGE_BYTES, QUOTED_CHARS, quote};
 use record_index::telemetry::{self, Kind};
 
 fn read(relative: &str) -> String {
@@ -374,6 +374,37 @@ fn every_error_code_is_in_the_table_with_its_status() {
         problems.is_empty(),
         "the `{ERROR_TABLE}` table of docs/errors.md is out of step with src/error.rs:\n  {}",
         problems.join("\n  ")
+    );
+}
+
+#[test]
+fn the_documented_bounds_on_messages_are_the_codes() {
+    let prose = |relative: &str| {
+        read(relative)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let errors = prose("docs/errors.md");
+    let value = format!("{}.m3u8", "a".repeat(8192));
+    let expected = [
+        format!("longer than {QUOTED_CHARS} characters only its first {QUOTED_CHARS} characters"),
+        format!("is at most {MAX_MESSAGE_BYTES} bytes"),
+        // The sample is the real form with the run of `a` shortened.
+        quote(&value)
+            .to_string()
+            .replace(&"a".repeat(QUOTED_CHARS), "aaaa"),
+    ];
+    for phrase in &expected {
+        assert!(
+            errors.contains(phrase.as_str()),
+            "docs/errors.md does not say `{phrase}`"
+        );
+    }
+    let bound = format!("at most {MAX_MESSAGE_BYTES} bytes");
+    assert!(
+        prose("docs/operations.md").contains(&bound),
+        "docs/operations.md does not say the log's `error` is {bound}"
     );
 }
 

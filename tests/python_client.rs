@@ -113,31 +113,11 @@ fn expected_checks() -> Vec<String> {
     expected
 }
 
-/// Generates the Python modules exactly as a user of the proto would.
-async fn generate_stubs(python: &Path, out: &Path) {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = run(
-        tokio::process::Command::new(python)
-            .current_dir(crate_dir)
-            .args(["-m", "grpc_tools.protoc", "-I", "proto"])
-            .arg(format!("--python_out={}", out.display()))
-            .arg(format!("--grpc_python_out={}", out.display()))
-            .arg("proto/recordindex/v1/record_index.proto"),
-        Duration::from_secs(60),
-    )
-    .await;
-    assert!(
-        output.status.success(),
-        "grpc_tools.protoc failed on the public proto:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test]
 async fn generated_python_client_drives_every_rpc_and_health() {
     let python = require_python_grpc();
     let stubs = tempfile::tempdir().expect("temp dir for stubs");
-    generate_stubs(&python, stubs.path()).await;
+    generate_python_stubs(&python, stubs.path()).await;
 
     // No endpoints configured: the local directory store named `localhost`.
     let server = Server::start("").await;

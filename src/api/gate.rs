@@ -18,7 +18,7 @@ use super::deadline;
 use super::rate_limit::RateLimiter;
 use super::status::{REQUEST_ID_HEADER, new_request_id, to_status};
 use crate::auth::{Accounts, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, MAX_MESSAGE_BYTES, shorten};
 use crate::operations::Operation;
 use crate::telemetry;
 
@@ -111,7 +111,12 @@ impl Outcome {
         self.span.record("latency_ms", latency_ms);
         match error {
             None => tracing::info!(parent: &self.span, "request served"),
-            Some(error) => tracing::info!(parent: &self.span, error, "request failed"),
+            Some(error) => {
+                // Also a status tonic built, whose message the service did
+                // not word: the line stays short whatever it says.
+                let error = shorten(error, MAX_MESSAGE_BYTES);
+                tracing::info!(parent: &self.span, error = &*error, "request failed")
+            }
         }
     }
 }
@@ -191,7 +196,7 @@ fn client_body_error(code: i32, message: &str) -> Option<ApiError> {
 }
 
 fn error_response<B: Default>(err: &ApiError, request_id: &str, outcome: Outcome) -> Response<B> {
-    outcome.finish(err.code(), Some(&err.to_string()));
+    outcome.finish(err.code(), Some(&err.message()));
     to_status(err, request_id).into_http()
 }
 

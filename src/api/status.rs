@@ -43,7 +43,7 @@ pub fn to_status(err: &ApiError, request_id: &str) -> Status {
         details.set_retry_info(Some(*retry_after));
     }
     let mut status =
-        Status::with_error_details(grpc_code(err.status_class()), err.to_string(), details);
+        Status::with_error_details(grpc_code(err.status_class()), err.message(), details);
     if let Ok(value) = MetadataValue::try_from(request_id) {
         status.metadata_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -67,6 +67,24 @@ mod tests {
         assert_eq!(info.metadata["RequestId"], "ABC-123");
         assert_eq!(info.metadata["HttpStatus"], "404");
         assert!(status.get_details_retry_info().is_none());
+    }
+
+    #[test]
+    fn a_long_message_is_cut_and_keeps_its_code() {
+        let detail = format!("unknown variable {{{}}}", "段".repeat(50_000));
+        let status = to_status(&ApiError::OssObjectMalformed(detail), "ID");
+        assert!(
+            status
+                .message()
+                .starts_with("InvalidOssObject.Malformed: unknown variable {段")
+        );
+        assert!(status.message().len() <= crate::error::MAX_MESSAGE_BYTES);
+        assert!(status.message().ends_with('…'));
+        // The details repeat the message: both stay far under the 8 KiB
+        // clients accept in metadata.
+        assert!(status.details().len() < 2 * crate::error::MAX_MESSAGE_BYTES);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "InvalidOssObject.Malformed");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, LOCAL_ACCOUNT};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::operations::Operation;
 use crate::patterns;
 use ram::Statement;
@@ -82,7 +82,8 @@ impl Caller {
             .is_some_and(|owner| owner.id == self.account.id);
         if !owned {
             return Err(ApiError::ForbiddenRam(format!(
-                "domain {domain:?} does not belong to account {}",
+                "domain {} does not belong to account {}",
+                quote(domain),
                 self.account.id
             )));
         }
@@ -95,7 +96,8 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::ForbiddenRam(format!(
-                "the API key may not perform {action} on {resource}"
+                "the API key may not perform {action} on {}",
+                quote(&resource)
             )))
         }
     }

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use super::time::format_request_time;
 use super::{Format, Micros, Segment};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 
 /// The selection rule: a segment belongs to the range when it ends inside
 /// `(start, end]`; with `end_time_included` the segment still running at
@@ -120,7 +120,8 @@ impl Selection {
         }
         if let Some((object, format)) = &self.not_ts {
             return Err(ApiError::OperationNotSupport(format!(
-                "segment {object:?} is {}; only ts segments can be indexed",
+                "segment {} is {}; only ts segments can be indexed",
+                quote(object),
                 format.name()
             )));
         }
@@ -128,8 +129,12 @@ impl Selection {
             (&self.location, &self.other_location)
         {
             return Err(ApiError::ConfigChanged(format!(
-                "the range holds segments in bucket {bucket:?} at {endpoint:?} and in bucket \
-                 {other_bucket:?} at {other_endpoint:?}; one manifest can index only one"
+                "the range holds segments in bucket {} at {} and in bucket {} at {}; \
+                 one manifest can index only one",
+                quote(bucket),
+                quote(endpoint),
+                quote(other_bucket),
+                quote(other_endpoint)
             )));
         }
         if self.selected > self.cap {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::names::check_object_key;
 use super::time::{Civil, civil, push_digits};
 use super::{MICROS_PER_SECOND, Micros};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 
 /// What the placeholders of a template stand for in one request.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +41,10 @@ pub fn expand(template: &str, vars: &TemplateVars) -> Result<String, String> {
         };
         let name = &after[..close];
         if !write_variable(&mut out, name, vars) {
-            return Err(format!("unknown variable {{{name}}} in the template"));
+            return Err(format!(
+                "unknown variable {} in the template",
+                quote(&format!("{{{name}}}"))
+            ));
         }
         rest = &after[close + 1..];
     }
@@ -54,10 +57,11 @@ pub fn expand(template: &str, vars: &TemplateVars) -> Result<String, String> {
 pub fn expand_object_key(template: &str, vars: &TemplateVars) -> ApiResult<String> {
     let key = expand(template, vars).map_err(ApiError::OssObjectMalformed)?;
     check_object_key(&key)
-        .map_err(|reason| ApiError::OssObjectMalformed(format!("{reason}: {key:?}")))?;
+        .map_err(|reason| ApiError::OssObjectMalformed(format!("{reason}: {}", quote(&key))))?;
     if !key.ends_with(".m3u8") {
         return Err(ApiError::OssObjectMalformed(format!(
-            "the object key must end in .m3u8: {key:?}"
+            "the object key must end in .m3u8: {}",
+            quote(&key)
         )));
     }
     Ok(key)
@@ -180,12 +184,12 @@ mod tests {
     #[test]
     fn malformed_templates() {
         let cases = [
-            ("{Foo}", "unknown variable {Foo}"),
-            ("{}", "unknown variable {}"),
-            ("{appname}", "unknown variable {appname}"),
-            ("{APPNAME}", "unknown variable {APPNAME}"),
-            ("{ AppName}", "unknown variable { AppName}"),
-            ("{AppName }", "unknown variable {AppName }"),
+            ("{Foo}", "unknown variable \"{Foo}\""),
+            ("{}", "unknown variable \"{}\""),
+            ("{appname}", "unknown variable \"{appname}\""),
+            ("{APPNAME}", "unknown variable \"{APPNAME}\""),
+            ("{ AppName}", "unknown variable \"{ AppName}\""),
+            ("{AppName }", "unknown variable \"{AppName }\""),
             ("{{AppName}}", "lone '{' at byte 0"),
             ("{AppName", "lone '{' at byte 0"),
             ("a/{", "lone '{' at byte 2"),

@@ -3,7 +3,7 @@
 
 use super::{IndexService, blocking, check_required, listing_window, stream_name};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::spans::spans;
 use crate::manifest::{MICROS_PER_SECOND, time};
 use crate::operations::Operation;
@@ -36,9 +36,13 @@ impl IndexService {
             &request.stream_name,
         );
         let stream = self.catalog.stream(&name)?.ok_or_else(|| {
-            ApiError::StreamNotFound(format!(
-                "no segment was ever registered for {}/{}/{}",
+            let path = format!(
+                "{}/{}/{}",
                 request.domain_name, request.app_name, request.stream_name
+            );
+            ApiError::StreamNotFound(format!(
+                "no segment was ever registered for {}",
+                quote(&path)
             ))
         })?;
         let catalog = self.catalog.clone();

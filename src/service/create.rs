@@ -9,7 +9,7 @@ use super::probing::probe_object;
 use super::{IndexService, blocking, check_required, parse_range, stream_name};
 use crate::auth::Caller;
 use crate::catalog::{ManifestRecord, TokenAnswer};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::MICROS_PER_SECOND;
 use crate::manifest::clip::{self, Cut};
 use crate::manifest::master::{self, Variant};
@@ -188,8 +188,8 @@ impl IndexService {
             || !self.storage.has_endpoint(&request.oss_endpoint)
         {
             return Err(ApiError::OssEndpointMalformed(format!(
-                "OssEndpoint {:?} is not an endpoint this service writes to",
-                request.oss_endpoint
+                "OssEndpoint {} is not an endpoint this service writes to",
+                quote(&request.oss_endpoint)
             )));
         }
         if !names::is_bucket(&request.oss_bucket) {
@@ -247,15 +247,17 @@ impl IndexService {
         if !caller.owns_bucket(&request.oss_bucket) {
             return Err(ApiError::BucketNotFound(format!(
                 "bucket {} does not belong to account {}",
-                request.oss_bucket, caller.account.id
+                quote(&request.oss_bucket),
+                caller.account.id
             )));
         }
         let mut streams = Vec::with_capacity(found.len());
         for (stream, name) in found.into_iter().zip(&stream_names) {
             streams.push(stream.ok_or_else(|| {
+                let path = format!("{}/{}/{name}", request.domain_name, request.app_name);
                 ApiError::StreamNotFound(format!(
-                    "no segment was ever registered for {}/{}/{name}",
-                    request.domain_name, request.app_name
+                    "no segment was ever registered for {}",
+                    quote(&path)
                 ))
             })?);
         }
@@ -493,7 +495,8 @@ fn media_keys(key: &str, renditions: &[String]) -> ApiResult<Vec<String>> {
             let media_key = rendition_key(key, suffix);
             names::check_object_key(&media_key).map_err(|reason| {
                 ApiError::OssObjectMalformed(format!(
-                    "the playlist of rendition {suffix:?}: {reason}"
+                    "the playlist of rendition {}: {reason}",
+                    quote(suffix)
                 ))
             })?;
             Ok(media_key)

@@ -4,7 +4,7 @@
 use super::{IndexService, blocking, check_required, listing_window, record_info, stream_name};
 use crate::auth::Caller;
 use crate::catalog::{ManifestQuery, ManifestRecord, Order};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::MICROS_PER_SECOND;
 use crate::operations::Operation;
 use crate::proto;
@@ -13,7 +13,7 @@ pub const DEFAULT_PAGE_SIZE: i32 = 10;
 pub const PAGE_SIZES: std::ops::RangeInclusive<i32> = 5..=30;
 
 fn not_found(record_id: &str) -> ApiError {
-    ApiError::RecordIdNotFound(format!("no manifest {record_id:?} of this stream"))
+    ApiError::RecordIdNotFound(format!("no manifest {} of this stream", quote(record_id)))
 }
 
 fn of_stream(record: &ManifestRecord, domain: &str, app: &str, stream: &str) -> bool {

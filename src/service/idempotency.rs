@@ -10,7 +10,7 @@ use super::IndexService;
 use crate::auth::Caller;
 use crate::catalog::codec::fnv1a64;
 use crate::catalog::{TokenAnswer, TokenRecord};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::Micros;
 use crate::operations::Operation;
 
@@ -118,7 +118,8 @@ impl IndexService {
         if let Some(record) = self.catalog.token(&key, self.clock.now())? {
             if record.fingerprint != request_fingerprint {
                 return Err(ApiError::InvalidParams(format!(
-                    "ClientToken {token:?} was used within the last 24 hours for a different request"
+                    "ClientToken {} was used within the last 24 hours for a different request",
+                    quote(token)
                 )));
             }
             return R::decode(&*record.response)

@@ -5,7 +5,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::IndexService;
 use super::register::{Described, checked_duration};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::{Segment, SegmentMedia};
 use crate::media;
 use crate::storage::{ByteRange, Storage, StorageError};
@@ -28,7 +28,11 @@ fn read_error(index: usize, segment: &Segment, err: StorageError) -> ApiError {
     match err {
         StorageError::NotFound => probe_error(
             index,
-            format!("{} is not in bucket {}", segment.object, segment.bucket),
+            format!(
+                "{} is not in bucket {}",
+                quote(&segment.object),
+                quote(&segment.bucket)
+            ),
         ),
         StorageError::Rejected(reason) => probe_error(index, reason),
         // Not the client's fault: object storage did not answer.
@@ -150,7 +154,7 @@ impl IndexService {
                 index,
                 format!(
                     "endpoint {} is not one this service reads from",
-                    segment.endpoint
+                    quote(&segment.endpoint)
                 ),
             ),
             ProbeFailure::Read(err) => read_error(index, &segment, err),

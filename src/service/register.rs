@@ -5,7 +5,7 @@ use super::idempotency::{PendingToken, fingerprint};
 use super::{IndexService, blocking, stream_name};
 use crate::auth::Caller;
 use crate::catalog::RegisterOutcome;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
 use crate::operations::Operation;
@@ -196,7 +196,8 @@ impl IndexService {
         {
             return Err(ApiError::BucketNotFound(format!(
                 "Segments[{index}].OssBucket: bucket {} does not belong to account {}",
-                described.segment.bucket, caller.account.id
+                quote(&described.segment.bucket),
+                caller.account.id
             )));
         }
         // Segments already registered are duplicates whatever their media

@@ -61,7 +61,7 @@ fn reply(status: StatusCode, code: u16, message: &str) -> Response<Body> {
 fn refuse(err: &ApiError) -> Response<Body> {
     let status =
         StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    reply(status, err.http_status(), &err.to_string())
+    reply(status, err.http_status(), &err.message())
 }
 
 fn secret_of(request: &Request<Body>) -> Option<String> {
@@ -189,7 +189,12 @@ impl Webhook {
                 reply(StatusCode::OK, 0, "OK")
             }
             Err(err) => {
-                tracing::info!(account, code = err.code(), error = %err, "on_hls refused");
+                tracing::info!(
+                    account,
+                    code = err.code(),
+                    error = err.message(),
+                    "on_hls refused"
+                );
                 refuse(&err)
             }
         }

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::error::{quote, shorten};
 use crate::manifest::{MICROS_PER_SECOND, Micros};
 
 /// The fields of SRS's `on_hls` body this service uses; SRS sends more.
@@ -42,7 +43,7 @@ pub struct HlsSegment {
 pub enum OnHlsError {
     #[error("not JSON of an on_hls callback: {0}")]
     Json(String),
-    #[error("action {0:?} is not on_hls")]
+    #[error("action {} is not on_hls", quote(.0))]
     Action(String),
     #[error("{0}")]
     Field(&'static str),
@@ -64,11 +65,29 @@ fn time_in_name(file: &str, arrival: Micros) -> Option<Micros> {
         .find(|t| plausible(*t))
 }
 
+/// Longest part of serde's words on a body the answer repeats.
+const MAX_JSON_ERROR: usize = 160;
+
+/// serde quotes a value of the wrong type whole (`invalid type: string
+/// "…"`), and a callback body may be 64 KiB: its words are cut, the
+/// position kept.
+fn json_error(err: serde_json::Error) -> OnHlsError {
+    let text = err.to_string();
+    let Some((words, _)) = text.rsplit_once(" at line ") else {
+        return OnHlsError::Json(shorten(&text, MAX_JSON_ERROR).into_owned());
+    };
+    OnHlsError::Json(format!(
+        "{} at line {} column {}",
+        shorten(words, MAX_JSON_ERROR),
+        err.line(),
+        err.column()
+    ))
+}
+
 /// Reads a callback body: the segment started `duration` before the
 /// callback arrived, unless its file name carries its start time.
 pub fn parse(body: &[u8], arrival: Micros, key_prefix: &str) -> Result<HlsSegment, OnHlsError> {
-    let hook: OnHls =
-        serde_json::from_slice(body).map_err(|err| OnHlsError::Json(err.to_string()))?;
+    let hook: OnHls = serde_json::from_slice(body).map_err(json_error)?;
     if !hook.action.is_empty() && hook.action != "on_hls" {
         return Err(OnHlsError::Action(hook.action));
     }
@@ -175,5 +194,22 @@ mod tests {
             parse(nameless.as_bytes(), ARRIVAL, ""),
             Err(OnHlsError::Field(_))
         ));
+    }
+
+    #[test]
+    fn errors_about_long_values_stay_short() {
+        let long = "9".repeat(60_000);
+        let wrong_type = format!(r#"{{"app":"a","stream":"s","duration":"{long}"}}"#);
+        let err = parse(wrong_type.as_bytes(), ARRIVAL, "").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("not JSON of an on_hls callback: invalid type: string"));
+        assert!(text.ends_with(" at line 1 column 60037"), "{text}");
+        assert!(text.len() < 300, "{text}");
+        let action = format!(r#"{{"action":"{long}","app":"a","stream":"s","duration":1}}"#);
+        let text = parse(action.as_bytes(), ARRIVAL, "")
+            .unwrap_err()
+            .to_string();
+        assert!(text.ends_with("…\" (60000 bytes) is not on_hls"), "{text}");
+        assert!(text.len() < 200, "{text}");
     }
 }

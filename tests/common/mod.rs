@@ -108,6 +108,27 @@ pub fn require_python_grpc() -> PathBuf {
     python
 }
 
+/// Generates the Python modules of the public proto into `out`, exactly
+/// as a user of the proto would.
+pub async fn generate_python_stubs(python: &Path, out: &Path) {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = run(
+        tokio::process::Command::new(python)
+            .current_dir(crate_dir)
+            .args(["-m", "grpc_tools.protoc", "-I", "proto"])
+            .arg(format!("--python_out={}", out.display()))
+            .arg(format!("--grpc_python_out={}", out.display()))
+            .arg("proto/recordindex/v1/record_index.proto"),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "grpc_tools.protoc failed on the public proto:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs a command to completion under a deadline, so a hung tool fails its
 /// test instead of hanging the suite; the child is SIGKILLed when the
 /// deadline passes or the test unwinds.
