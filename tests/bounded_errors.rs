@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -314,18 +313,12 @@ async fn send_from_python(server: &Server, cases: &[Case]) -> Vec<Value> {
     generate_python_stubs(&python, work.path()).await;
     let cases_file = work.path().join("cases.json");
     std::fs::write(&cases_file, cases_json(cases).to_string()).expect("write cases");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/bounded_errors.py");
-    let output = run(
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg("--address")
-            .arg(server.addr.to_string())
-            .arg("--stubs")
-            .arg(work.path())
-            .arg("--cases")
-            .arg(&cases_file)
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        Duration::from_secs(120),
+    let output = run_python_client(
+        &python,
+        "bounded_errors.py",
+        server.addr,
+        work.path(),
+        &["--cases".as_ref(), cases_file.as_os_str()],
     )
     .await;
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -757,20 +757,7 @@ async fn kills_during_local_store_writes_leave_no_temporary_files() {
     let objects = server.data_dir.join("objects");
     let start = recording_start(Duration::from_secs(24 * 3600));
     // Long playlists, so a kill often lands while one is being written.
-    let segments: Vec<Segment> = (0..3000)
-        .map(|i| Segment {
-            oss_endpoint: "localhost".into(),
-            oss_bucket: "tmp-bucket".into(),
-            oss_object: format!("{APP}/cam/{i:05}.ts"),
-            start_time: utc_millis(start + chrono::Duration::seconds(2 * i)),
-            duration: 2.0,
-            sequence: i,
-            width: 640,
-            height: 360,
-            format: "ts".into(),
-            size: 0,
-        })
-        .collect();
+    let segments = plain_segments(("localhost", "tmp-bucket", "live/cam"), start, 0..3000, 2);
     server
         .client()
         .await

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 
@@ -121,18 +119,13 @@ async fn generated_python_client_drives_every_rpc_and_health() {
 
     // No endpoints configured: the local directory store named `localhost`.
     let server = Server::start("").await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_check.py");
-    let output = run(
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg("--address")
-            .arg(server.addr.to_string())
-            .arg("--stubs")
-            .arg(stubs.path())
-            .arg("--objects-dir")
-            .arg(server.data_dir.join("objects"))
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        Duration::from_secs(120),
+    let objects = server.data_dir.join("objects");
+    let output = run_python_client(
+        &python,
+        "client_check.py",
+        server.addr,
+        stubs.path(),
+        &["--objects-dir".as_ref(), objects.as_os_str()],
     )
     .await;
     let stdout = String::from_utf8_lossy(&output.stdout);

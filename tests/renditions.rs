@@ -191,20 +191,8 @@ async fn a_rendition_key_over_the_key_rules_is_refused_before_anything_is_writte
     let start = recording_start(Duration::from_secs(20 * 60));
     let long_suffix = format!("_{}", "r".repeat(31));
     for suffix in ["_a", long_suffix.as_str()] {
-        let segments = (0..3)
-            .map(|i| Segment {
-                oss_endpoint: "localhost".into(),
-                oss_bucket: "keys-bucket".into(),
-                oss_object: format!("prog{suffix}/{i:03}.ts"),
-                start_time: utc_millis(start + chrono::Duration::seconds(6 * i)),
-                duration: 6.0,
-                sequence: i,
-                width: 640,
-                height: 360,
-                format: "ts".into(),
-                size: 0,
-            })
-            .collect();
+        let place = ("localhost", "keys-bucket", &*format!("prog{suffix}"));
+        let segments = plain_segments(place, start, 0..3, 6);
         client
             .register_live_stream_record_segments(register(&format!("prog{suffix}"), segments))
             .await

@@ -32,20 +32,8 @@ fn set_fault(value: Option<&str>) {
 }
 
 fn segments(start: chrono::DateTime<chrono::Utc>, first: i64, count: i64) -> Vec<Segment> {
-    (first..first + count)
-        .map(|i| Segment {
-            oss_endpoint: "localhost".into(),
-            oss_bucket: "token-bucket".into(),
-            oss_object: format!("live/cam/{i:03}.ts"),
-            start_time: utc_millis(start + chrono::Duration::seconds(6 * i)),
-            duration: 6.0,
-            sequence: i,
-            width: 640,
-            height: 360,
-            format: "ts".into(),
-            size: 0,
-        })
-        .collect()
+    let place = ("localhost", "token-bucket", "live/cam");
+    plain_segments(place, start, first..first + count, 6)
 }
 
 fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {

@@ -79,12 +79,12 @@ fn is_temporary(name: &str) -> bool {
     })
 }
 
-/// Removes the temporary files that writes cut off by a crash left under
-/// `root`, those last modified before `before` (the start of this
-/// process), so writes of this process in flight are left alone. Returns
-/// how many were removed.
-pub fn remove_leftovers(root: &Path, before: std::time::SystemTime) -> std::io::Result<usize> {
-    let mut removed = 0;
+/// Calls `visit` with every entry below `root` that is not a directory.
+/// Symbolic links are not followed: only the store's own tree is walked.
+fn walk_files(
+    root: &Path,
+    mut visit: impl FnMut(&std::fs::DirEntry, &std::fs::Metadata) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -94,22 +94,36 @@ pub fn remove_leftovers(root: &Path, before: std::time::SystemTime) -> std::io::
         };
         for entry in entries {
             let entry = entry?;
-            // Not followed through symbolic links: only the store's own tree.
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
+            let metadata = entry.metadata()?;
+            if metadata.is_dir() {
                 pending.push(entry.path());
-            } else if kind.is_file()
-                && is_temporary(&entry.file_name().to_string_lossy())
-                && entry.metadata()?.modified()? < before
-            {
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => removed += 1,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(err),
-                }
+            } else {
+                visit(&entry, &metadata)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Removes the temporary files that writes cut off by a crash left under
+/// `root`, those last modified before `before` (the start of this
+/// process), so writes of this process in flight are left alone. Returns
+/// how many were removed.
+pub fn remove_leftovers(root: &Path, before: std::time::SystemTime) -> std::io::Result<usize> {
+    let mut removed = 0;
+    walk_files(root, |entry, metadata| {
+        let leftover = metadata.is_file()
+            && is_temporary(&entry.file_name().to_string_lossy())
+            && metadata.modified()? < before;
+        if leftover {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    })?;
     Ok(removed)
 }
 
@@ -208,47 +222,34 @@ impl ObjectStore for LocalStore {
         let prefix = prefix.to_string();
         blocking(move || {
             let mut found = Vec::new();
-            let mut pending = vec![root.clone()];
-            while let Some(dir) = pending.pop() {
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(entries) => entries,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err),
+            walk_files(&root, |entry, metadata| {
+                let path = entry.path();
+                let Ok(relative) = path.strip_prefix(&root) else {
+                    return Ok(());
                 };
-                for entry in entries {
-                    let entry = entry?;
-                    let path = entry.path();
-                    let metadata = entry.metadata()?;
-                    if metadata.is_dir() {
-                        pending.push(path);
-                        continue;
-                    }
-                    let Ok(relative) = path.strip_prefix(&root) else {
-                        continue;
-                    };
-                    let key: Vec<String> = relative
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect();
-                    let key = key.join("/");
-                    // Half-written objects are not objects yet.
-                    let temporary = is_temporary(&entry.file_name().to_string_lossy());
-                    if temporary || !key.starts_with(&prefix) {
-                        continue;
-                    }
-                    let modified = metadata
-                        .modified()?
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default();
-                    found.push(ListedObject {
-                        key,
-                        meta: ObjectMeta {
-                            size: metadata.len(),
-                            last_modified: modified.as_micros() as i64,
-                        },
-                    });
+                let key: Vec<String> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let key = key.join("/");
+                // Half-written objects are not objects yet.
+                let temporary = is_temporary(&entry.file_name().to_string_lossy());
+                if temporary || !key.starts_with(&prefix) {
+                    return Ok(());
                 }
-            }
+                let modified = metadata
+                    .modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                found.push(ListedObject {
+                    key,
+                    meta: ObjectMeta {
+                        size: metadata.len(),
+                        last_modified: modified.as_micros() as i64,
+                    },
+                });
+                Ok(())
+            })?;
             found.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(found)
         })

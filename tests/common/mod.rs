@@ -129,6 +129,33 @@ pub async fn generate_python_stubs(python: &Path, out: &Path) {
     );
 }
 
+/// Runs `tests/python/{script}` against the server at `address` with the
+/// generated modules in `stubs` and the script's own `args`: its output,
+/// after two minutes at the most.
+pub async fn run_python_client(
+    python: &Path,
+    script: &str,
+    address: SocketAddr,
+    stubs: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    run(
+        tokio::process::Command::new(python)
+            .arg(&script)
+            .arg("--address")
+            .arg(address.to_string())
+            .arg("--stubs")
+            .arg(stubs)
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        Duration::from_secs(120),
+    )
+    .await
+}
+
 /// Runs a command to completion under a deadline, so a hung tool fails its
 /// test instead of hanging the suite; the child is SIGKILLed when the
 /// deadline passes or the test unwinds.
@@ -739,6 +766,32 @@ pub fn parse_utc(s: &str) -> DateTime<Utc> {
 /// 90-day window, and far enough back that every segment has ended.
 pub fn recording_start(ago: Duration) -> DateTime<Utc> {
     (Utc::now() - chrono::Duration::from_std(ago).unwrap()).trunc_subsecs(0)
+}
+
+/// Segments `numbers` of `seconds` each, recorded back to back from
+/// `start` (segment `i` starts `i * seconds` later) at `{prefix}/NNN.ts`
+/// in `bucket` on `endpoint`, 640x360 so nothing needs probing: for tests
+/// of the catalog that never read the media.
+pub fn plain_segments(
+    (endpoint, bucket, prefix): (&str, &str, &str),
+    start: DateTime<Utc>,
+    numbers: std::ops::Range<i64>,
+    seconds: i64,
+) -> Vec<Segment> {
+    numbers
+        .map(|i| Segment {
+            oss_endpoint: endpoint.to_string(),
+            oss_bucket: bucket.to_string(),
+            oss_object: format!("{prefix}/{i:03}.ts"),
+            start_time: utc_millis(start + chrono::Duration::seconds(seconds * i)),
+            duration: seconds as f64,
+            sequence: i,
+            width: MEDIA_WIDTH,
+            height: MEDIA_HEIGHT,
+            format: "ts".into(),
+            size: 0,
+        })
+        .collect()
 }
 
 /// The test media registered as one stream recorded back to back from
