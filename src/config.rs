@@ -527,24 +527,31 @@ impl Config {
 /// domain patterns match would let either account read and index the
 /// other's recordings.
 fn check_domain_owners(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
-    for (i, first) in accounts.iter().enumerate() {
-        for second in &accounts[i + 1..] {
-            for a in &first.domains {
-                if let Some(b) = second
-                    .domains
-                    .iter()
-                    .find(|b| crate::patterns::overlap(a, b))
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "accounts {:?} and {:?} both own a host: their domain patterns {a:?} and {b:?} \
-                         can match the same name; each host must belong to one account",
-                        first.id, second.id
-                    )));
-                }
-            }
+    // Host names are case-insensitive: `A.example.com` and `a.example.com`
+    // are one host.
+    let patterns: Vec<(String, (usize, usize))> = accounts
+        .iter()
+        .enumerate()
+        .flat_map(|(account, config)| {
+            config
+                .domains
+                .iter()
+                .enumerate()
+                .map(move |(index, domain)| (domain.to_ascii_lowercase(), (account, index)))
+        })
+        .collect();
+    let overlap = crate::patterns::PatternSet::first_overlap(&patterns, |(a, _), (b, _)| a != b);
+    match overlap {
+        None => Ok(()),
+        Some(((first, a), (second, b))) => {
+            let (first, second) = (&accounts[first], &accounts[second]);
+            Err(ConfigError::Invalid(format!(
+                "accounts {:?} and {:?} both own a host: their domain patterns {:?} and {:?} \
+                 can match the same name; each host must belong to one account",
+                first.id, second.id, first.domains[a], second.domains[b]
+            )))
         }
     }
-    Ok(())
 }
 
 fn check_rate_limits(context: &str, limits: &BTreeMap<String, u32>) -> Result<(), ConfigError> {

@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::*;
 
 /// The checks tests/python/client_check.py prints besides the documented

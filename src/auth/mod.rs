@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{Config, LOCAL_ACCOUNT};
 use crate::error::{ApiError, ApiResult, quote};
 use crate::operations::Operation;
-use crate::patterns;
+use crate::patterns::{self, PatternSet};
 use ram::Statement;
 
 /// A tenant of the service.
@@ -36,27 +36,48 @@ impl Account {
             Some(buckets) => buckets.iter().any(|owned| patterns::matches(owned, bucket)),
         }
     }
-
-    pub fn owns_domain(&self, domain: &str) -> bool {
-        match &self.domains {
-            None => true,
-            Some(domains) => domains.iter().any(|owned| patterns::matches(owned, domain)),
-        }
-    }
 }
 
-/// Every account, to find the one that owns a domain.
-#[derive(Debug, Default)]
-struct DomainOwners(Vec<Arc<Account>>);
+/// Every account's domain patterns, indexed to find the accounts that own
+/// a domain without trying every pattern of every account.
+#[derive(Debug)]
+struct DomainOwners {
+    accounts: Vec<Arc<Account>>,
+    patterns: PatternSet<usize>,
+}
 
 impl DomainOwners {
+    fn new(accounts: Vec<Arc<Account>>) -> DomainOwners {
+        let patterns = accounts
+            .iter()
+            .enumerate()
+            .flat_map(|(index, account)| {
+                let domains = account.domains.as_deref().unwrap_or(&[]);
+                // The local account owns every domain.
+                let all = account.domains.is_none().then(|| ("*".to_string(), index));
+                domains
+                    .iter()
+                    .map(move |domain| (domain.clone(), index))
+                    .chain(all)
+            })
+            .collect::<Vec<_>>();
+        DomainOwners {
+            patterns: PatternSet::new(patterns),
+            accounts,
+        }
+    }
+
     /// The account whose patterns match `domain`, when exactly one does.
     /// A config in which two accounts' patterns overlap is refused at
     /// start; should two match all the same, the domain is neither's.
     fn sole_owner(&self, domain: &str) -> Option<&Account> {
-        let mut owners = self.0.iter().filter(|account| account.owns_domain(domain));
-        let owner = owners.next()?;
-        owners.next().is_none().then_some(owner.as_ref())
+        let mut owners = self.patterns.matching(domain);
+        owners.sort_unstable();
+        owners.dedup();
+        match owners.as_slice() {
+            [owner] => Some(&self.accounts[*owner]),
+            _ => None,
+        }
     }
 }
 
@@ -127,7 +148,7 @@ impl Accounts {
                 buckets: None,
             };
             let account = Arc::new(account);
-            let owners = Arc::new(DomainOwners(vec![account.clone()]));
+            let owners = Arc::new(DomainOwners::new(vec![account.clone()]));
             let local = Caller {
                 account,
                 statements: None,
@@ -151,7 +172,7 @@ impl Accounts {
                 })
             })
             .collect();
-        let owners = Arc::new(DomainOwners(accounts.clone()));
+        let owners = Arc::new(DomainOwners::new(accounts.clone()));
         let mut keys = HashMap::new();
         let mut by_id = HashMap::new();
         for (configured, account) in config.accounts.iter().zip(accounts) {
