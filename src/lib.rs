@@ -18,6 +18,8 @@
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
+//! - [`connections`]: the gRPC listener's accept loop: the connection cap
+//!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
@@ -27,6 +29,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod import;
 pub mod manifest;
