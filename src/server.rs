@@ -370,11 +370,14 @@ impl Server {
         ));
         // Dropping the sender tells every listener to stop.
         let (stopping, stopped) = tokio::sync::watch::channel(());
+        // The HTTP listeners close connections that send no request head
+        // in time, as the gRPC listener closes those without a handshake.
+        let header_timeout = self.connection_limits.handshake_timeout;
         let webhook = self.webhook.map(|(hook, listener)| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 if let Err(err) = hook
-                    .serve(listener, async move {
+                    .serve(listener, header_timeout, async move {
                         let _ = stopped.changed().await;
                     })
                     .await
@@ -395,7 +398,9 @@ impl Server {
                 let stopped = async {
                     let _ = metrics_stopped.await;
                 };
-                if let Err(err) = telemetry::exporter::serve(listener, refresh, stopped).await {
+                if let Err(err) =
+                    telemetry::exporter::serve(listener, header_timeout, refresh, stopped).await
+                {
                     tracing::error!(error = %err, "metrics listener failed");
                 }
             })

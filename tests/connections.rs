@@ -606,3 +606,33 @@ async fn a_stream_in_flight_keeps_its_connection_past_the_idle_timeout() {
         dropped.elapsed().as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn the_http_listeners_close_connections_that_send_no_request() {
+    let [webhook, metrics] = free_ports::<2>();
+    let _server = Server::start(&format!(
+        "[connections]\nhandshake_timeout_secs = 1\n\
+         [srs_webhook]\nlisten = \"127.0.0.1:{webhook}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n"
+    ))
+    .await;
+    let closed = tokio::task::spawn_blocking(move || {
+        [webhook, metrics].map(|port| {
+            let mut silent = RawClient {
+                socket: TcpStream::connect(("127.0.0.1", port)).unwrap(),
+                next_stream: 1,
+            };
+            silent.closed_within(Duration::from_secs(5))
+        })
+    })
+    .await
+    .unwrap();
+    println!("silent webhook and metrics connections closed after {closed:?}");
+    for after in closed {
+        let after = after.expect("a silent HTTP connection is still open after 5 s");
+        assert!(
+            after >= Duration::from_millis(900),
+            "closed after {after:?}"
+        );
+    }
+}
