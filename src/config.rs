@@ -74,6 +74,105 @@ pub struct Config {
     /// Most segments one RegisterLiveStreamRecordSegments may carry.
     #[serde(default = "default_max_register_batch")]
     pub max_register_batch: usize,
+    /// Limits on the gRPC listener's connections.
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+}
+
+/// Every connection holds a file descriptor and some memory, whether or not
+/// it ever sends a request: these keys bound how many there are and how
+/// long one may hold them doing nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Most gRPC connections open at once; lowered at startup to stay below
+    /// the process's open-file limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a new connection has to finish its TLS handshake and the
+    /// HTTP/2 preface before it is closed.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: f64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: f64,
+    /// Seconds between HTTP/2 PINGs to each client; 0 sends none.
+    #[serde(default = "default_keepalive_interval")]
+    pub keepalive_interval_secs: f64,
+    /// Seconds a PING may go unanswered before the connection is closed.
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout_secs: f64,
+    /// Seconds of silence before the kernel's TCP keepalive probes begin;
+    /// 0 turns them off.
+    #[serde(default = "default_tcp_keepalive")]
+    pub tcp_keepalive_secs: f64,
+    /// Largest header block (all metadata) of one request, in bytes.
+    #[serde(default = "default_max_header_list_bytes")]
+    pub max_header_list_bytes: u32,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max_connections: default_max_connections(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            keepalive_interval_secs: default_keepalive_interval(),
+            keepalive_timeout_secs: default_keepalive_timeout(),
+            tcp_keepalive_secs: default_tcp_keepalive(),
+            max_header_list_bytes: default_max_header_list_bytes(),
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The longest any of these durations may be (a year), so a typo
+    /// cannot overflow a timer.
+    const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "connections: max_connections must be at least 1".into(),
+            ));
+        }
+        let durations = [
+            ("handshake_timeout_secs", self.handshake_timeout_secs, false),
+            ("idle_timeout_secs", self.idle_timeout_secs, false),
+            (
+                "keepalive_interval_secs",
+                self.keepalive_interval_secs,
+                true,
+            ),
+            ("keepalive_timeout_secs", self.keepalive_timeout_secs, false),
+            ("tcp_keepalive_secs", self.tcp_keepalive_secs, true),
+        ];
+        for (name, value, zero_is_off) in durations {
+            let low_ok = value > 0.0 || (zero_is_off && value == 0.0);
+            if !(low_ok && value <= Self::MAX_SECS) {
+                let low = if zero_is_off {
+                    "0 (off)"
+                } else {
+                    "more than 0"
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "connections: {name} = {value} must be {low} and at most {} (a year)",
+                    Self::MAX_SECS
+                )));
+            }
+        }
+        if self.max_header_list_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "connections: max_header_list_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A duration key where 0 means off.
+    pub fn optional(secs: f64) -> Option<std::time::Duration> {
+        (secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +345,30 @@ fn default_max_message_bytes() -> usize {
 fn default_max_register_batch() -> usize {
     10_000
 }
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_handshake_timeout() -> f64 {
+    5.0
+}
+fn default_idle_timeout() -> f64 {
+    300.0
+}
+fn default_keepalive_interval() -> f64 {
+    30.0
+}
+fn default_keepalive_timeout() -> f64 {
+    10.0
+}
+fn default_tcp_keepalive() -> f64 {
+    60.0
+}
+fn default_max_header_list_bytes() -> u32 {
+    // Large enough that an absurd but whole header (a megabyte of API key)
+    // reaches the service and gets its own answer; HTTP/2 drops the whole
+    // connection for a header block far beyond this limit.
+    2 * 1024 * 1024
+}
 fn default_region() -> String {
     "us-east-1".to_string()
 }
@@ -294,6 +417,7 @@ impl Default for Config {
             shutdown_grace_secs: default_shutdown_grace(),
             max_message_bytes: default_max_message_bytes(),
             max_register_batch: default_max_register_batch(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -362,6 +486,7 @@ impl Config {
                 "max_message_bytes must be at least 1024 and max_register_batch at least 1".into(),
             ));
         }
+        self.connections.check()?;
         if self.max_segments_per_manifest == 0 {
             return Err(ConfigError::Invalid(
                 "max_segments_per_manifest must be at least 1".into(),

@@ -20,6 +20,8 @@
 //! - [`patterns`]: `*` patterns of domains, buckets and RAM statements:
 //!   matching, and whether two patterns can match one name.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
+//! - [`connections`]: the gRPC listener's accept loop: the connection cap
+//!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod import;
 pub mod manifest;

@@ -14,7 +14,8 @@ use crate::api::rate_limit::RateLimiter;
 use crate::auth::Accounts;
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, ConnectionsConfig};
+use crate::connections::{Incoming, Limits, TrackRequests};
 use crate::proto::record_index_server::RecordIndexServer;
 use crate::service::IndexService;
 use crate::storage::Storage;
@@ -67,6 +68,8 @@ pub struct Server {
     /// temporary files older than that are leftovers of a crash.
     local_roots: Vec<std::path::PathBuf>,
     started: std::time::SystemTime,
+    connections: ConnectionsConfig,
+    connection_limits: Limits,
 }
 
 /// Binds an HTTP side listener (webhook, metrics) before the service says
@@ -228,6 +231,27 @@ fn load_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
     Ok(Some(config))
 }
 
+/// tonic's server with the HTTP/2 settings of `[connections]`, and TLS.
+fn grpc_builder(
+    connections: &ConnectionsConfig,
+    tls: Option<ServerTlsConfig>,
+) -> Result<tonic::transport::Server, StartError> {
+    let builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(ConnectionsConfig::optional(
+            connections.keepalive_interval_secs,
+        ))
+        .http2_keepalive_timeout(Some(Duration::from_secs_f64(
+            connections.keepalive_timeout_secs,
+        )))
+        .http2_max_header_list_size(connections.max_header_list_bytes);
+    match tls {
+        Some(tls) => builder
+            .tls_config(tls)
+            .map_err(|err| StartError::Tls(err.to_string())),
+        None => Ok(builder),
+    }
+}
+
 impl Server {
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
         Server::bind_with_clock(config, Arc::new(SystemClock)).await
@@ -313,6 +337,8 @@ impl Server {
                 .filter_map(|endpoint| endpoint.path.clone())
                 .collect(),
             started,
+            connections: config.connections.clone(),
+            connection_limits: Limits::apply(&config.connections),
         })
     }
 
@@ -353,11 +379,8 @@ impl Server {
         let service = RecordIndexServer::new(self.api)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes);
-        // Without TCP_NODELAY small replies wait for the peer's delayed ACK
-        // (~40 ms a request).
-        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(Duration::from_secs(60)));
+        self.connection_limits.log(&self.connections);
+        let incoming = Incoming::new(self.listener, self.connection_limits);
         let limiter = self.limiter.clone();
         let pruner = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
@@ -383,11 +406,14 @@ impl Server {
         ));
         // Dropping the sender tells every listener to stop.
         let (stopping, stopped) = tokio::sync::watch::channel(());
+        // The HTTP listeners close connections that send no request head
+        // in time, as the gRPC listener closes those without a handshake.
+        let header_timeout = self.connection_limits.handshake_timeout;
         let webhook = self.webhook.map(|(hook, listener)| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 if let Err(err) = hook
-                    .serve(listener, async move {
+                    .serve(listener, header_timeout, async move {
                         let _ = stopped.changed().await;
                     })
                     .await
@@ -408,7 +434,9 @@ impl Server {
                 let stopped = async {
                     let _ = metrics_stopped.await;
                 };
-                if let Err(err) = telemetry::exporter::serve(listener, refresh, stopped).await {
+                if let Err(err) =
+                    telemetry::exporter::serve(listener, header_timeout, refresh, stopped).await
+                {
                     tracing::error!(error = %err, "metrics listener failed");
                 }
             })
@@ -426,14 +454,10 @@ impl Server {
             drop(stopping);
             let _ = drain_started.send(tokio::time::Instant::now());
         };
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = self.tls {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|err| StartError::Tls(err.to_string()))?;
-        }
+        let builder = grpc_builder(&self.connections, self.tls)?;
         let gate = self.gate.clone();
         let serving = builder
+            .layer(TrackRequests)
             .layer(self.gate)
             .add_service(health)
             .add_service(reflection_v1)

@@ -135,6 +135,7 @@ fn toml_path(config_struct: &str) -> Option<&'static str> {
         "SrsWebhookConfig" => "srs_webhook",
         "SrsSourceConfig" => "srs_webhook.sources[]",
         "MetricsConfig" => "metrics",
+        "ConnectionsConfig" => "connections",
         _ => return None,
     })
 }

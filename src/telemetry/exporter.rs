@@ -69,9 +69,12 @@ fn answer(request: Request<Body>, refresh: &(dyn Fn() + Send + Sync)) -> Respons
 
 /// Serves `/metrics` on `listener` until `shutdown` resolves. `refresh`
 /// sets the gauges that are read rather than counted (records stored)
-/// just before each scrape, so a scrape is never stale.
+/// just before each scrape, so a scrape is never stale. A connection that
+/// has not sent a whole request head within `header_timeout` (a new one,
+/// or one kept alive between scrapes) is closed.
 pub async fn serve(
     listener: std::net::TcpListener,
+    header_timeout: Duration,
     refresh: impl Fn() + Send + Sync + 'static,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), hyper::Error> {
@@ -94,6 +97,7 @@ pub async fn serve(
         }
     });
     let result = hyper::Server::from_tcp(listener)?
+        .http1_header_read_timeout(header_timeout)
         .serve(make)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -25,8 +25,9 @@ use crate::service::IndexService;
 
 /// Largest callback body read; SRS's are well under 2 KiB.
 const MAX_BODY: usize = 64 * 1024;
-/// How long a client may take to send its headers, and its body: a slow
-/// client must not hold a connection, nor a shutdown, for long.
+/// How long a client may take to send its body once its headers are in
+/// (the headers have `handshake_timeout_secs`): a slow client must not hold
+/// a connection, nor a shutdown, for long.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Header that may carry the secret instead of the URL's `secret=`.
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -200,10 +201,14 @@ impl Webhook {
         }
     }
 
-    /// Serves callbacks on `listener` until `shutdown` resolves.
+    /// Serves callbacks on `listener` until `shutdown` resolves. A
+    /// connection that has not sent a whole request head within
+    /// `header_timeout` (a new one, or one kept alive after its last
+    /// callback) is closed, so idle sockets do not pile up.
     pub async fn serve(
         self: Arc<Self>,
         listener: std::net::TcpListener,
+        header_timeout: std::time::Duration,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), hyper::Error> {
         let make = make_service_fn(move |_| {
@@ -216,6 +221,7 @@ impl Webhook {
             }
         });
         hyper::Server::from_tcp(listener)?
+            .http1_header_read_timeout(header_timeout)
             .serve(make)
             .with_graceful_shutdown(shutdown)
             .await

@@ -882,6 +882,9 @@ pub struct Server {
     args: Vec<OsString>,
     /// Where stderr lines are also kept, when a test reads the log.
     log: Option<ServerLog>,
+    /// RLIMIT_NOFILE (soft and hard) the process starts with, when a test
+    /// runs it short of descriptors; otherwise it inherits the test's.
+    open_files: Option<u64>,
     /// Declared before `_dir` so the process is dead before its files go.
     process: Option<Guarded>,
     /// Removed on drop; the guard removes it too if the test binary dies
@@ -913,17 +916,27 @@ impl Server {
         dir: tempfile::TempDir,
         log: Option<ServerLog>,
     ) -> Server {
-        let mut server = Server {
+        let mut server = Server::unstarted(args, data_dir, dir, log);
+        server.spawn().await;
+        server
+    }
+
+    fn unstarted(
+        args: Vec<OsString>,
+        data_dir: PathBuf,
+        dir: tempfile::TempDir,
+        log: Option<ServerLog>,
+    ) -> Server {
+        Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             workdir: dir.path().to_path_buf(),
             args,
             log,
+            open_files: None,
             process: None,
             _dir: dir,
-        };
-        server.spawn().await;
-        server
+        }
     }
 
     async fn spawn(&mut self) {
@@ -941,7 +954,12 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.env("GUARD_STATUS_FILE", self.workdir.join("exit-status"));
-        let mut process = Guarded::spawn(command, None, &[&self.workdir]);
+        if let Some(limit) = self.open_files {
+            limit_open_files(&mut command, limit);
+        }
+        let pid_file = self.workdir.join("server.pid");
+        let _ = fs::remove_file(&pid_file);
+        let mut process = Guarded::spawn(command, Some(&pid_file), &[&self.workdir]);
         let stdout_pipe = process.guard.stdout.take().expect("piped stdout");
         let stderr_pipe = process.guard.stderr.take().expect("piped stderr");
         self.process = Some(process);
@@ -983,6 +1001,14 @@ impl Server {
         self.addr = addr;
     }
 
+    /// The process id of the running `record-index` (not of its guard).
+    pub fn pid(&self) -> u32 {
+        let pid_file = self.workdir.join("server.pid");
+        let text = fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", pid_file.display()));
+        text.trim().parse().expect("the pid file holds a number")
+    }
+
     /// `http://127.0.0.1:PORT`, for gRPC clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -1017,6 +1043,38 @@ impl Server {
             process.kill_keeping_files();
         }
         self.spawn().await;
+    }
+}
+
+/// Makes `command` (the guard, and so the server it starts) run with at
+/// most `limit` open files, soft and hard, so the server cannot raise it.
+fn limit_open_files(command: &mut Command, limit: u64) {
+    let rlimit = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent; nothing else runs between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+impl Server {
+    /// Like [`Server::start`], with RLIMIT_NOFILE fixed at `limit` (soft
+    /// and hard) for the server process.
+    pub async fn start_with_open_files(extra_toml: &str, limit: u64) -> Server {
+        let (args, data_dir, dir) = configured(extra_toml);
+        let mut server = Server::unstarted(args, data_dir, dir, None);
+        server.open_files = Some(limit);
+        server.spawn().await;
+        server
     }
 }
 
