@@ -64,10 +64,6 @@ pub struct Server {
     storage: Storage,
     max_message_bytes: usize,
     shutdown_grace: Duration,
-    /// Roots of the local object stores, and when this process began:
-    /// temporary files older than that are leftovers of a crash.
-    local_roots: Vec<std::path::PathBuf>,
-    started: std::time::SystemTime,
     connections: ConnectionsConfig,
     connection_limits: Limits,
 }
@@ -186,29 +182,6 @@ async fn sweep_forever(
     }
 }
 
-/// Removes, in the background, the temporary files that writes to the
-/// local stores left when an earlier run was killed; a large store takes a
-/// while to walk, and nothing waits for it.
-fn remove_leftovers(roots: Vec<std::path::PathBuf>, started: std::time::SystemTime) {
-    tokio::task::spawn_blocking(move || {
-        for root in roots {
-            match crate::storage::remove_leftovers(&root, started) {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(
-                    root = %root.display(),
-                    removed,
-                    "removed temporary files that interrupted writes left"
-                ),
-                Err(err) => tracing::warn!(
-                    root = %root.display(),
-                    error = %err,
-                    "cannot remove the temporary files that interrupted writes left"
-                ),
-            }
-        }
-    });
-}
-
 fn load_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
     let Some(tls) = &config.tls else {
         return Ok(None);
@@ -261,7 +234,6 @@ impl Server {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, StartError> {
-        let started = std::time::SystemTime::now();
         let tls = load_tls(config)?;
         let catalog_path = config.data_dir.join("catalog");
         let catalog = Catalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
@@ -330,13 +302,6 @@ impl Server {
             storage: service_storage,
             max_message_bytes: config.max_message_bytes,
             shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
-            local_roots: config
-                .endpoints
-                .iter()
-                .filter(|endpoint| endpoint.kind == crate::config::EndpointKind::Local)
-                .filter_map(|endpoint| endpoint.path.clone())
-                .collect(),
-            started,
             connections: config.connections.clone(),
             connection_limits: Limits::apply(&config.connections),
         })
@@ -389,7 +354,6 @@ impl Server {
                 limiter.prune();
             }
         });
-        remove_leftovers(self.local_roots, self.started);
         let sweeper = tokio::spawn(sweep_forever(
             self.catalog.clone(),
             self.clock.clone(),

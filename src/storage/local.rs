@@ -14,14 +14,66 @@ use crate::manifest::uri::encode_key;
 pub struct LocalStore {
     /// Absolute, so `file://` URLs point at the same place from anywhere.
     root: PathBuf,
+    /// Where objects are written before they are renamed into place: a
+    /// directory of the root that no bucket can be named (bucket names start
+    /// with a letter or digit), so no object is ever mistaken for one.
+    tmp_dir: PathBuf,
+    /// Starts the name of every temporary file this store writes, so those
+    /// of earlier runs are told from its own.
+    run: String,
 }
 
+/// The directory of the root that holds objects being written.
+pub const TMP_DIR: &str = ".record-index-tmp";
+
 impl LocalStore {
+    /// Opens the store at `root` and removes the temporary files that
+    /// writes cut off by a crash of an earlier run left there.
     pub fn new(root: PathBuf) -> std::io::Result<LocalStore> {
+        let opened = std::time::SystemTime::now();
         std::fs::create_dir_all(&root)?;
-        Ok(LocalStore {
-            root: root.canonicalize()?,
-        })
+        let root = root.canonicalize()?;
+        let tmp_dir = root.join(TMP_DIR);
+        create_dirs_durably(&tmp_dir)?;
+        let store = LocalStore {
+            root,
+            tmp_dir,
+            run: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let removed = store.remove_leftovers(opened)?;
+        if removed > 0 {
+            tracing::info!(
+                root = %store.root.display(),
+                removed,
+                "removed temporary files that interrupted writes left"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Removes the temporary files of other runs last written before
+    /// `before`: a write another process has in flight right now is left
+    /// alone. Returns how many were removed.
+    fn remove_leftovers(&self, before: std::time::SystemTime) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.tmp_dir)? {
+            let entry = entry?;
+            let ours = entry.file_name().to_string_lossy().starts_with(&self.run);
+            let leftover = match entry.metadata() {
+                Ok(metadata) => !ours && metadata.is_file() && metadata.modified()? < before,
+                // Renamed into place meanwhile.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                Err(err) => return Err(err),
+            };
+            if leftover {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn path(&self, bucket: &str, key: &str) -> PathBuf {
@@ -66,19 +118,6 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prefix of the temporary file each write goes through; a UUID in simple
-/// form follows it.
-const TMP_PREFIX: &str = ".tmp-";
-
-fn is_temporary(name: &str) -> bool {
-    name.strip_prefix(TMP_PREFIX).is_some_and(|id| {
-        id.len() == 32
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 /// Calls `visit` with every entry below `root` that is not a directory.
 /// Symbolic links are not followed: only the store's own tree is walked.
 fn walk_files(
@@ -94,7 +133,12 @@ fn walk_files(
         };
         for entry in entries {
             let entry = entry?;
-            let metadata = entry.metadata()?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                // Removed since the directory was read.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
             if metadata.is_dir() {
                 pending.push(entry.path());
             } else {
@@ -105,44 +149,22 @@ fn walk_files(
     Ok(())
 }
 
-/// Removes the temporary files that writes cut off by a crash left under
-/// `root`, those last modified before `before` (the start of this
-/// process), so writes of this process in flight are left alone. Returns
-/// how many were removed.
-pub fn remove_leftovers(root: &Path, before: std::time::SystemTime) -> std::io::Result<usize> {
-    let mut removed = 0;
-    walk_files(root, |entry, metadata| {
-        let leftover = metadata.is_file()
-            && is_temporary(&entry.file_name().to_string_lossy())
-            && metadata.modified()? < before;
-        if leftover {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => removed += 1,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
-    })?;
-    Ok(removed)
-}
-
 /// Writes through a temporary file and a rename, with fsyncs, so a reader
 /// sees the old object or the whole new one, and a crash loses neither.
-fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, body: &[u8], tmp: &Path) -> std::io::Result<()> {
     let dir = path.parent().expect("object paths have a parent");
     create_dirs_durably(dir)?;
-    // Short, so any name the file system accepts for the object also fits.
-    let tmp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    // Made again should someone have removed it while the store is open.
+    create_dirs_durably(tmp.parent().expect("temporary files have a parent"))?;
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::File::create(tmp)?;
         file.write_all(body)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
     }
     result
 }
@@ -166,7 +188,10 @@ impl ObjectStore for LocalStore {
         _content_type: &str,
     ) -> Result<(), StorageError> {
         let path = self.path(bucket, key);
-        blocking(move || write_atomically(&path, &body)).await
+        let tmp = self
+            .tmp_dir
+            .join(format!("{}-{}", self.run, uuid::Uuid::new_v4().simple()));
+        blocking(move || write_atomically(&path, &body, &tmp)).await
     }
 
     async fn get(
@@ -232,9 +257,7 @@ impl ObjectStore for LocalStore {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect();
                 let key = key.join("/");
-                // Half-written objects are not objects yet.
-                let temporary = is_temporary(&entry.file_name().to_string_lossy());
-                if temporary || !key.starts_with(&prefix) {
+                if !key.starts_with(&prefix) {
                     return Ok(());
                 }
                 let modified = metadata
@@ -321,14 +344,10 @@ mod tests {
             matches!(refused, Err(StorageError::Rejected(_))),
             "{refused:?}"
         );
-        let names: Vec<String> = std::fs::read_dir(dir.path().join("objects/b1"))
+        let left = std::fs::read_dir(dir.path().join("objects").join(TMP_DIR))
             .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.iter().all(|name| !name.starts_with(TMP_PREFIX)),
-            "a failed write left its temporary file: {names:?}"
-        );
+            .count();
+        assert_eq!(left, 0, "a failed write left its temporary file");
         assert_eq!(
             store.get("b1", "a/b c.m3u8", None).await,
             Err(StorageError::NotFound)
@@ -338,28 +357,27 @@ mod tests {
     #[test]
     fn leftovers_of_earlier_runs_are_removed_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let deep = root.join("b1/live/cam");
-        std::fs::create_dir_all(&deep).unwrap();
+        let root = dir.path().join("objects");
+        let tmp_dir = root.join(TMP_DIR);
+        std::fs::create_dir_all(root.join("b1/live")).unwrap();
+        std::fs::create_dir_all(&tmp_dir).unwrap();
         let id = || uuid::Uuid::new_v4().simple().to_string();
         let leftovers = [
-            root.join(format!("b1/.tmp-{}", id())),
-            deep.join(format!(".tmp-{}", id())),
+            tmp_dir.join(format!("{}-{}", id(), id())),
+            tmp_dir.join(format!("{}-{}", id(), id())),
         ];
-        let kept = [
-            deep.join("000.ts"),
-            deep.join(".tmp-notours"),
-            deep.join(format!(".tmp-{}x", id())),
-        ];
-        for path in leftovers.iter().chain(&kept) {
+        // An object whose name looks like a temporary file is an object.
+        let object = root.join(format!("b1/live/.tmp-{}", id()));
+        for path in leftovers.iter().chain([&object]) {
             std::fs::write(path, b"x").unwrap();
         }
-        let before_they_were_written = std::time::SystemTime::UNIX_EPOCH;
-        assert_eq!(remove_leftovers(root, before_they_were_written).unwrap(), 0);
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
-        assert_eq!(remove_leftovers(root, later).unwrap(), 2);
+        let store = LocalStore::new(root.clone()).unwrap();
         assert!(leftovers.iter().all(|path| !path.exists()));
-        assert!(kept.iter().all(|path| path.exists()));
-        assert_eq!(remove_leftovers(&root.join("missing"), later).unwrap(), 0);
+        assert!(object.exists());
+        let ours = tmp_dir.join(format!("{}-{}", store.run, id()));
+        std::fs::write(&ours, b"x").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(store.remove_leftovers(later).unwrap(), 0);
+        assert!(ours.exists(), "a write of this run was removed");
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{Config, EndpointConfig, EndpointKind};
 use crate::manifest::uri::encode_key;
 use crate::telemetry;
 
-pub use local::{LocalStore, remove_leftovers};
+pub use local::{LocalStore, TMP_DIR};
 pub use s3::S3Store;
 
 /// Content-Type of every playlist written.
