@@ -532,7 +532,6 @@ impl Config {
             }
         }
         check_rate_limits("rate_limits", &self.rate_limits)?;
-        check_domain_owners(&self.accounts)?;
         let mut account_ids = std::collections::HashSet::new();
         let mut key_digests = std::collections::HashSet::new();
         for account in &self.accounts {
@@ -563,6 +562,7 @@ impl Config {
                 }
             }
         }
+        check_domain_owners(&self.accounts)?;
         if let Some(webhook) = &self.srs_webhook {
             for source in &webhook.sources {
                 let valid = source.secret_sha256.len() == 64
@@ -643,6 +643,20 @@ impl Config {
             .unwrap_or_else(|| operation.default_rate_limit())
     }
 
+    /// A warning when two accounts' bucket patterns can name one bucket:
+    /// each could then write playlists into, and index the media of, the
+    /// other's bucket. Allowed, for platforms that record every tenant into
+    /// one bucket and trust them alike, but said at start.
+    pub fn shared_bucket_warning(&self) -> Option<String> {
+        let ((first, a), (second, b)) = first_shared(&self.accounts, |account| &account.buckets)?;
+        let (first, second) = (&self.accounts[first], &self.accounts[second]);
+        Some(format!(
+            "accounts {:?} and {:?} share buckets: their bucket patterns {:?} and {:?} can \
+             name the same bucket, so each may write playlists into it and index its objects",
+            first.id, second.id, first.buckets[a], second.buckets[b]
+        ))
+    }
+
     pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
         self.endpoints.iter().find(|endpoint| endpoint.name == name)
     }
@@ -652,21 +666,7 @@ impl Config {
 /// domain patterns match would let either account read and index the
 /// other's recordings.
 fn check_domain_owners(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
-    // Host names are case-insensitive: `A.example.com` and `a.example.com`
-    // are one host.
-    let patterns: Vec<(String, (usize, usize))> = accounts
-        .iter()
-        .enumerate()
-        .flat_map(|(account, config)| {
-            config
-                .domains
-                .iter()
-                .enumerate()
-                .map(move |(index, domain)| (domain.to_ascii_lowercase(), (account, index)))
-        })
-        .collect();
-    let overlap = crate::patterns::PatternSet::first_overlap(&patterns, |(a, _), (b, _)| a != b);
-    match overlap {
+    match first_shared(accounts, |account| &account.domains) {
         None => Ok(()),
         Some(((first, a), (second, b))) => {
             let (first, second) = (&accounts[first], &accounts[second]);
@@ -677,6 +677,26 @@ fn check_domain_owners(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
             )))
         }
     }
+}
+
+/// Two patterns of different accounts that can match one name, as
+/// (account, pattern) indexes, compared without regard to case (host
+/// names are case-insensitive: `A.example.com` is `a.example.com`).
+fn first_shared(
+    accounts: &[AccountConfig],
+    patterns_of: impl Fn(&AccountConfig) -> &[String],
+) -> Option<((usize, usize), (usize, usize))> {
+    let patterns: Vec<(String, (usize, usize))> = accounts
+        .iter()
+        .enumerate()
+        .flat_map(|(account, config)| {
+            patterns_of(config)
+                .iter()
+                .enumerate()
+                .map(move |(index, pattern)| (pattern.to_ascii_lowercase(), (account, index)))
+        })
+        .collect();
+    crate::patterns::PatternSet::first_overlap(&patterns, |(a, _), (b, _)| a != b)
 }
 
 fn check_rate_limits(context: &str, limits: &BTreeMap<String, u32>) -> Result<(), ConfigError> {
@@ -804,6 +824,33 @@ mod tests {
                 "{first} vs {second}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_listed_twice_account_is_said_before_its_domains() {
+        let text = "[[accounts]]\nid = \"7\"\ndomains = [\"a.com\"]\n\
+                    [[accounts]]\nid = \"7\"\ndomains = [\"a.com\"]\n";
+        let err = Config::from_toml(text)
+            .unwrap()
+            .finish()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn shared_buckets_start_with_a_warning() {
+        let text = "[[accounts]]\nid = \"1\"\nbuckets = [\"rec-*\"]\n\
+                    [[accounts]]\nid = \"2\"\nbuckets = [\"other\", \"REC-2\"]\n";
+        let config = Config::from_toml(text).unwrap().finish().unwrap();
+        let warning = config.shared_bucket_warning().expect("a warning");
+        for named in ["\"1\"", "\"2\"", "\"rec-*\"", "\"REC-2\""] {
+            assert!(warning.contains(named), "{warning}");
+        }
+        let apart = "[[accounts]]\nid = \"1\"\nbuckets = [\"rec-1\"]\n\
+                     [[accounts]]\nid = \"2\"\nbuckets = [\"rec-2\"]\n";
+        let config = Config::from_toml(apart).unwrap().finish().unwrap();
+        assert_eq!(config.shared_bucket_warning(), None);
     }
 
     #[test]

@@ -234,6 +234,9 @@ impl Server {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, StartError> {
+        if let Some(warning) = config.shared_bucket_warning() {
+            tracing::warn!("{warning}");
+        }
         let tls = load_tls(config)?;
         let catalog_path = config.data_dir.join("catalog");
         let catalog = Catalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {

@@ -122,6 +122,10 @@ impl IndexService {
                     quote(token)
                 )));
             }
+            // The answer may be the work of a request still waiting for its
+            // flush (abandoned at its deadline, say): it is repeated only
+            // once it is durable.
+            self.catalog.flush().await?;
             return R::decode(&*record.response)
                 .map_err(|err| ApiError::internal(format!("stored answer: {err}")));
         }

@@ -222,9 +222,9 @@ impl IndexService {
             .map(|mut d| {
                 if (d.missing_duration || d.missing_size) && known.next() == Some(true) {
                     // The catalog keeps the stored copy: nothing to probe,
-                    // and any positive length will do.
+                    // and any valid length will do.
                     if d.missing_duration {
-                        d.segment.duration = 1;
+                        d.segment.duration = MIN_SEGMENT_MICROS;
                     }
                     d.missing_duration = false;
                     d.missing_size = false;
