@@ -65,9 +65,20 @@ fn table_rows(markdown: &str, header: &str) -> Vec<Vec<String>> {
 // docs/configuration.md
 
 /// The fields of every `#[derive(.. Deserialize ..)]` struct of
-/// src/config.rs as the TOML spells them: struct name → field names.
+/// src/config/ as the TOML spells them: struct name → field names.
 fn config_structs() -> BTreeMap<String, Vec<String>> {
-    let source = read("src/config.rs");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read src/config")
+        .map(|entry| entry.expect("an entry of src/config").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    let source = files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).expect("read a config module"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut structs = BTreeMap::new();
     let mut lines = source.lines();
     while let Some(line) = lines.next() {

@@ -24,11 +24,10 @@ mod group_commit;
 mod manifests;
 pub mod object_index;
 mod records;
+mod registration;
 mod retention;
 mod tokens;
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +42,7 @@ use crate::manifest::{Micros, Segment};
 
 pub use manifests::{ManifestPage, ManifestQuery, Order};
 pub use records::{ManifestRecord, StreamRecord, TokenRecord};
+use registration::Registration;
 pub use retention::SweepReport;
 pub use tokens::TokenAnswer;
 
@@ -144,42 +144,6 @@ fn read_bucket(
 
 fn abort(err: impl std::fmt::Display) -> ConflictableTransactionError<CatalogError> {
     ConflictableTransactionError::Abort(CatalogError::Corrupt(err.to_string()))
-}
-
-fn read_block(
-    tree: &TransactionalTree,
-    key: &[u8],
-    minute: u64,
-) -> Result<Vec<Segment>, ConflictableTransactionError<CatalogError>> {
-    let mut segments = Vec::new();
-    if let Some(bytes) = tree.get(key)? {
-        codec::decode_block(block_base(minute), &bytes, |segment| segments.push(segment))
-            .map_err(abort)?;
-    }
-    Ok(segments)
-}
-
-/// Blocks read during one registration, and which of them changed.
-#[derive(Default)]
-struct PendingBlocks {
-    loaded: BTreeMap<u64, Vec<Segment>>,
-    dirty: std::collections::BTreeSet<u64>,
-}
-
-impl PendingBlocks {
-    fn get(
-        &mut self,
-        tree: &TransactionalTree,
-        stream_id: u64,
-        minute: u64,
-    ) -> Result<&mut Vec<Segment>, ConflictableTransactionError<CatalogError>> {
-        Ok(match self.loaded.entry(minute) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                entry.insert(read_block(tree, &block_key(stream_id, minute), minute)?)
-            }
-        })
-    }
 }
 
 /// Segments are kept 90 days after their start.
@@ -363,7 +327,7 @@ impl Catalog {
             &self.token_expiry,
         );
         let result = trees.transaction(|(streams, segments, index, tokens, token_expiry)| {
-            let mut stream = match streams.get(&stream_key)? {
+            let stream = match streams.get(&stream_key)? {
                 Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
                 None => StreamRecord {
                     id: new_id.unwrap_or_default(),
@@ -372,80 +336,12 @@ impl Catalog {
                     index_depth: 0,
                 },
             };
-            let mut outcome = RegisterOutcome::default();
-            let mut expired_removed = 0u64;
-            let mut overfull = false;
-            let mut blocks = PendingBlocks::default();
-            let mut buckets: BTreeMap<u32, Vec<object_index::Entry>> = BTreeMap::new();
-            let mut dirty_buckets = std::collections::BTreeSet::new();
+            let mut registration = Registration::new(stream);
             for segment in &batch {
-                let hash = object_hash(segment);
-                let bucket = object_index::bucket_of(hash, stream.index_depth);
-                let entries = match buckets.entry(bucket) {
-                    Entry::Occupied(entry) => entry.into_mut(),
-                    Entry::Vacant(entry) => entry.insert(read_bucket(index, stream.id, bucket)?),
-                };
-                let minutes: Vec<u64> = entries
-                    .iter()
-                    .filter(|(h, _)| *h == hash)
-                    .map(|(_, minute)| *minute)
-                    .collect();
-                let mut known = false;
-                for minute in minutes {
-                    let block = blocks.get(segments, stream.id, minute)?;
-                    // An expired copy is gone for every read: a recorder
-                    // that reuses an object key 90 days on adds a new
-                    // segment, and the old entry makes room for it.
-                    let before = block.len();
-                    block.retain(|stored| !(same_object(stored, segment) && expired(stored, now)));
-                    let removed = block.len() != before;
-                    expired_removed += (before - block.len()) as u64;
-                    known |= block.iter().any(|stored| same_object(stored, segment));
-                    if removed {
-                        blocks.dirty.insert(minute);
-                    }
-                }
-                if known {
-                    outcome.duplicates += 1;
-                    continue;
-                }
-                let minute = minute_of(segment.end());
-                let block = blocks.get(segments, stream.id, minute)?;
-                let position = block.partition_point(|stored| {
-                    (stored.end(), &stored.bucket, &stored.object)
-                        < (segment.end(), &segment.bucket, &segment.object)
-                });
-                block.insert(position, segment.clone());
-                blocks.dirty.insert(minute);
-                if !entries.contains(&(hash, minute)) {
-                    entries.push((hash, minute));
-                    dirty_buckets.insert(bucket);
-                }
-                stream.longest_segment = stream.longest_segment.max(segment.duration);
-                outcome.accepted += 1;
+                registration.add(segments, index, segment, now)?;
             }
-            if outcome.accepted > 0 {
-                for minute in &blocks.dirty {
-                    let block = &blocks.loaded[minute];
-                    segments.insert(
-                        &block_key(stream.id, *minute),
-                        codec::encode_block(block_base(*minute), block),
-                    )?;
-                }
-                for bucket in &dirty_buckets {
-                    index.insert(
-                        &object_index::bucket_key(stream.id, *bucket),
-                        object_index::encode(&buckets[bucket]),
-                    )?;
-                }
-                overfull = dirty_buckets
-                    .iter()
-                    .any(|bucket| buckets[bucket].len() > object_index::MAX_BUCKET);
-                streams.insert(stream_key.as_slice(), stream.encode_to_vec())?;
-            } else {
-                // Nothing is written, so nothing was removed either.
-                expired_removed = 0;
-            }
+            let (outcome, expired_removed, overfull) =
+                registration.write(streams, segments, index, &stream_key)?;
             if let Some(answer) = answer {
                 tokens::insert_answer(tokens, token_expiry, &answer(&outcome))?;
             }

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::manifest::names;
 use crate::operations::Operation;
 
+mod accounts;
+pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
+
 /// Name of the object storage endpoint that local mode offers.
 pub const LOCAL_ENDPOINT: &str = "localhost";
 /// The account every request acts as when no accounts are configured.
@@ -280,40 +283,6 @@ pub struct EndpointConfig {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountConfig {
-    pub id: String,
-    /// Streaming domains of the account; `*` matches any.
-    #[serde(default)]
-    pub domains: Vec<String>,
-    /// Buckets the account owns; manifests may only be written there.
-    #[serde(default)]
-    pub buckets: Vec<String>,
-    #[serde(default)]
-    pub keys: Vec<KeyConfig>,
-    /// This account's own limits, over the service-wide `rate_limits`.
-    #[serde(default)]
-    pub rate_limits: BTreeMap<String, u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    /// SHA-256 of the API key, lower-case hex; the key itself is not kept.
-    pub sha256: String,
-    /// RAM-style statements of what the key may do.
-    #[serde(default)]
-    pub allow: Vec<StatementConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatementConfig {
-    pub actions: Vec<String>,
-    pub resources: Vec<String>,
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
@@ -532,37 +501,7 @@ impl Config {
             }
         }
         check_rate_limits("rate_limits", &self.rate_limits)?;
-        let mut account_ids = std::collections::HashSet::new();
-        let mut key_digests = std::collections::HashSet::new();
-        for account in &self.accounts {
-            if account.id.is_empty() || !account_ids.insert(account.id.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "account id {:?} is empty or listed twice",
-                    account.id
-                )));
-            }
-            check_rate_limits(
-                &format!("account {:?} rate_limits", account.id),
-                &account.rate_limits,
-            )?;
-            for key in &account.keys {
-                if !key_digests.insert(key.sha256.to_ascii_lowercase()) {
-                    return Err(ConfigError::Invalid(format!(
-                        "account {:?}: a key sha256 is listed twice; each key belongs to one account",
-                        account.id
-                    )));
-                }
-                let valid =
-                    key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-                if !valid {
-                    return Err(ConfigError::Invalid(format!(
-                        "account {:?}: key sha256 must be 64 hex characters",
-                        account.id
-                    )));
-                }
-            }
-        }
-        check_domain_owners(&self.accounts)?;
+        accounts::check(&self.accounts)?;
         if let Some(webhook) = &self.srs_webhook {
             for source in &webhook.sources {
                 let valid = source.secret_sha256.len() == 64
@@ -643,18 +582,9 @@ impl Config {
             .unwrap_or_else(|| operation.default_rate_limit())
     }
 
-    /// A warning when two accounts' bucket patterns can name one bucket:
-    /// each could then write playlists into, and index the media of, the
-    /// other's bucket. Allowed, for platforms that record every tenant into
-    /// one bucket and trust them alike, but said at start.
+    /// A warning when two accounts' bucket patterns can name one bucket.
     pub fn shared_bucket_warning(&self) -> Option<String> {
-        let ((first, a), (second, b)) = first_shared(&self.accounts, |account| &account.buckets)?;
-        let (first, second) = (&self.accounts[first], &self.accounts[second]);
-        Some(format!(
-            "accounts {:?} and {:?} share buckets: their bucket patterns {:?} and {:?} can \
-             name the same bucket, so each may write playlists into it and index its objects",
-            first.id, second.id, first.buckets[a], second.buckets[b]
-        ))
+        accounts::shared_bucket_warning(&self.accounts)
     }
 
     pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
@@ -662,44 +592,10 @@ impl Config {
     }
 }
 
-/// Every host belongs to at most one account: a host that two accounts'
-/// domain patterns match would let either account read and index the
-/// other's recordings.
-fn check_domain_owners(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
-    match first_shared(accounts, |account| &account.domains) {
-        None => Ok(()),
-        Some(((first, a), (second, b))) => {
-            let (first, second) = (&accounts[first], &accounts[second]);
-            Err(ConfigError::Invalid(format!(
-                "accounts {:?} and {:?} both own a host: their domain patterns {:?} and {:?} \
-                 can match the same name; each host must belong to one account",
-                first.id, second.id, first.domains[a], second.domains[b]
-            )))
-        }
-    }
-}
-
-/// Two patterns of different accounts that can match one name, as
-/// (account, pattern) indexes, compared without regard to case (host
-/// names are case-insensitive: `A.example.com` is `a.example.com`).
-fn first_shared(
-    accounts: &[AccountConfig],
-    patterns_of: impl Fn(&AccountConfig) -> &[String],
-) -> Option<((usize, usize), (usize, usize))> {
-    let patterns: Vec<(String, (usize, usize))> = accounts
-        .iter()
-        .enumerate()
-        .flat_map(|(account, config)| {
-            patterns_of(config)
-                .iter()
-                .enumerate()
-                .map(move |(index, pattern)| (pattern.to_ascii_lowercase(), (account, index)))
-        })
-        .collect();
-    crate::patterns::PatternSet::first_overlap(&patterns, |(a, _), (b, _)| a != b)
-}
-
-fn check_rate_limits(context: &str, limits: &BTreeMap<String, u32>) -> Result<(), ConfigError> {
+pub(crate) fn check_rate_limits(
+    context: &str,
+    limits: &BTreeMap<String, u32>,
+) -> Result<(), ConfigError> {
     for (name, limit) in limits {
         if Operation::from_name(name).is_none() {
             let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
