@@ -125,7 +125,7 @@ fn config_structs() -> BTreeMap<String, Vec<String>> {
     }
     assert!(
         structs.contains_key("Config") && structs.len() > 1,
-        "could not find the config structs in src/config.rs (found {:?}); \
+        "could not find the config structs in src/config/ (found {:?}); \
          tests/docs.rs reads `#[derive(.. Deserialize ..)]` then `pub struct Name {{` \
          and its `pub field:` lines",
         structs.keys().collect::<Vec<_>>()
@@ -194,7 +194,7 @@ fn every_config_key_is_documented() {
         for field in fields {
             if !doc.contains(&format!("`{field}`")) {
                 missing.push(format!(
-                    "`{field}` (field of {config_struct} in src/config.rs)"
+                    "`{field}` (field of {config_struct} in src/config/)"
                 ));
             }
         }
@@ -221,7 +221,7 @@ fn the_example_config_is_accepted_and_uses_every_key() {
     for (config_struct, fields) in config_structs() {
         let Some(path) = toml_path(&config_struct) else {
             panic!(
-                "src/config.rs has a new config struct {config_struct}: add its table to the \
+                "src/config/ has a new config struct {config_struct}: add its table to the \
                  example in docs/configuration.md and its TOML path to `toml_path` in tests/docs.rs"
             );
         };
