@@ -11,7 +11,7 @@ mod idempotency;
 pub mod probing;
 mod register;
 
-pub use create::record_info;
+use create::record_info;
 pub use idempotency::TokenLocks;
 
 use std::sync::Arc;
