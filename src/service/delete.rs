@@ -3,12 +3,115 @@
 
 use super::{IndexService, blocking, check_required};
 use crate::auth::Caller;
+use crate::catalog::{Catalog, ManifestRecord};
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::Micros;
 use crate::operations::Operation;
 use crate::proto;
 use crate::storage::StorageError;
 
 pub const MAX_RECORD_IDS: usize = 20;
+
+/// What becomes of one listed RecordId.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Removed,
+    /// The manifest is the stream's, its bucket another account's.
+    AccessDenied,
+    /// No such live manifest of this stream.
+    FileNotFound,
+}
+
+impl Verdict {
+    /// A manifest is removed only by the stream it was made of, and only
+    /// by the account that owns its bucket.
+    fn of(
+        record: Option<&ManifestRecord>,
+        request: &proto::DeleteLiveStreamRecordIndexFilesRequest,
+        owns_bucket: impl Fn(&str) -> bool,
+    ) -> Verdict {
+        match record {
+            Some(record)
+                if record.domain_name == request.domain_name
+                    && record.app_name == request.app_name
+                    && record.stream_name == request.stream_name =>
+            {
+                if owns_bucket(&record.oss_bucket) {
+                    Verdict::Removed
+                } else {
+                    Verdict::AccessDenied
+                }
+            }
+            _ => Verdict::FileNotFound,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Verdict::Removed => "OK",
+            Verdict::AccessDenied => "AccessDenied",
+            Verdict::FileNotFound => "FileNotFound",
+        }
+    }
+}
+
+/// Rule 1 of a Delete.
+fn check_request(request: &proto::DeleteLiveStreamRecordIndexFilesRequest) -> ApiResult<()> {
+    check_required(
+        &request.domain_name,
+        &request.app_name,
+        &request.stream_name,
+        &[],
+    )?;
+    if request.record_id.is_empty() || request.record_id.len() > MAX_RECORD_IDS {
+        return Err(ApiError::InvalidParams(format!(
+            "RecordId must list 1 to {MAX_RECORD_IDS} ids"
+        )));
+    }
+    Ok(())
+}
+
+/// The catalog side of a Delete, in one go: each listed manifest removed
+/// when its verdict says so, durably, then the removed manifests whose
+/// playlists no other live manifest points at (a template without
+/// {RecordId} writes the same key twice), when the request asks for the
+/// files to go too.
+fn remove_manifests(
+    catalog: &Catalog,
+    request: &proto::DeleteLiveStreamRecordIndexFilesRequest,
+    owns_bucket: impl Fn(&str) -> bool,
+    now: Micros,
+) -> ApiResult<(Vec<proto::RecordDeleteInfo>, Vec<ManifestRecord>)> {
+    let mut outcomes = Vec::with_capacity(request.record_id.len());
+    let mut removed = Vec::new();
+    for id in &request.record_id {
+        let record = match uuid::Uuid::parse_str(id) {
+            Ok(uuid) => catalog.manifest(&uuid, now)?,
+            Err(_) => None,
+        };
+        let verdict = Verdict::of(record.as_ref(), request, &owns_bucket);
+        if let (Verdict::Removed, Some(record)) = (verdict, record) {
+            catalog.delete_manifest(&record)?;
+            removed.push(record);
+        }
+        outcomes.push(proto::RecordDeleteInfo {
+            record_id: id.clone(),
+            message: verdict.message().to_string(),
+        });
+    }
+    if !removed.is_empty() {
+        catalog.flush_blocking()?;
+    }
+    let mut unreferenced = Vec::new();
+    if request.remove_file {
+        for record in removed {
+            if !catalog.playlist_shared(&record, now)? {
+                unreferenced.push(record);
+            }
+        }
+    }
+    Ok((outcomes, unreferenced))
+}
 
 impl IndexService {
     pub async fn delete(
@@ -20,68 +123,27 @@ impl IndexService {
             Operation::DeleteLiveStreamRecordIndexFiles,
             &request.domain_name,
         )?;
-        check_required(
-            &request.domain_name,
-            &request.app_name,
-            &request.stream_name,
-            &[],
-        )?;
-        if request.record_id.is_empty() || request.record_id.len() > MAX_RECORD_IDS {
-            return Err(ApiError::InvalidParams(format!(
-                "RecordId must list 1 to {MAX_RECORD_IDS} ids"
-            )));
-        }
+        check_request(&request)?;
         let now = self.clock.now();
         // Lookups, deletions and the flush are catalog work: off the async
-        // runtime, in one go.
+        // runtime.
         let catalog = self.catalog.clone();
         let caller = caller.clone();
         let (outcomes, unreferenced) = blocking(move || {
-            let mut outcomes = Vec::with_capacity(request.record_id.len());
-            let mut removed = Vec::new();
-            for id in &request.record_id {
-                let record = match uuid::Uuid::parse_str(id) {
-                    Ok(uuid) => catalog.manifest(&uuid, now)?,
-                    Err(_) => None,
-                };
-                let message = match record {
-                    Some(record)
-                        if record.domain_name == request.domain_name
-                            && record.app_name == request.app_name
-                            && record.stream_name == request.stream_name =>
-                    {
-                        if caller.owns_bucket(&record.oss_bucket) {
-                            catalog.delete_manifest(&record)?;
-                            removed.push(record);
-                            "OK"
-                        } else {
-                            "AccessDenied"
-                        }
-                    }
-                    _ => "FileNotFound",
-                };
-                outcomes.push(proto::RecordDeleteInfo {
-                    record_id: id.clone(),
-                    message: message.to_string(),
-                });
-            }
-            if !removed.is_empty() {
-                catalog.flush_blocking()?;
-            }
-            // A playlist another live manifest still points at stays (a
-            // template without {RecordId} wrote the same key twice).
-            let mut unreferenced = Vec::new();
-            if request.remove_file {
-                for record in removed {
-                    if !catalog.playlist_shared(&record, now)? {
-                        unreferenced.push(record);
-                    }
-                }
-            }
-            Ok((outcomes, unreferenced))
+            remove_manifests(&catalog, &request, |bucket| caller.owns_bucket(bucket), now)
         })
         .await?;
-        for record in &unreferenced {
+        self.remove_playlists(&unreferenced).await;
+        Ok(proto::DeleteLiveStreamRecordIndexFilesResponse {
+            request_id: String::new(),
+            code: "OK".into(),
+            message: "OK".into(),
+            record_delete_info_list: outcomes,
+        })
+    }
+
+    async fn remove_playlists(&self, records: &[ManifestRecord]) {
+        for record in records {
             match self
                 .storage
                 .delete(&record.oss_endpoint, &record.oss_bucket, &record.oss_object)
@@ -99,11 +161,59 @@ impl IndexService {
                 ),
             }
         }
-        Ok(proto::DeleteLiveStreamRecordIndexFilesResponse {
-            request_id: String::new(),
-            code: "OK".into(),
-            message: "OK".into(),
-            record_delete_info_list: outcomes,
-        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> proto::DeleteLiveStreamRecordIndexFilesRequest {
+        proto::DeleteLiveStreamRecordIndexFilesRequest {
+            domain_name: "example.com".into(),
+            app_name: "live".into(),
+            stream_name: "cam".into(),
+            record_id: vec![uuid::Uuid::nil().to_string()],
+            ..Default::default()
+        }
+    }
+
+    fn record(stream_name: &str, bucket: &str) -> ManifestRecord {
+        ManifestRecord {
+            domain_name: "example.com".into(),
+            app_name: "live".into(),
+            stream_name: stream_name.into(),
+            oss_bucket: bucket.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_manifest_goes_only_from_its_stream_and_owner() {
+        let request = request();
+        let owns = |bucket: &str| bucket == "mine";
+        let verdict = |record: Option<ManifestRecord>| Verdict::of(record.as_ref(), &request, owns);
+        assert_eq!(verdict(Some(record("cam", "mine"))), Verdict::Removed);
+        assert_eq!(
+            verdict(Some(record("cam", "theirs"))),
+            Verdict::AccessDenied
+        );
+        assert_eq!(
+            verdict(Some(record("other", "theirs"))),
+            Verdict::FileNotFound
+        );
+        assert_eq!(verdict(None), Verdict::FileNotFound);
+    }
+
+    #[test]
+    fn a_request_lists_one_to_twenty_ids() {
+        assert!(check_request(&request()).is_ok());
+        for count in [0, MAX_RECORD_IDS + 1] {
+            let request = proto::DeleteLiveStreamRecordIndexFilesRequest {
+                record_id: vec!["x".into(); count],
+                ..request()
+            };
+            assert_eq!(check_request(&request).unwrap_err().code(), "InvalidParams");
+        }
     }
 }
