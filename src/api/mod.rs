@@ -42,15 +42,37 @@ fn context<T>(request: &Request<T>) -> Result<RequestContext, Status> {
         })
 }
 
-/// Finishes an RPC, putting the request id in the body through `with_id`
-/// (the gate puts it in the `x-request-id` metadata and logs the outcome).
-fn reply<T, R>(
-    request_id: String,
-    result: ApiResult<T>,
-    with_id: impl FnOnce(T, String) -> R,
-) -> Result<Response<R>, Status> {
+/// A response message, which the service leaves without its RequestId:
+/// the id is the adapter's, and a ClientToken's stored answer must not
+/// carry the id of the request that first made it.
+trait Answer {
+    fn with_request_id(self, request_id: String) -> Self;
+}
+
+macro_rules! answers {
+    ($($response:ident),* $(,)?) => {$(
+        impl Answer for proto::$response {
+            fn with_request_id(self, request_id: String) -> Self {
+                proto::$response { request_id, ..self }
+            }
+        }
+    )*};
+}
+
+answers!(
+    CreateLiveStreamRecordIndexFilesResponse,
+    RegisterLiveStreamRecordSegmentsResponse,
+    DescribeLiveStreamRecordIndexFileResponse,
+    DescribeLiveStreamRecordIndexFilesResponse,
+    DeleteLiveStreamRecordIndexFilesResponse,
+    DescribeLiveStreamRecordContentResponse,
+);
+
+/// Finishes an RPC with the request id in the body (the gate puts it in
+/// the `x-request-id` metadata and logs the outcome).
+fn reply<R: Answer>(request_id: String, result: ApiResult<R>) -> Result<Response<R>, Status> {
     match result {
-        Ok(value) => Ok(Response::new(with_id(value, request_id))),
+        Ok(answer) => Ok(Response::new(answer.with_request_id(request_id))),
         Err(err) => Err(to_status(&err, &request_id)),
     }
 }
@@ -66,12 +88,7 @@ impl RecordIndex for GrpcApi {
             .service
             .create(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |answer, request_id| {
-            proto::CreateLiveStreamRecordIndexFilesResponse {
-                request_id,
-                ..answer
-            }
-        })
+        reply(context.request_id, result)
     }
 
     async fn register_live_stream_record_segments(
@@ -83,13 +100,7 @@ impl RecordIndex for GrpcApi {
             .service
             .register(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |outcome, request_id| {
-            proto::RegisterLiveStreamRecordSegmentsResponse {
-                request_id,
-                accepted: outcome.accepted as i32,
-                duplicates: outcome.duplicates as i32,
-            }
-        })
+        reply(context.request_id, result)
     }
 
     async fn describe_live_stream_record_index_file(
@@ -101,12 +112,7 @@ impl RecordIndex for GrpcApi {
             .service
             .describe_file(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |info, request_id| {
-            proto::DescribeLiveStreamRecordIndexFileResponse {
-                request_id,
-                record_index_info: Some(info),
-            }
-        })
+        reply(context.request_id, result)
     }
 
     async fn describe_live_stream_record_index_files(
@@ -118,9 +124,7 @@ impl RecordIndex for GrpcApi {
             .service
             .describe_files(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |page, request_id| {
-            proto::DescribeLiveStreamRecordIndexFilesResponse { request_id, ..page }
-        })
+        reply(context.request_id, result)
     }
 
     async fn delete_live_stream_record_index_files(
@@ -132,12 +136,7 @@ impl RecordIndex for GrpcApi {
             .service
             .delete(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |answer, request_id| {
-            proto::DeleteLiveStreamRecordIndexFilesResponse {
-                request_id,
-                ..answer
-            }
-        })
+        reply(context.request_id, result)
     }
 
     async fn describe_live_stream_record_content(
@@ -149,11 +148,6 @@ impl RecordIndex for GrpcApi {
             .service
             .describe_content(&context.caller, request.into_inner())
             .await;
-        reply(context.request_id, result, |spans, request_id| {
-            proto::DescribeLiveStreamRecordContentResponse {
-                request_id,
-                record_content_info_list: spans,
-            }
-        })
+        reply(context.request_id, result)
     }
 }

@@ -4,7 +4,7 @@
 use super::{IndexService, blocking, check_required, listing_window, stream_name};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, quote};
-use crate::manifest::spans::spans;
+use crate::manifest::spans::{Span, spans};
 use crate::manifest::{MICROS_PER_SECOND, time};
 use crate::operations::Operation;
 use crate::proto;
@@ -14,7 +14,7 @@ impl IndexService {
         &self,
         caller: &Caller,
         request: proto::DescribeLiveStreamRecordContentRequest,
-    ) -> ApiResult<Vec<proto::RecordContentInfo>> {
+    ) -> ApiResult<proto::DescribeLiveStreamRecordContentResponse> {
         caller.authorize(
             Operation::DescribeLiveStreamRecordContent,
             &request.domain_name,
@@ -60,16 +60,25 @@ impl IndexService {
         })
         .await?;
         segments.sort_by_key(|segment| (segment.start, segment.end()));
-        Ok(spans(&segments, self.span_gap)
-            .into_iter()
-            .map(|span| proto::RecordContentInfo {
-                start_time: time::format_request_time(span.start),
-                end_time: time::format_request_time(span.end + MICROS_PER_SECOND - 1),
-                duration: span.duration_seconds(),
-                oss_endpoint: span.endpoint,
-                oss_bucket: span.bucket,
-                oss_object_prefix: span.object_prefix,
-            })
-            .collect())
+        Ok(proto::DescribeLiveStreamRecordContentResponse {
+            request_id: String::new(),
+            record_content_info_list: spans(&segments, self.span_gap)
+                .into_iter()
+                .map(content_info)
+                .collect(),
+        })
+    }
+}
+
+/// A span as the API shows it: EndTime in whole seconds, rounded up so the
+/// span's last moment is inside it.
+fn content_info(span: Span) -> proto::RecordContentInfo {
+    proto::RecordContentInfo {
+        start_time: time::format_request_time(span.start),
+        end_time: time::format_request_time(span.end + MICROS_PER_SECOND - 1),
+        duration: span.duration_seconds(),
+        oss_endpoint: span.endpoint,
+        oss_bucket: span.bucket,
+        oss_object_prefix: span.object_prefix,
     }
 }

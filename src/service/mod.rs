@@ -1,6 +1,18 @@
-//! The operations of the service, free of gRPC: each takes the caller and a
-//! request, applies the design's rules in order and returns a result or an
-//! [`ApiError`](crate::error::ApiError).
+//! The operations of the service, free of gRPC transport: each takes the
+//! caller and a request, applies the design's rules in order and returns a
+//! result or an [`ApiError`](crate::error::ApiError).
+//!
+//! The boundary, for every RPC alike: an operation takes the RPC's request
+//! message and returns its response message with `request_id` left empty;
+//! it never sees tonic or builds a status. The adapters (`api` for gRPC,
+//! `webhook` for recorders' callbacks) fill in the RequestId and turn an
+//! [`ApiError`](crate::error::ApiError) into their own errors. The
+//! messages are the operations' own types rather than a copy in domain
+//! types because a ClientToken is defined on them: a request's fingerprint
+//! is its encoding and a token's stored answer is the encoded response,
+//! replayed as it was first sent. Inside an operation the rules work on
+//! domain types (a Create's `Plan`, the catalog's records), and the
+//! messages are read at the start and built at the end.
 
 mod content;
 mod create;

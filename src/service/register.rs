@@ -4,7 +4,7 @@
 use super::idempotency::{PendingToken, fingerprint};
 use super::{IndexService, blocking, stream_name};
 use crate::auth::Caller;
-use crate::catalog::RegisterOutcome;
+use crate::catalog::{RegisterOutcome, StreamName};
 use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Format, MICROS_PER_SECOND, Micros, Segment, names, time};
@@ -125,7 +125,7 @@ fn parse_segment(index: usize, segment: &proto::Segment, now: Micros) -> ApiResu
     })
 }
 
-/// The answer to a Register, as a ClientToken keeps it.
+/// The answer to a Register, as the client and a ClientToken see it.
 fn response_of(outcome: &RegisterOutcome) -> proto::RegisterLiveStreamRecordSegmentsResponse {
     proto::RegisterLiveStreamRecordSegmentsResponse {
         request_id: String::new(),
@@ -134,32 +134,89 @@ fn response_of(outcome: &RegisterOutcome) -> proto::RegisterLiveStreamRecordSegm
     }
 }
 
+/// The rules of a batch that need no I/O: names, size, each segment, and
+/// the buckets, which must all be the account's: segments in another
+/// tenant's bucket would let one account index, and so read, another's
+/// recordings.
+fn check_batch(
+    request: &proto::RegisterLiveStreamRecordSegmentsRequest,
+    max_batch: usize,
+    now: Micros,
+    account: &str,
+    owns_bucket: impl Fn(&str) -> bool,
+) -> ApiResult<Vec<Described>> {
+    names::check_stream_names(
+        &request.domain_name,
+        &request.app_name,
+        &request.stream_name,
+    )?;
+    if request.segments.is_empty() || request.segments.len() > max_batch {
+        return Err(ApiError::InvalidParams(format!(
+            "Segments holds {} segments; a request carries 1 to {max_batch} (max_register_batch)",
+            request.segments.len(),
+        )));
+    }
+    let described = request
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(index, segment)| parse_segment(index, segment, now))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if let Some((index, described)) = described
+        .iter()
+        .enumerate()
+        .find(|(_, d)| !owns_bucket(&d.segment.bucket))
+    {
+        return Err(ApiError::BucketNotFound(format!(
+            "Segments[{index}].OssBucket: bucket {} does not belong to account {account}",
+            quote(&described.segment.bucket),
+        )));
+    }
+    Ok(described)
+}
+
+impl Described {
+    fn needs_probe(&self) -> bool {
+        self.missing_duration || self.missing_size
+    }
+}
+
+/// Segments already registered are duplicates whatever their media says:
+/// they are not read again (their objects may even be gone). `known`
+/// answers, in order, for each segment that [`Described::needs_probe`].
+fn skip_known(described: Vec<Described>, known: Vec<bool>) -> Vec<Described> {
+    let mut known = known.into_iter();
+    described
+        .into_iter()
+        .map(|mut d| {
+            if d.needs_probe() && known.next() == Some(true) {
+                // The catalog keeps the stored copy: nothing to probe, and
+                // any valid length will do.
+                if d.missing_duration {
+                    d.segment.duration = MIN_SEGMENT_MICROS;
+                }
+                d.missing_duration = false;
+                d.missing_size = false;
+            }
+            d
+        })
+        .collect()
+}
+
 impl IndexService {
     pub async fn register(
         &self,
         caller: &Caller,
         mut request: proto::RegisterLiveStreamRecordSegmentsRequest,
-    ) -> ApiResult<RegisterOutcome> {
+    ) -> ApiResult<proto::RegisterLiveStreamRecordSegmentsResponse> {
         let operation = Operation::RegisterLiveStreamRecordSegments;
         caller.authorize(operation, &request.domain_name)?;
         let token = std::mem::take(&mut request.client_token);
         let request_fingerprint = fingerprint(&request);
-        let answer = self
-            .once(
-                caller,
-                operation,
-                &token,
-                request_fingerprint,
-                |token| async {
-                    let outcome = self.register_new(caller, request, token).await?;
-                    Ok(response_of(&outcome))
-                },
-            )
-            .await?;
-        Ok(RegisterOutcome {
-            accepted: answer.accepted as u32,
-            duplicates: answer.duplicates as u32,
+        self.once(caller, operation, &token, request_fingerprint, |token| {
+            self.register_new(caller, request, token)
         })
+        .await
     }
 
     async fn register_new(
@@ -167,72 +224,44 @@ impl IndexService {
         caller: &Caller,
         request: proto::RegisterLiveStreamRecordSegmentsRequest,
         token: Option<PendingToken>,
-    ) -> ApiResult<RegisterOutcome> {
-        names::check_stream_names(
-            &request.domain_name,
-            &request.app_name,
-            &request.stream_name,
-        )?;
-        if request.segments.is_empty() || request.segments.len() > self.max_register_batch {
-            return Err(ApiError::InvalidParams(format!(
-                "Segments holds {} segments; a request carries 1 to {} (max_register_batch)",
-                request.segments.len(),
-                self.max_register_batch
-            )));
-        }
+    ) -> ApiResult<proto::RegisterLiveStreamRecordSegmentsResponse> {
         let now = self.clock.now();
-        let described = request
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(index, segment)| parse_segment(index, segment, now))
-            .collect::<ApiResult<Vec<_>>>()?;
-        // Segments in another tenant's bucket would let one account index,
-        // and so read, another's recordings.
-        if let Some((index, described)) = described
-            .iter()
-            .enumerate()
-            .find(|(_, d)| !caller.owns_bucket(&d.segment.bucket))
-        {
-            return Err(ApiError::BucketNotFound(format!(
-                "Segments[{index}].OssBucket: bucket {} does not belong to account {}",
-                quote(&described.segment.bucket),
-                caller.account.id
-            )));
-        }
-        // Segments already registered are duplicates whatever their media
-        // says: they are not read again (their objects may even be gone).
+        let described = check_batch(
+            &request,
+            self.max_register_batch,
+            now,
+            &caller.account.id,
+            |bucket| caller.owns_bucket(bucket),
+        )?;
         let name = stream_name(
             &request.domain_name,
             &request.app_name,
             &request.stream_name,
         );
-        let catalog = self.catalog.clone();
-        let lookup_name = name.clone();
-        let probe_candidates: Vec<Segment> = described
+        let candidates: Vec<Segment> = described
             .iter()
-            .filter(|d| d.missing_duration || d.missing_size)
+            .filter(|d| d.needs_probe())
             .map(|d| d.segment.clone())
             .collect();
+        let (catalog, lookup_name) = (self.catalog.clone(), name.clone());
         let known =
-            blocking(move || Ok(catalog.registered(&lookup_name, &probe_candidates, now)?)).await?;
-        let mut known = known.into_iter();
-        let described = described
-            .into_iter()
-            .map(|mut d| {
-                if (d.missing_duration || d.missing_size) && known.next() == Some(true) {
-                    // The catalog keeps the stored copy: nothing to probe,
-                    // and any valid length will do.
-                    if d.missing_duration {
-                        d.segment.duration = MIN_SEGMENT_MICROS;
-                    }
-                    d.missing_duration = false;
-                    d.missing_size = false;
-                }
-                d
-            })
-            .collect();
-        let segments = self.complete_from_media(described).await?;
+            blocking(move || Ok(catalog.registered(&lookup_name, &candidates, now)?)).await?;
+        let segments = self
+            .complete_from_media(skip_known(described, known))
+            .await?;
+        let outcome = self.commit_batch(name, segments, now, token).await?;
+        Ok(response_of(&outcome))
+    }
+
+    /// Stores the batch and its ClientToken answer in one transaction,
+    /// acknowledged once flushed.
+    async fn commit_batch(
+        &self,
+        name: StreamName,
+        segments: Vec<Segment>,
+        now: Micros,
+        token: Option<PendingToken>,
+    ) -> ApiResult<RegisterOutcome> {
         let catalog = self.catalog.clone();
         let outcome = blocking(move || {
             let answer = token
@@ -271,5 +300,72 @@ mod tests {
         }
         assert_eq!(checked_duration(0, 0.001).unwrap(), 1000);
         assert_eq!(checked_duration(0, 3600.0).unwrap(), 3_600_000_000);
+    }
+
+    fn request(segments: usize) -> proto::RegisterLiveStreamRecordSegmentsRequest {
+        proto::RegisterLiveStreamRecordSegmentsRequest {
+            domain_name: "example.com".into(),
+            app_name: "live".into(),
+            stream_name: "cam".into(),
+            segments: (0..segments)
+                .map(|i| proto::Segment {
+                    oss_endpoint: "localhost:8333".into(),
+                    oss_bucket: "records".into(),
+                    oss_object: format!("live/cam/{i}.ts"),
+                    start_time: format!("2026-11-25T10:00:{:02}Z", i * 6),
+                    duration: if i == 1 { 0.0 } else { 6.0 },
+                    width: 640,
+                    height: 360,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn now() -> Micros {
+        time::parse_request_time("2026-11-25T11:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_checked_names_size_segments_then_buckets() {
+        let owned = |_: &str| true;
+        let foreign = |_: &str| false;
+        let described = check_batch(&request(3), 10, now(), "1", owned).unwrap();
+        assert_eq!(described.len(), 3);
+        let probed: Vec<bool> = described.iter().map(Described::needs_probe).collect();
+        assert_eq!(probed, [false, true, false]);
+        let code = |result: ApiResult<Vec<Described>>| result.err().unwrap().code();
+        let mut bad_name = request(3);
+        bad_name.stream_name = "cam*".into();
+        assert_eq!(
+            code(check_batch(&bad_name, 0, now(), "1", foreign)),
+            "InvalidParams"
+        );
+        assert_eq!(
+            code(check_batch(&request(3), 2, now(), "1", owned)),
+            "InvalidParams"
+        );
+        let mut bad_segment = request(3);
+        bad_segment.segments[2].sequence = -1;
+        let err = check_batch(&bad_segment, 10, now(), "1", foreign)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("Segments[2].Sequence"), "{err}");
+        assert_eq!(
+            code(check_batch(&request(3), 10, now(), "1", foreign)),
+            "InvalidBucket.NotFound"
+        );
+    }
+
+    #[test]
+    fn known_segments_are_not_probed() {
+        let described = check_batch(&request(3), 10, now(), "1", |_| true).unwrap();
+        let kept = skip_known(described, vec![true]);
+        assert!(kept.iter().all(|d| !d.needs_probe()));
+        assert_eq!(kept[1].segment.duration, MIN_SEGMENT_MICROS);
+        let described = check_batch(&request(3), 10, now(), "1", |_| true).unwrap();
+        let kept = skip_known(described, vec![false]);
+        assert!(kept[1].missing_duration);
     }
 }
