@@ -10,7 +10,8 @@
 //!   file format.
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
-//! - [`service`]: the operations (every RPC), free of gRPC.
+//! - [`service`]: the operations (every RPC), free of gRPC transport:
+//!   request messages in, response messages out.
 //! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
 //!   rate limits, deadlines, one log line per request), the handlers and the
 //!   error-to-status mapping.
