@@ -433,6 +433,23 @@ impl Config {
                 max_attempts: default_attempts(),
             });
         }
+        self.check_numbers()?;
+        self.finish_endpoints()?;
+        check_rate_limits("rate_limits", &self.rate_limits)?;
+        accounts::check(&self.accounts)?;
+        self.check_srs_webhook()?;
+        if self.is_local_mode() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "listen = {} is not a loopback address: without [[accounts]] the service has no \
+                 authentication and serves loopback only; add accounts with keys to listen elsewhere",
+                self.listen
+            )));
+        }
+        Ok(self)
+    }
+
+    /// The service-wide numbers are in their ranges.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
         if !(self.span_gap_seconds >= 0.0 && self.span_gap_seconds.is_finite()) {
             return Err(ConfigError::Invalid(
                 "span_gap_seconds must be 0 or more".into(),
@@ -461,6 +478,12 @@ impl Config {
                 "max_segments_per_manifest must be at least 1".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Each endpoint named once, reachable in its kind's way, with a root
+    /// for local ones.
+    fn finish_endpoints(&mut self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for endpoint in &mut self.endpoints {
             if !names::is_endpoint(&endpoint.name) {
@@ -500,73 +523,69 @@ impl Config {
                 )));
             }
         }
-        check_rate_limits("rate_limits", &self.rate_limits)?;
-        accounts::check(&self.accounts)?;
-        if let Some(webhook) = &self.srs_webhook {
-            for source in &webhook.sources {
-                let valid = source.secret_sha256.len() == 64
-                    && source.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
-                if !valid {
-                    return Err(ConfigError::Invalid(
-                        "srs_webhook source: secret_sha256 must be 64 hex characters".into(),
-                    ));
-                }
-                if !names::is_endpoint(&source.endpoint) || !names::is_bucket(&source.bucket) {
-                    return Err(ConfigError::Invalid(format!(
-                        "srs_webhook source: endpoint {:?} or bucket {:?} is not valid",
-                        source.endpoint, source.bucket
-                    )));
-                }
-                if self.is_local_mode() {
-                    if source.account != LOCAL_ACCOUNT {
-                        return Err(ConfigError::Invalid(format!(
-                            "srs_webhook source: no account {:?}",
-                            source.account
-                        )));
-                    }
-                    continue;
-                }
-                // A source whose streams the account could not register
-                // would fail every callback; say so now instead.
-                let account = self
-                    .accounts
-                    .iter()
-                    .find(|account| account.id == source.account)
-                    .ok_or_else(|| {
-                        ConfigError::Invalid(format!(
-                            "srs_webhook source: no account {:?}",
-                            source.account
-                        ))
-                    })?;
-                let owns = |patterns: &[String], name: &str| {
-                    patterns
-                        .iter()
-                        .any(|pattern| crate::patterns::matches(pattern, name))
-                };
-                if !owns(&account.domains, &source.domain)
-                    || !owns(&account.buckets, &source.bucket)
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "srs_webhook source: account {:?} does not own domain {:?} and bucket {:?}",
-                        source.account, source.domain, source.bucket
-                    )));
-                }
+        Ok(())
+    }
+
+    /// Each SRS source belongs to an account that owns its domain and
+    /// bucket.
+    fn check_srs_webhook(&self) -> Result<(), ConfigError> {
+        let Some(webhook) = &self.srs_webhook else {
+            return Ok(());
+        };
+        for source in &webhook.sources {
+            let valid = source.secret_sha256.len() == 64
+                && source.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                return Err(ConfigError::Invalid(
+                    "srs_webhook source: secret_sha256 must be 64 hex characters".into(),
+                ));
             }
-            if self.is_local_mode() && !webhook.listen.ip().is_loopback() {
+            if !names::is_endpoint(&source.endpoint) || !names::is_bucket(&source.bucket) {
                 return Err(ConfigError::Invalid(format!(
-                    "srs_webhook listen = {} is not a loopback address; without [[accounts]] the service serves loopback only",
-                    webhook.listen
+                    "srs_webhook source: endpoint {:?} or bucket {:?} is not valid",
+                    source.endpoint, source.bucket
+                )));
+            }
+            if self.is_local_mode() {
+                if source.account != LOCAL_ACCOUNT {
+                    return Err(ConfigError::Invalid(format!(
+                        "srs_webhook source: no account {:?}",
+                        source.account
+                    )));
+                }
+                continue;
+            }
+            // A source whose streams the account could not register
+            // would fail every callback; say so now instead.
+            let account = self
+                .accounts
+                .iter()
+                .find(|account| account.id == source.account)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "srs_webhook source: no account {:?}",
+                        source.account
+                    ))
+                })?;
+            let owns = |patterns: &[String], name: &str| {
+                patterns
+                    .iter()
+                    .any(|pattern| crate::patterns::matches(pattern, name))
+            };
+            if !owns(&account.domains, &source.domain) || !owns(&account.buckets, &source.bucket) {
+                return Err(ConfigError::Invalid(format!(
+                    "srs_webhook source: account {:?} does not own domain {:?} and bucket {:?}",
+                    source.account, source.domain, source.bucket
                 )));
             }
         }
-        if self.is_local_mode() && !self.listen.ip().is_loopback() {
+        if self.is_local_mode() && !webhook.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
-                "listen = {} is not a loopback address: without [[accounts]] the service has no \
-                 authentication and serves loopback only; add accounts with keys to listen elsewhere",
-                self.listen
+                "srs_webhook listen = {} is not a loopback address; without [[accounts]] the service serves loopback only",
+                webhook.listen
             )));
         }
-        Ok(self)
+        Ok(())
     }
 
     /// Requests per second `account_id` may make of `operation`.
