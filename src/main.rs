@@ -231,51 +231,8 @@ async fn main() -> ExitCode {
             config,
             data_dir,
             out,
-        } => {
-            let config = match load_config(config, None, data_dir) {
-                Ok(config) => config,
-                Err(message) => {
-                    eprintln!("record-index: {message}");
-                    return ExitCode::from(2);
-                }
-            };
-            let catalog = record_index::catalog::backup::catalog_dir(&config.data_dir);
-            match record_index::catalog::backup::backup(
-                &config.data_dir,
-                &out,
-                config.cache_capacity_bytes,
-            ) {
-                Ok(summary) => {
-                    println!(
-                        "record-index: backed up {} to {}: {summary}",
-                        catalog.display(),
-                        out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("record-index: backup failed: {err}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Restore { from, data_dir } => {
-            let catalog = record_index::catalog::backup::catalog_dir(&data_dir);
-            match record_index::catalog::backup::restore(&from, &data_dir) {
-                Ok(summary) => {
-                    println!(
-                        "record-index: restored {} into {}: {summary}",
-                        from.display(),
-                        catalog.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("record-index: restore failed: {err}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => backup(config, data_dir, &out),
+        Command::Restore { from, data_dir } => restore(&from, &data_dir),
         Command::Import {
             config,
             server,
@@ -315,40 +272,95 @@ async fn main() -> ExitCode {
             config,
             listen,
             data_dir,
-        } => {
-            let config = match load_config(config, listen, data_dir) {
-                Ok(config) => config,
-                Err(message) => {
-                    eprintln!("record-index: {message}");
-                    return ExitCode::from(2);
-                }
-            };
-            let shutdown = shutdown_signal();
-            let server = match Server::bind(&config).await {
-                Ok(server) => server,
-                Err(err) => {
-                    eprintln!("record-index: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let address = server
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            // Tests and scripts read this line to learn the port of `:0`.
-            println!("record-index listening on {address}");
-            if let Some(webhook) = server.webhook_addr() {
-                println!("record-index SRS webhook listening on {webhook}");
-            }
-            if let Some(metrics) = server.metrics_addr() {
-                println!("record-index metrics listening on {metrics}");
-            }
-            tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
-            if let Err(err) = server.run(shutdown).await {
-                eprintln!("record-index: {err}");
-                return ExitCode::FAILURE;
-            }
+        } => serve(config, listen, data_dir).await,
+    }
+}
+
+/// `record-index backup`: the catalog of the config's data directory into
+/// one file.
+fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::Path) -> ExitCode {
+    let config = match load_config(config, None, data_dir) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("record-index: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let catalog = record_index::catalog::backup::catalog_dir(&config.data_dir);
+    match record_index::catalog::backup::backup(&config.data_dir, out, config.cache_capacity_bytes)
+    {
+        Ok(summary) => {
+            println!(
+                "record-index: backed up {} to {}: {summary}",
+                catalog.display(),
+                out.display()
+            );
             ExitCode::SUCCESS
         }
+        Err(err) => {
+            eprintln!("record-index: backup failed: {err}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// `record-index restore`: a backup file into an empty data directory.
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+    let catalog = record_index::catalog::backup::catalog_dir(data_dir);
+    match record_index::catalog::backup::restore(from, data_dir) {
+        Ok(summary) => {
+            println!(
+                "record-index: restored {} into {}: {summary}",
+                from.display(),
+                catalog.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("record-index: restore failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `record-index serve`: binds every listener, says where, and serves until
+/// SIGTERM or SIGINT.
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
+    let config = match load_config(config, listen, data_dir) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("record-index: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = shutdown_signal();
+    let server = match Server::bind(&config).await {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("record-index: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = server
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Tests and scripts read this line to learn the port of `:0`.
+    println!("record-index listening on {address}");
+    if let Some(webhook) = server.webhook_addr() {
+        println!("record-index SRS webhook listening on {webhook}");
+    }
+    if let Some(metrics) = server.metrics_addr() {
+        println!("record-index metrics listening on {metrics}");
+    }
+    tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
+    if let Err(err) = server.run(shutdown).await {
+        eprintln!("record-index: {err}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
