@@ -10,8 +10,8 @@
 //! - `retention`: the sweeper removing expired records.
 //! - [`codec`], [`object_index`], `records`: how blocks, index buckets and
 //!   records are encoded.
-//! - [`backup`]: backup and restore of a catalog directory, and the backup
-//!   file format.
+//! - [`backup`]: backup and restore of a catalog directory, in the file
+//!   format of [`backup::format`].
 //!
 //! Trees:
 //! - `streams`: stream name → [`StreamRecord`].
