@@ -14,6 +14,9 @@
 //! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
 //!   rate limits, deadlines, one log line per request), the handlers and the
 //!   error-to-status mapping.
+//! - [`admission`]: per-account rate limits behind the [`admission::Admission`]
+//!   trait, shared by the gRPC gate and the SRS webhook; the in-process
+//!   GCRA limiter runs on the injected clock.
 //! - [`telemetry`]: the Prometheus metrics and their `/metrics` listener.
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
@@ -26,6 +29,7 @@
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
 //!   source, the one error enum, and the assembly of it all.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod catalog;
