@@ -3,8 +3,10 @@
 //! media.
 //!
 //! Map of the modules:
-//! - [`manifest`]: pure rules: time formats, names, the OssObject template,
-//!   the range rule, segment selection, the playlist writer, relative URIs.
+//! - [`manifest`]: the domain model every module speaks in (`Segment`,
+//!   `Format`, `Micros`), and the pure rules: time formats, names, the
+//!   OssObject template, the range rule, segment selection, the playlist
+//!   writer, relative URIs.
 //! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
 //! - [`catalog`]: segments and manifest metadata in sled, and the backup
 //!   file format.
