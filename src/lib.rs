@@ -8,13 +8,15 @@
 //!   OssObject template, the range rule, segment selection, the playlist
 //!   writer, relative URIs.
 //! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
-//! - [`catalog`]: segments and manifest metadata in sled, and the backup
-//!   file format.
+//! - [`catalog`]: the sled engine, with a module per kind of record
+//!   (segments and their duplicate index, manifest metadata, ClientToken
+//!   answers, retention), and backup and restore of a catalog directory in
+//!   the file format of [`catalog::backup::format`].
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
 //! - [`service`]: the operations (every RPC), free of gRPC.
 //! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
-//!   rate limits, deadlines, one log line per request), the handlers and the
+//!   admission, deadlines, one log line per request), the handlers and the
 //!   error-to-status mapping.
 //! - [`admission`]: per-account rate limits behind the [`admission::Admission`]
 //!   trait, shared by the gRPC gate and the SRS webhook; the in-process
@@ -28,8 +30,9 @@
 //! - [`connections`]: the gRPC listener's accept loop: the connection cap
 //!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
-//! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
-//!   source, the one error enum, and the assembly of it all.
+//! - [`config`], [`clock`], [`error`], [`server`]: configuration, the time
+//!   source (the wall clock, and a steady reading for intervals), the one
+//!   error enum, and the assembly of it all.
 
 pub mod admission;
 pub mod api;

@@ -1,8 +1,8 @@
 //! Backup and restore of the catalog directory: [`backup`] exports every
-//! sled collection into one file of the [`format`], and [`restore`] reads
-//! such a file back into a new catalog with `sled::Db::import`. The catalog
-//! must not be open elsewhere: sled's lock is what makes the copy
-//! consistent.
+//! sled collection into one file of the [`format`](mod@format), and
+//! [`restore`] reads such a file back into a new catalog with
+//! `sled::Db::import`. The catalog must not be open elsewhere: sled's lock
+//! is what makes the copy consistent.
 
 pub mod format;
 
