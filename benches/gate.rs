@@ -12,9 +12,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use record_index::admission::InProcessLimiter;
 use record_index::api::gate::{GateLayer, RequestContext};
-use record_index::api::rate_limit::RateLimiter;
 use record_index::auth::{Accounts, keys};
+use record_index::clock::SystemClock;
 use record_index::config::Config;
 use record_index::operations::Operation;
 use record_index::proto::record_index_client::RecordIndexClient;
@@ -61,7 +62,11 @@ async fn gate_alone() {
     let (text, api_keys) = tenant_config(dir.path());
     let config = Config::from_toml(&text).unwrap().finish().unwrap();
     let accounts = Arc::new(Accounts::from_config(&config));
-    let limiter = Arc::new(RateLimiter::new(&config, &accounts.account_ids()));
+    let limiter = Arc::new(InProcessLimiter::new(
+        &config,
+        &accounts.account_ids(),
+        Arc::new(SystemClock),
+    ));
     // The handler's share of the gate's work: the RAM check on the domain.
     let answer = |request: http::Request<tonic::body::Body>| async move {
         if let Some(context) = request.extensions().get::<RequestContext>() {

@@ -3,18 +3,25 @@
 //! media.
 //!
 //! Map of the modules:
-//! - [`manifest`]: pure rules: time formats, names, the OssObject template,
-//!   the range rule, segment selection, the playlist writer, relative URIs.
+//! - [`manifest`]: the domain model every module speaks in (`Segment`,
+//!   `Format`, `Micros`), and the pure rules: time formats, names, the
+//!   OssObject template, the range rule, segment selection, the playlist
+//!   writer, relative URIs.
 //! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
-//! - [`catalog`]: segments and manifest metadata in sled, and the backup
-//!   file format.
+//! - [`catalog`]: the sled engine, with a module per kind of record
+//!   (segments and their duplicate index, manifest metadata, ClientToken
+//!   answers, retention), and backup and restore of a catalog directory in
+//!   the file format of [`catalog::backup::format`].
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
 //! - [`service`]: the operations (every RPC), free of gRPC transport:
 //!   request messages in, response messages out.
 //! - [`api`]: the gRPC adapter: the gate layer (request id, authentication,
-//!   rate limits, deadlines, one log line per request), the handlers and the
+//!   admission, deadlines, one log line per request), the handlers and the
 //!   error-to-status mapping.
+//! - [`admission`]: per-account rate limits behind the [`admission::Admission`]
+//!   trait, shared by the gRPC gate and the SRS webhook; the in-process
+//!   GCRA limiter runs on the injected clock.
 //! - [`telemetry`]: the Prometheus metrics and their `/metrics` listener.
 //! - [`auth`]: accounts, API keys and RAM-style statements.
 //! - [`operations`]: the RPCs' names, RAM actions and default rate limits.
@@ -24,9 +31,11 @@
 //! - [`connections`]: the gRPC listener's accept loop: the connection cap
 //!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
-//! - [`config`], [`clock`], [`error`], [`server`]: configuration, time
-//!   source, the one error enum, and the assembly of it all.
+//! - [`config`], [`clock`], [`error`], [`server`]: configuration, the time
+//!   source (the wall clock, and a steady reading for intervals), the one
+//!   error enum, and the assembly of it all.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod catalog;

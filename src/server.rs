@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, ServerTlsConfig};
 
+use crate::admission::{Admission, InProcessLimiter};
 use crate::api::GrpcApi;
 use crate::api::gate::GateLayer;
-use crate::api::rate_limit::RateLimiter;
 use crate::auth::Accounts;
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
@@ -24,8 +24,8 @@ use crate::webhook::Webhook;
 
 /// How often draining looks for the last request to finish.
 const IDLE_CHECK: Duration = Duration::from_millis(20);
-/// How often the rate limiter forgets accounts whose budget is full again.
-const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often admission forgets accounts whose budget is full again.
+const ADMISSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,7 +51,7 @@ pub struct Server {
     listener: TcpListener,
     api: GrpcApi,
     gate: GateLayer,
-    limiter: Arc<RateLimiter>,
+    admission: Arc<dyn Admission>,
     tls: Option<ServerTlsConfig>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
@@ -259,14 +259,18 @@ impl Server {
             token_locks: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
-        let limiter = Arc::new(RateLimiter::new(config, &accounts.account_ids()));
+        let admission: Arc<dyn Admission> = Arc::new(InProcessLimiter::new(
+            config,
+            &accounts.account_ids(),
+            clock_for_sweeper.clone(),
+        ));
         let webhook = match &config.srs_webhook {
             Some(webhook_config) => {
                 let hook = Webhook::new(
                     webhook_config,
                     &accounts,
                     service.clone(),
-                    limiter.clone(),
+                    admission.clone(),
                     clock_for_sweeper.clone(),
                 )
                 .map_err(StartError::Webhook)?;
@@ -282,7 +286,7 @@ impl Server {
             }
             None => None,
         };
-        let gate = GateLayer::new(accounts, limiter.clone());
+        let gate = GateLayer::new(accounts, admission.clone());
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -294,7 +298,7 @@ impl Server {
             listener,
             api: GrpcApi::new(service.clone()),
             gate,
-            limiter,
+            admission,
             tls,
             catalog,
             clock: clock_for_sweeper,
@@ -349,12 +353,12 @@ impl Server {
             .max_encoding_message_size(self.max_message_bytes);
         self.connection_limits.log(&self.connections);
         let incoming = Incoming::new(self.listener, self.connection_limits);
-        let limiter = self.limiter.clone();
+        let admission = self.admission.clone();
         let pruner = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+            let mut ticks = tokio::time::interval(ADMISSION_PRUNE_INTERVAL);
             loop {
                 ticks.tick().await;
-                limiter.prune();
+                admission.prune();
             }
         });
         let sweeper = tokio::spawn(sweep_forever(

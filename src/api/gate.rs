@@ -15,8 +15,8 @@ use tower::{Layer, Service};
 use tracing::Span;
 
 use super::deadline;
-use super::rate_limit::RateLimiter;
 use super::status::{REQUEST_ID_HEADER, new_request_id, to_status};
+use crate::admission::Admission;
 use crate::auth::{Accounts, Caller};
 use crate::error::{ApiError, MAX_MESSAGE_BYTES, shorten};
 use crate::operations::Operation;
@@ -32,15 +32,15 @@ pub struct RequestContext {
 #[derive(Clone)]
 pub struct GateLayer {
     accounts: Arc<Accounts>,
-    limiter: Arc<RateLimiter>,
+    admission: Arc<dyn Admission>,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl GateLayer {
-    pub fn new(accounts: Arc<Accounts>, limiter: Arc<RateLimiter>) -> Self {
+    pub fn new(accounts: Arc<Accounts>, admission: Arc<dyn Admission>) -> Self {
         GateLayer {
             accounts,
-            limiter,
+            admission,
             in_flight: Default::default(),
         }
     }
@@ -147,7 +147,9 @@ impl<S> Gate<S> {
             .and_then(|value| value.to_str().ok());
         let caller = self.shared.accounts.authenticate(authorization)?;
         span.record("account", caller.account.id.as_str());
-        self.shared.limiter.admit(operation, &caller.account.id)?;
+        self.shared
+            .admission
+            .admit_or_throttle(&caller.account.id, operation)?;
         Ok(caller)
     }
 }

@@ -4,7 +4,6 @@
 
 pub mod deadline;
 pub mod gate;
-pub mod rate_limit;
 pub mod status;
 
 use std::sync::Arc;

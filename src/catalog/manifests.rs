@@ -258,6 +258,29 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_is_visible_until_its_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let record = ManifestRecord {
+            record_id: id.as_bytes().to_vec(),
+            oss_object: "a.m3u8".into(),
+            created: NOW,
+            expires: NOW + MANIFEST_RETENTION,
+            ..Default::default()
+        };
+        catalog.put_manifest(&record).unwrap();
+        let found = catalog.manifest(&id, record.expires - 1).unwrap();
+        assert_eq!(found.as_ref().map(|r| r.uuid()), Some(id));
+        assert_eq!(catalog.manifest(&id, record.expires).unwrap(), None);
+        assert_eq!(catalog.manifest(&uuid::Uuid::new_v4(), NOW).unwrap(), None);
+        // The expiry index orders records by expiry for the sweeper.
+        let (key, _) = catalog.manifest_expiry.iter().next().unwrap().unwrap();
+        assert_eq!(&key[..8], &(record.expires as u64).to_be_bytes());
+        assert_eq!(&key[8..], id.as_bytes());
+    }
+
+    #[test]
     fn pages_walk_every_manifest_once_in_either_order() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();

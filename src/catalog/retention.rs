@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{
-    Catalog, CatalogError, ManifestRecord, block_base, block_key, codec, expired, object_hash,
-    object_index, read_bucket,
-};
+use super::segments::{block_base, block_key, expired, object_hash, read_bucket};
+use super::{Catalog, CatalogError, ManifestRecord, codec, object_index};
 use crate::manifest::{Micros, Segment};
 use prost::Message;
 

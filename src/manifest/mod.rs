@@ -1,6 +1,13 @@
-//! Pure rules of a manifest: time formats, names, the OssObject template,
-//! which segments a range selects, and the playlist text. Nothing here does
-//! I/O, so every rule is tested without a server.
+//! The domain model and the pure rules of a manifest.
+//!
+//! The model, here in the root: [`Segment`] (with what a probe of its bytes
+//! adds, [`SegmentMedia`]), its container [`Format`], and [`Micros`], the
+//! unit of every instant the service keeps. The catalog, the service and
+//! the listeners all speak in these types.
+//!
+//! The rules, in the submodules: time formats, names, the OssObject
+//! template, which segments a range selects, and the playlist text. Nothing
+//! here does I/O, so every rule is tested without a server.
 
 pub mod clip;
 pub mod master;
@@ -110,12 +117,4 @@ impl Segment {
     pub fn end(&self) -> Micros {
         self.start.saturating_add(self.duration)
     }
-}
-
-/// Where an object lives: the three coordinates of object storage.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectLocation {
-    pub endpoint: String,
-    pub bucket: String,
-    pub key: String,
 }

@@ -98,11 +98,6 @@ impl Selection {
         }
     }
 
-    /// Selected segments offered so far.
-    pub fn selected_count(&self) -> usize {
-        self.selected
-    }
-
     /// The selected segments sorted by (start, end, object), or the error
     /// the set earns, checked in the design's order.
     pub fn finish(mut self) -> ApiResult<Vec<Segment>> {

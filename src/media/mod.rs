@@ -4,11 +4,13 @@
 //! [`probe_head_tail`]), and every input, however damaged, yields either a
 //! result or a [`ProbeError`].
 
+mod codec;
 mod nal;
 mod probe;
 mod psi;
 
+pub use codec::VideoCodec;
 pub use probe::{
-    Keyframe, PACKET_SIZE, PTS_HZ, Probe, ProbeError, Summary, VideoCodec, probe, probe_head_tail,
-    pts_delta, ticks_to_micros,
+    Keyframe, PACKET_SIZE, PTS_HZ, Probe, ProbeError, Summary, probe, probe_head_tail, pts_delta,
+    ticks_to_micros,
 };

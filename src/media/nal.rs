@@ -8,7 +8,7 @@ use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{BitRead, BitReader, BitReaderError, ByteReader};
 use memchr::memmem;
 
-use super::probe::VideoCodec;
+use super::codec::VideoCodec;
 
 const START_CODE: &[u8] = &[0, 0, 1];
 

@@ -1,11 +1,10 @@
 //! What a recorded MPEG-TS segment holds: its video stream, picture size,
 //! time span and where decoding can start.
 
-use std::fmt;
-
 use mpeg2ts_reader::packet::Packet;
 use mpeg2ts_reader::pes::{PesContents, PesHeader, PesLength, PtsDts};
 
+use super::codec::VideoCodec;
 use super::nal;
 use super::psi::{self, SectionAssembler};
 
@@ -21,21 +20,6 @@ const PAT_PID: u16 = 0x0000;
 /// PES_packet_length counts the bytes after itself: after the start code
 /// prefix, stream_id and the length field.
 const PES_LENGTH_COUNTS_FROM: usize = 6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-    H264,
-    H265,
-}
-
-impl fmt::Display for VideoCodec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            VideoCodec::H264 => "H.264",
-            VideoCodec::H265 => "H.265",
-        })
-    }
-}
 
 /// A point where decoding can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use mpeg2ts_reader::mpegts_crc;
 use mpeg2ts_reader::psi::pat::{PatSection, ProgramDescriptor};
 use mpeg2ts_reader::psi::pmt::PmtSection;
 
-use super::probe::VideoCodec;
+use super::codec::VideoCodec;
 
 const PAT_TABLE_ID: u8 = 0x00;
 const PMT_TABLE_ID: u8 = 0x02;

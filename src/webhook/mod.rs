@@ -13,7 +13,7 @@ use hyper::{Body, Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::rate_limit::RateLimiter;
+use crate::admission::Admission;
 use crate::auth::{Accounts, Caller};
 use crate::clock::Clock;
 use crate::config::SrsWebhookConfig;
@@ -45,7 +45,7 @@ struct Source {
 pub struct Webhook {
     sources: Vec<Source>,
     service: Arc<IndexService>,
-    limiter: Arc<RateLimiter>,
+    admission: Arc<dyn Admission>,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,7 +88,7 @@ impl Webhook {
         config: &SrsWebhookConfig,
         accounts: &Accounts,
         service: Arc<IndexService>,
-        limiter: Arc<RateLimiter>,
+        admission: Arc<dyn Admission>,
         clock: Arc<dyn Clock>,
     ) -> Result<Webhook, String> {
         let mut sources = Vec::new();
@@ -111,7 +111,7 @@ impl Webhook {
         Ok(Webhook {
             sources,
             service,
-            limiter,
+            admission,
             clock,
         })
     }
@@ -140,8 +140,8 @@ impl Webhook {
         };
         let account = source.caller.account.id.clone();
         if let Err(err) = self
-            .limiter
-            .admit(Operation::RegisterLiveStreamRecordSegments, &account)
+            .admission
+            .admit_or_throttle(&account, Operation::RegisterLiveStreamRecordSegments)
         {
             return refuse(&err);
         }

@@ -9,9 +9,10 @@ use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{
-    CatalogError, RegisterOutcome, StreamRecord, abort, block_base, block_key, codec, expired,
-    minute_of, object_hash, object_index, read_bucket, same_object,
+    RegisterOutcome, block_base, block_key, expired, minute_of, object_hash, read_bucket,
+    same_object,
 };
+use crate::catalog::{CatalogError, StreamRecord, abort, codec, object_index};
 use crate::manifest::{Micros, Segment};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<CatalogError>>;

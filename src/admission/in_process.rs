@@ -1,58 +1,66 @@
-//! Per-account, per-operation GCRA rate limits, shared by every connection.
-//! A request over the limit is refused at once, never queued.
+//! Per-account, per-operation GCRA rate limits held in this process,
+//! shared by every connection.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter as Gcra};
 
+use super::{Admission, Throttle};
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
 use crate::operations::Operation;
 
-type KeyedGcra<C> =
-    Gcra<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type KeyedGcra = Gcra<String, DashMapStateStore<String>, Ticks, NoOpMiddleware<Duration>>;
 
-/// A request refused for its rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Throttle {
-    /// The account's limit for the operation, requests per second.
-    pub rate: u32,
-    /// When the next request of the same kind will pass.
-    pub retry_after: Duration,
+/// The injected clock as governor reads it. A reading never goes back:
+/// a clock set back (a test's, or one without a monotonic reading) would
+/// otherwise refuse every request until it caught up again.
+#[derive(Clone)]
+struct Ticks {
+    clock: Arc<dyn Clock>,
+    latest: Arc<AtomicU64>,
+}
+
+impl governor::clock::Clock for Ticks {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        let reading = u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let latest = self.latest.fetch_max(reading, Ordering::Relaxed);
+        Duration::from_nanos(latest.max(reading))
+    }
 }
 
 /// One limiter and the rate it enforces.
-struct Limit<C: Clock> {
+struct Limit {
     rate: u32,
-    gcra: Arc<KeyedGcra<C>>,
+    gcra: Arc<KeyedGcra>,
 }
 
 /// The limiters of every (operation, rate) in use; each is keyed by
 /// account, so accounts sharing a rate never share a budget.
-pub struct RateLimiter<C: Clock = DefaultClock> {
+pub struct InProcessLimiter {
     /// (operation, account) → the limiter of that account's rate.
-    by_account: HashMap<(Operation, String), Limit<C>>,
+    by_account: HashMap<(Operation, String), Limit>,
     /// Each operation's service-wide limiter, for accounts not listed.
-    defaults: HashMap<Operation, Limit<C>>,
-    all: Vec<Arc<KeyedGcra<C>>>,
-    clock: C,
+    defaults: HashMap<Operation, Limit>,
+    all: Vec<Arc<KeyedGcra>>,
+    ticks: Ticks,
 }
 
-impl RateLimiter<DefaultClock> {
-    pub fn new(config: &Config, account_ids: &[String]) -> Self {
-        RateLimiter::with_clock(config, account_ids, DefaultClock::default())
-    }
-}
-
-impl<C: Clock + Clone> RateLimiter<C> {
-    pub fn with_clock(config: &Config, account_ids: &[String], clock: C) -> Self {
-        let mut by_rate: HashMap<(Operation, u32), Arc<KeyedGcra<C>>> = HashMap::new();
+impl InProcessLimiter {
+    pub fn new(config: &Config, account_ids: &[String], clock: Arc<dyn Clock>) -> Self {
+        let ticks = Ticks {
+            clock,
+            latest: Default::default(),
+        };
+        let mut by_rate: HashMap<(Operation, u32), Arc<KeyedGcra>> = HashMap::new();
         let mut limiter_for = |operation: Operation, rate: u32| {
             let gcra = by_rate
                 .entry((operation, rate))
@@ -62,7 +70,7 @@ impl<C: Clock + Clone> RateLimiter<C> {
                     // at once, the next waits for the next cell.
                     Arc::new(Gcra::dashmap_with_clock(
                         Quota::per_second(per_second),
-                        clock.clone(),
+                        ticks.clone(),
                     ))
                 })
                 .clone();
@@ -83,34 +91,22 @@ impl<C: Clock + Clone> RateLimiter<C> {
             }
         }
         let all = by_rate.into_values().collect();
-        RateLimiter {
+        InProcessLimiter {
             by_account,
             defaults,
             all,
-            clock,
+            ticks,
         }
     }
 
-    /// [`RateLimiter::check`] as the API answers it: Throttling.User with
-    /// when to retry, counted in the metrics whichever listener refused.
-    pub fn admit(&self, operation: Operation, account: &str) -> ApiResult<()> {
-        self.check(operation, account).map_err(|throttle| {
-            crate::telemetry::throttled(account, operation.name());
-            ApiError::Throttled {
-            message: format!(
-                "account {account} is over its limit of {} {} requests per second; retry in {} ms",
-                throttle.rate,
-                operation.name(),
-                throttle.retry_after.as_millis().max(1)
-            ),
-            retry_after: throttle.retry_after,
-        }
-        })
+    /// Accounts with a partly used budget, summed over operations.
+    pub fn tracked(&self) -> usize {
+        self.all.iter().map(|limiter| limiter.len()).sum()
     }
+}
 
-    /// Takes one request of `operation` from `account`'s budget, or says
-    /// how long until one is available.
-    pub fn check(&self, operation: Operation, account: &str) -> Result<(), Throttle> {
+impl Admission for InProcessLimiter {
+    fn admit(&self, account: &str, operation: Operation) -> Result<(), Throttle> {
         let account = account.to_string();
         let limit = match self.by_account.get(&(operation, account.clone())) {
             Some(limit) => limit,
@@ -121,39 +117,36 @@ impl<C: Clock + Clone> RateLimiter<C> {
             .check_key(&account)
             .map_err(|not_until| Throttle {
                 rate: limit.rate,
-                retry_after: not_until.wait_time_from(self.clock.now()),
+                retry_after: not_until.wait_time_from(governor::clock::Clock::now(&self.ticks)),
             })
     }
 
-    /// Forgets accounts whose budget is full again, so memory follows the
-    /// accounts active in the last second, not every account ever seen.
-    pub fn prune(&self) {
+    /// Forgets accounts whose budget is full again.
+    fn prune(&self) {
         for limiter in &self.all {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
     }
-
-    /// Accounts with a partly used budget, summed over operations.
-    pub fn tracked(&self) -> usize {
-        self.all.iter().map(|limiter| limiter.len()).sum()
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use governor::clock::FakeRelativeClock;
-
     use super::*;
+    use crate::clock::FixedClock;
 
-    fn limiter(
-        config: &str,
-        accounts: &[&str],
-    ) -> (RateLimiter<FakeRelativeClock>, FakeRelativeClock) {
+    const NOW: crate::manifest::Micros = 1_800_000_000_000_000;
+
+    /// Moves a fixed clock `by` later.
+    fn advance(clock: &FixedClock, by: Duration) {
+        clock.set(clock.now() + by.as_micros() as i64);
+    }
+
+    fn limiter(config: &str, accounts: &[&str]) -> (InProcessLimiter, Arc<FixedClock>) {
         let config = Config::from_toml(config).unwrap().finish().unwrap();
-        let clock = FakeRelativeClock::default();
+        let clock = Arc::new(FixedClock::new(NOW));
         let ids: Vec<String> = accounts.iter().map(|id| id.to_string()).collect();
-        (RateLimiter::with_clock(&config, &ids, clock.clone()), clock)
+        (InProcessLimiter::new(&config, &ids, clock.clone()), clock)
     }
 
     const CREATE: Operation = Operation::CreateLiveStreamRecordIndexFiles;
@@ -166,9 +159,9 @@ mod tests {
             &["a", "b"],
         );
         for _ in 0..45 {
-            assert!(limiter.check(CREATE, "a").is_ok());
+            assert!(limiter.admit("a", CREATE).is_ok());
         }
-        let throttle = limiter.check(CREATE, "a").unwrap_err();
+        let throttle = limiter.admit("a", CREATE).unwrap_err();
         assert_eq!(throttle.rate, 45);
         let wait = throttle.retry_after;
         assert!(
@@ -178,17 +171,38 @@ mod tests {
         // Another account, and another operation of the same account, are
         // untouched.
         for _ in 0..45 {
-            assert!(limiter.check(CREATE, "b").is_ok());
+            assert!(limiter.admit("b", CREATE).is_ok());
         }
-        assert!(limiter.check(REGISTER, "a").is_ok());
+        assert!(limiter.admit("a", REGISTER).is_ok());
         // Within the same second no more pass; the next second, all again.
-        clock.advance(Duration::from_millis(20));
-        assert!(limiter.check(CREATE, "a").is_err());
-        clock.advance(Duration::from_millis(980));
+        advance(&clock, Duration::from_millis(20));
+        assert!(limiter.admit("a", CREATE).is_err());
+        advance(&clock, Duration::from_millis(980));
         for _ in 0..45 {
-            assert!(limiter.check(CREATE, "a").is_ok());
+            assert!(limiter.admit("a", CREATE).is_ok());
         }
-        assert!(limiter.check(CREATE, "a").is_err());
+        assert!(limiter.admit("a", CREATE).is_err());
+    }
+
+    #[test]
+    fn a_clock_set_back_stands_still_for_the_limiter() {
+        let (limiter, clock) = limiter("", &[]);
+        let day = 86_400_000_000;
+        clock.set(NOW + day);
+        for _ in 0..10 {
+            limiter.admit("a", CREATE).unwrap();
+        }
+        // What is left of the budget passes; it refills only once the clock
+        // is past where it stood.
+        clock.set(NOW);
+        for _ in 0..35 {
+            limiter.admit("a", CREATE).unwrap();
+        }
+        assert!(limiter.admit("a", CREATE).is_err());
+        clock.set(NOW + day + 1_000_000);
+        for _ in 0..45 {
+            limiter.admit("a", CREATE).unwrap();
+        }
     }
 
     #[test]
@@ -201,7 +215,7 @@ mod tests {
         );
         let passed = |account: &str| {
             (0..20)
-                .filter(|_| limiter.check(REGISTER, account).is_ok())
+                .filter(|_| limiter.admit(account, REGISTER).is_ok())
                 .count()
         };
         assert_eq!(passed("fast"), 10);
@@ -214,10 +228,10 @@ mod tests {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let (limiter, clock) = limiter("", &refs);
         for id in &ids {
-            limiter.check(CREATE, id).unwrap();
+            limiter.admit(id, CREATE).unwrap();
         }
         assert_eq!(limiter.tracked(), 1000);
-        clock.advance(Duration::from_secs(2));
+        advance(&clock, Duration::from_secs(2));
         limiter.prune();
         assert_eq!(limiter.tracked(), 0);
     }

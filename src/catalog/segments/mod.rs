@@ -1,0 +1,515 @@
+//! Segments: each stream's record, its segments packed in one block per
+//! minute of their end, and the duplicate index that finds a block holding
+//! an object without reading the stream (see [`object_index`]).
+
+mod registration;
+
+use std::sync::atomic::Ordering;
+
+use prost::Message;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::tokens::{self, TokenAnswer};
+use super::{Catalog, CatalogError, StreamRecord, abort, codec, object_index};
+use crate::manifest::range::SEGMENT_RETENTION;
+use crate::manifest::{Micros, Segment};
+use registration::Registration;
+
+const MICROS_PER_MINUTE: Micros = 60_000_000;
+
+/// The three names that identify a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamName {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
+}
+
+impl StreamName {
+    /// NUL cannot occur in validated names, so the key is unambiguous.
+    fn key(&self) -> Vec<u8> {
+        [
+            self.domain.as_bytes(),
+            self.app.as_bytes(),
+            self.stream.as_bytes(),
+        ]
+        .join(&0u8)
+    }
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegisterOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
+}
+
+fn minute_of(end: Micros) -> u64 {
+    end.div_euclid(MICROS_PER_MINUTE).max(0) as u64
+}
+
+pub(super) fn block_key(stream_id: u64, minute: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&stream_id.to_be_bytes());
+    key[8..].copy_from_slice(&minute.to_be_bytes());
+    key
+}
+
+pub(super) fn block_base(minute: u64) -> Micros {
+    minute as Micros * MICROS_PER_MINUTE
+}
+
+pub(super) fn object_hash(segment: &Segment) -> u64 {
+    codec::fnv1a64(&[segment.bucket.as_bytes(), segment.object.as_bytes()])
+}
+
+/// A bucket of the duplicate index, as a transaction sees it.
+pub(super) fn read_bucket(
+    tree: &TransactionalTree,
+    stream_id: u64,
+    bucket: u32,
+) -> Result<Vec<object_index::Entry>, ConflictableTransactionError<CatalogError>> {
+    match tree.get(object_index::bucket_key(stream_id, bucket))? {
+        Some(bytes) => object_index::decode(&bytes).map_err(abort),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Segments are kept 90 days after their start.
+pub(super) fn expired(segment: &Segment, now: Micros) -> bool {
+    segment.start + SEGMENT_RETENTION <= now
+}
+
+fn same_object(a: &Segment, b: &Segment) -> bool {
+    a.object == b.object && a.bucket == b.bucket
+}
+
+impl Catalog {
+    pub fn stream(&self, name: &StreamName) -> Result<Option<StreamRecord>, CatalogError> {
+        match self.streams.get(name.key())? {
+            Some(bytes) => StreamRecord::decode(&*bytes)
+                .map(Some)
+                .map_err(|err| CatalogError::Corrupt(err.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether each segment's (bucket, object) is already registered, live,
+    /// for the stream: a read-only look, so a caller can skip work for
+    /// segments a registration would count as duplicates.
+    pub fn registered(
+        &self,
+        name: &StreamName,
+        segments: &[Segment],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError> {
+        let Some(stream) = self.stream(name)? else {
+            return Ok(vec![false; segments.len()]);
+        };
+        let known = self.registered_at_depth(&stream, segments, now)?;
+        // A registration that split the index in between moved the entries
+        // looked up: look again at the new depth.
+        match self.stream(name)? {
+            Some(now_stream) if now_stream.index_depth != stream.index_depth => {
+                self.registered_at_depth(&now_stream, segments, now)
+            }
+            _ => Ok(known),
+        }
+    }
+
+    fn registered_at_depth(
+        &self,
+        stream: &StreamRecord,
+        segments: &[Segment],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError> {
+        let mut known = Vec::with_capacity(segments.len());
+        for segment in segments {
+            let mut found = false;
+            let hash = object_hash(segment);
+            let bucket = object_index::bucket_of(hash, stream.index_depth);
+            let key = object_index::bucket_key(stream.id, bucket);
+            if let Some(bytes) = self.object_index.get(key)? {
+                let entries = object_index::decode(&bytes)
+                    .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                for (_, minute) in entries.into_iter().filter(|(h, _)| *h == hash) {
+                    if let Some(bytes) = self.segments.get(block_key(stream.id, minute))? {
+                        codec::decode_block(block_base(minute), &bytes, |stored| {
+                            found |= same_object(&stored, segment) && !expired(&stored, now);
+                        })
+                        .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+                    }
+                }
+            }
+            known.push(found);
+        }
+        Ok(known)
+    }
+
+    /// Adds segments of one stream in one atomic step; segments already
+    /// known (same bucket and object) are counted and left as they are.
+    /// Not durable until [`Catalog::flush`].
+    pub fn register(
+        &self,
+        name: &StreamName,
+        batch: Vec<Segment>,
+        now: Micros,
+    ) -> Result<RegisterOutcome, CatalogError> {
+        self.register_answering(name, batch, now, None)
+    }
+
+    /// [`Catalog::register`], storing in the same transaction the answer
+    /// to the request's ClientToken, made from the outcome.
+    pub fn register_answering(
+        &self,
+        name: &StreamName,
+        batch: Vec<Segment>,
+        now: Micros,
+        answer: Option<&dyn Fn(&RegisterOutcome) -> TokenAnswer>,
+    ) -> Result<RegisterOutcome, CatalogError> {
+        let _guard = self
+            .register_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stream_key = name.key();
+        let new_id = match self.streams.get(&stream_key)? {
+            Some(_) => None,
+            None => Some(self.db.generate_id()?),
+        };
+        let trees = (
+            &self.streams,
+            &self.segments,
+            &self.object_index,
+            &self.tokens,
+            &self.token_expiry,
+        );
+        let result = trees.transaction(|(streams, segments, index, tokens, token_expiry)| {
+            let stream = match streams.get(&stream_key)? {
+                Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
+                None => StreamRecord {
+                    id: new_id.unwrap_or_default(),
+                    longest_segment: 0,
+                    created: now,
+                    index_depth: 0,
+                },
+            };
+            let mut registration = Registration::new(stream);
+            for segment in &batch {
+                registration.add(segments, index, segment, now)?;
+            }
+            let (outcome, expired_removed, overfull) =
+                registration.write(streams, segments, index, &stream_key)?;
+            if let Some(answer) = answer {
+                tokens::insert_answer(tokens, token_expiry, &answer(&outcome))?;
+            }
+            Ok((outcome, expired_removed, overfull))
+        });
+        let (outcome, expired_removed, overfull) = result.map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => CatalogError::Storage(err),
+        })?;
+        if overfull {
+            // A step of its own: listing the stream's buckets cannot happen
+            // inside a sled transaction. A crash before it leaves a bucket
+            // over the size, which the next registration splits.
+            self.split_index(&stream_key)?;
+        }
+        // Under the register lock, like every other change of the count.
+        let count = &self.segments_stored;
+        count.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+        count.fetch_sub(
+            expired_removed.min(count.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(outcome)
+    }
+
+    /// Rewrites a stream's duplicate index one or more levels deeper, so no
+    /// bucket holds more than [`object_index::MAX_BUCKET`] entries. Only
+    /// buckets that exist are read, so the cost follows the stream's
+    /// entries, not its depth (which crafted object names could push up).
+    /// Called with the register lock held: nothing else writes the index.
+    fn split_index(&self, stream_key: &[u8]) -> Result<(), CatalogError> {
+        let Some(bytes) = self.streams.get(stream_key)? else {
+            return Ok(());
+        };
+        let stream =
+            StreamRecord::decode(&*bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        if stream.index_depth >= object_index::MAX_DEPTH {
+            return Ok(());
+        }
+        let mut numbers = Vec::new();
+        for key in self
+            .object_index
+            .scan_prefix(stream.id.to_be_bytes())
+            .keys()
+        {
+            let key = key?;
+            let number = key
+                .get(8..12)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| CatalogError::Corrupt("object index key is not 12 bytes".into()))?;
+            numbers.push(number);
+        }
+        (&self.streams, &self.object_index)
+            .transaction(|(streams, index)| {
+                let mut entries = Vec::new();
+                for bucket in &numbers {
+                    entries.extend(read_bucket(index, stream.id, *bucket)?);
+                }
+                let (depth, buckets) = object_index::split(stream.index_depth, entries);
+                for bucket in &numbers {
+                    if !buckets.contains_key(bucket) {
+                        index.remove(&object_index::bucket_key(stream.id, *bucket))?;
+                    }
+                }
+                for (bucket, bucket_entries) in &buckets {
+                    index.insert(
+                        &object_index::bucket_key(stream.id, *bucket),
+                        object_index::encode(bucket_entries),
+                    )?;
+                }
+                let split = StreamRecord {
+                    index_depth: depth,
+                    ..stream.clone()
+                };
+                streams.insert(stream_key, split.encode_to_vec())?;
+                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => CatalogError::Storage(err),
+            })
+    }
+
+    /// Visits, in end order, the live segments of a stream whose end lies in
+    /// (after, until]. Segments whose retention has passed are skipped.
+    pub fn scan_by_end(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        mut visit: impl FnMut(Segment),
+    ) -> Result<(), CatalogError> {
+        let range = block_key(stream_id, minute_of(after))..=block_key(stream_id, minute_of(until));
+        for entry in self.segments.range(range) {
+            let (key, bytes) = entry?;
+            let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
+            codec::decode_block(block_base(minute), &bytes, |segment| {
+                let end = segment.end();
+                if end > after && end <= until && !expired(&segment, now) {
+                    visit(segment);
+                }
+            })
+            .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Format;
+
+    const NOW: Micros = 1_800_000_000_000_000;
+
+    fn name() -> StreamName {
+        StreamName {
+            domain: "example.com".into(),
+            app: "live".into(),
+            stream: "s1".into(),
+        }
+    }
+
+    fn segment(index: i64) -> Segment {
+        Segment {
+            endpoint: "localhost".into(),
+            bucket: "bucket".into(),
+            object: format!("live/s1/{index:05}.ts"),
+            start: NOW - 3_600_000_000 + index * 6_000_000,
+            duration: 6_000_000,
+            sequence: index,
+            width: 640,
+            height: 360,
+            format: Format::Ts,
+            size: 0,
+            media: None,
+        }
+    }
+
+    #[test]
+    fn the_duplicate_index_splits_as_a_stream_grows_and_still_knows_every_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        // 600 segments, one at a time and in batches: many splits.
+        let all: Vec<Segment> = (0..600).map(segment).collect();
+        for one in &all[..100] {
+            let outcome = catalog.register(&name(), vec![one.clone()], NOW).unwrap();
+            assert_eq!(outcome.accepted, 1);
+        }
+        for batch in all[100..].chunks(250) {
+            catalog.register(&name(), batch.to_vec(), NOW).unwrap();
+        }
+        let stream = catalog.stream(&name()).unwrap().unwrap();
+        assert!(stream.index_depth >= 3, "depth {}", stream.index_depth);
+        let keys = catalog.object_index.len();
+        assert!(keys <= 600 / 8, "{keys} index keys for 600 segments");
+        for bucket in catalog.object_index.iter() {
+            let (_, value) = bucket.unwrap();
+            assert!(object_index::decode(&value).unwrap().len() <= object_index::MAX_BUCKET);
+        }
+        // Every object is known, sent again alone, in a batch, or with
+        // other times.
+        let again = catalog.register(&name(), all.clone(), NOW).unwrap();
+        assert_eq!((again.accepted, again.duplicates), (0, 600));
+        let mut moved = all[7].clone();
+        moved.start += 3_600_000_000;
+        let outcome = catalog.register(&name(), vec![moved], NOW).unwrap();
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 1));
+        assert!(
+            catalog
+                .registered(&name(), &all, NOW)
+                .unwrap()
+                .iter()
+                .all(|known| *known)
+        );
+        assert_eq!(scan_all(&catalog, stream.id).len(), 600);
+        // Sweeping every block empties the index too.
+        let later = NOW + 100 * 86_400_000_000;
+        let swept = catalog.sweep(later, 10_000).unwrap();
+        assert_eq!(swept.segments, 600);
+        assert_eq!(catalog.object_index.len(), 0);
+    }
+
+    fn scan_all(catalog: &Catalog, id: u64) -> Vec<Segment> {
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, 0, NOW, NOW, |segment| found.push(segment))
+            .unwrap();
+        found
+    }
+
+    #[test]
+    fn register_is_idempotent_and_scans_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let batch: Vec<Segment> = (0..50).rev().map(segment).collect();
+        let outcome = catalog.register(&name(), batch.clone(), NOW).unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 50,
+                duplicates: 0
+            }
+        );
+        let again = catalog.register(&name(), batch, NOW).unwrap();
+        assert_eq!(
+            again,
+            RegisterOutcome {
+                accepted: 0,
+                duplicates: 50
+            }
+        );
+        // The same object under another start time is still the same segment.
+        let mut moved = segment(3);
+        moved.start += 3_600_000_000;
+        let moved_outcome = catalog
+            .register(&name(), vec![moved, segment(3)], NOW)
+            .unwrap();
+        assert_eq!(
+            moved_outcome,
+            RegisterOutcome {
+                accepted: 0,
+                duplicates: 2
+            }
+        );
+        let stream = catalog.stream(&name()).unwrap().unwrap();
+        assert_eq!(stream.longest_segment, 6_000_000);
+        let found = scan_all(&catalog, stream.id);
+        assert_eq!(found, (0..50).map(segment).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_duplicate_inside_one_batch_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let outcome = catalog
+            .register(&name(), vec![segment(1), segment(1)], NOW)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 1,
+                duplicates: 1
+            }
+        );
+    }
+
+    #[test]
+    fn scan_bounds_are_exclusive_then_inclusive_and_skip_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        catalog
+            .register(&name(), (0..10).map(segment).collect(), NOW)
+            .unwrap();
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, segment(2).end(), segment(5).end(), NOW, |s| {
+                found.push(s.sequence)
+            })
+            .unwrap();
+        assert_eq!(found, vec![3, 4, 5]);
+        let later = segment(3).start + SEGMENT_RETENTION;
+        let mut alive = Vec::new();
+        catalog
+            .scan_by_end(id, 0, NOW, later, |s| alive.push(s.sequence))
+            .unwrap();
+        assert_eq!(alive, vec![4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+            catalog
+                .register(&name(), (0..3).map(segment).collect(), NOW)
+                .unwrap();
+            catalog.flush_blocking().unwrap();
+        }
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        assert_eq!(scan_all(&catalog, id).len(), 3);
+    }
+
+    #[test]
+    fn an_expired_copy_does_not_make_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        catalog.register(&name(), vec![segment(0)], NOW).unwrap();
+        let later = segment(0).start + SEGMENT_RETENTION;
+        let mut reused = segment(0);
+        reused.start = later - 60_000_000;
+        let outcome = catalog
+            .register(&name(), vec![reused.clone()], later)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            RegisterOutcome {
+                accepted: 1,
+                duplicates: 0
+            }
+        );
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        let mut found = Vec::new();
+        catalog
+            .scan_by_end(id, 0, i64::MAX / 2, 0, |s| found.push(s))
+            .unwrap();
+        assert_eq!(found, vec![reused]);
+    }
+}
