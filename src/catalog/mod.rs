@@ -94,13 +94,40 @@ fn abort(err: impl std::fmt::Display) -> ConflictableTransactionError<CatalogErr
     ConflictableTransactionError::Abort(CatalogError::Corrupt(err.to_string()))
 }
 
+/// How long opening waits for sled's lock on a catalog.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// sled reports its lock as an I/O error of kind `Other` reading "could
+/// not acquire lock on ...".
+fn is_locked(err: &sled::Error) -> bool {
+    matches!(err, sled::Error::Io(err) if err.to_string().contains("could not acquire lock"))
+}
+
+/// Opens a database, waiting up to `wait` while its lock is held: sled's
+/// background threads let go of it a moment after the last handle of
+/// this process is dropped.
+fn open_waiting(config: &sled::Config, wait: std::time::Duration) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match config.open() {
+            Err(err) if is_locked(&err) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 impl Catalog {
+    /// Opens the catalog at `path`. A catalog this process closed a moment
+    /// ago opens once sled lets go of it; one another process holds is
+    /// refused (`could not acquire lock`) after [`LOCK_WAIT`].
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Catalog, CatalogError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity_bytes)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
+            .mode(sled::Mode::LowSpace);
+        let db = open_waiting(&config, LOCK_WAIT)?;
         Catalog {
             streams: db.open_tree("streams")?,
             segments: db.open_tree("segments")?,

@@ -11,6 +11,7 @@ use std::io::{self, BufReader, BufWriter, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use super::{is_locked, open_waiting};
 use format::{Decoder, Encoder, Header, Item, verify};
 pub use format::{FormatError, Summary};
 
@@ -171,12 +172,6 @@ fn existing_catalog(data_dir: &Path, dir: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// sled reports its lock as an I/O error of kind `Other` reading "could
-/// not acquire lock on ...".
-fn is_locked(err: &sled::Error) -> bool {
-    matches!(err, sled::Error::Io(err) if err.to_string().contains("could not acquire lock"))
-}
-
 fn open_error(dir: &Path, source: sled::Error) -> BackupError {
     if is_locked(&source) {
         return BackupError::InUse(dir.to_path_buf());
@@ -187,18 +182,9 @@ fn open_error(dir: &Path, source: sled::Error) -> BackupError {
     }
 }
 
-/// Opens a database this process has just closed: sled's background
-/// threads let go of its lock a moment after the last handle is dropped.
+/// Opens a database this process has just closed.
 fn reopen(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match config.open() {
-            Err(err) if is_locked(&err) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            opened => return opened,
-        }
-    }
+    open_waiting(config, std::time::Duration::from_secs(10))
 }
 
 fn tmp_path(out: &Path) -> PathBuf {
