@@ -279,4 +279,20 @@ impl ServerLog {
             .filter(|line| line.contains(needle))
             .collect()
     }
+
+    /// Waits for the first line holding `needle` and returns it; fails the
+    /// test when none has come after `within`.
+    pub async fn await_line(&self, needle: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(line) = self.matching(needle).into_iter().next() {
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line holding {needle:?} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
