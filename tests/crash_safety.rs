@@ -148,19 +148,6 @@ fn segment(place: &Place, stream: &StreamLedger, i: usize) -> Segment {
     }
 }
 
-fn register_request(
-    stream: &str,
-    segments: Vec<Segment>,
-) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        domain_name: DOMAIN.into(),
-        app_name: APP.into(),
-        stream_name: stream.into(),
-        segments,
-        client_token: String::new(),
-    }
-}
-
 /// An error the service itself answered (it carries ErrorInfo), as opposed
 /// to the connection breaking under a kill.
 fn answered_by_service(status: &tonic::Status) -> bool {

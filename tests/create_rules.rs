@@ -3,137 +3,45 @@
 //! local directory store): each error code, the order of the rules, and that
 //! a rejected request writes nothing.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use record_index::clock::FixedClock;
-use record_index::config::Config;
-use record_index::proto::record_index_client::RecordIndexClient;
+use std::path::{Path, PathBuf};
+
 use record_index::proto::{
-    CreateLiveStreamRecordIndexFilesRequest, RecordInfo, RegisterLiveStreamRecordSegmentsRequest,
-    RegisterLiveStreamRecordSegmentsResponse, Segment,
+    CreateLiveStreamRecordIndexFilesRequest, RecordInfo, RegisterLiveStreamRecordSegmentsResponse,
+    Segment,
 };
-use record_index::server::Server;
 use sha2::Digest;
 use tonic::Code;
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
+
+use common::*;
 
 /// A change that breaks one rule of a Create request.
 type RequestEdit = Box<dyn Fn(&mut CreateLiveStreamRecordIndexFilesRequest)>;
 /// A change that makes one segment of a batch invalid.
 type SegmentEdit = Box<dyn Fn(&mut Segment)>;
 
-/// 2026-11-19T12:00:00Z, the instant the server believes it is.
-const NOW_SECS: i64 = 1_795_089_600;
 const API_KEY: &str = "test-key-of-account-42";
 
 struct Harness {
-    client: RecordIndexClient<Channel>,
-    clock: Arc<FixedClock>,
-    objects: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn at(offset_secs: i64) -> String {
-    chrono::DateTime::from_timestamp(NOW_SECS + offset_secs, 0)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-fn at_ms(offset_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(NOW_SECS * 1000 + offset_ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    server: InProcess,
 }
 
 async fn start(extra_config: &str) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}",
-        dir.path().join("data").display()
-    );
-    let config = Config::from_toml(&text).unwrap().finish().unwrap();
-    let objects = config
-        .endpoint("localhost")
-        .and_then(|e| e.path.clone())
-        .unwrap_or_default();
-    let clock = Arc::new(FixedClock::new(NOW_SECS * 1_000_000));
-    let server = Server::bind_with_clock(&config, clock.clone())
-        .await
-        .unwrap();
-    let address = server.local_addr().unwrap();
-    tokio::spawn(server.run(std::future::pending()));
-    let client = RecordIndexClient::connect(format!("http://{address}"))
-        .await
-        .unwrap();
     Harness {
-        client,
-        clock,
-        objects,
-        _dir: dir,
+        server: InProcess::start(extra_config).await,
     }
 }
 
-fn segment(bucket: &str, object: &str, start_offset_ms: i64, duration: f64) -> Segment {
-    Segment {
-        oss_endpoint: "localhost".into(),
-        oss_bucket: bucket.into(),
-        oss_object: object.into(),
-        start_time: at_ms(start_offset_ms),
-        duration,
-        sequence: 0,
-        width: 640,
-        height: 360,
-        format: "ts".into(),
-        size: 0,
+/// Six-second segments of s1 back to back, as [`back_to_back`], numbered
+/// from 100 as by a recorder that has run a while: a playlist's media
+/// sequence must come from these numbers, not from positions.
+fn recorded(count: usize) -> Vec<Segment> {
+    let mut segments = back_to_back("s1", count);
+    for segment in &mut segments {
+        segment.sequence += 100;
     }
-}
-
-/// Six-second segments back to back: segment i covers
-/// [-600 + 6i, -600 + 6(i+1)) seconds from now.
-fn back_to_back(count: usize) -> Vec<Segment> {
-    (0..count)
-        .map(|i| {
-            let mut s = segment(
-                "rec-bucket",
-                &format!("live/s1/{i:03}.ts"),
-                (-600 + 6 * i as i64) * 1000,
-                6.0,
-            );
-            s.sequence = 100 + i as i64;
-            s
-        })
-        .collect()
-}
-
-fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        client_token: String::new(),
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: "s1".into(),
-        segments,
-    }
-}
-
-fn create_request(start: i64, end: i64) -> CreateLiveStreamRecordIndexFilesRequest {
-    CreateLiveStreamRecordIndexFilesRequest {
-        renditions: Vec::new(),
-        clip_mode: String::new(),
-        client_token: String::new(),
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: "s1".into(),
-        oss_endpoint: "localhost".into(),
-        oss_bucket: "rec-bucket".into(),
-        oss_object: "live/s1/index/{RecordId}.m3u8".into(),
-        start_time: at(start),
-        end_time: at(end),
-        end_time_included: false,
-    }
+    segments
 }
 
 impl Harness {
@@ -141,8 +49,9 @@ impl Harness {
         &mut self,
         segments: Vec<Segment>,
     ) -> Result<RegisterLiveStreamRecordSegmentsResponse, tonic::Status> {
-        self.client
-            .register_live_stream_record_segments(register_request(segments))
+        self.server
+            .client
+            .register_live_stream_record_segments(register_request("s1", segments))
             .await
             .map(|r| r.into_inner())
     }
@@ -151,7 +60,8 @@ impl Harness {
         &mut self,
         request: CreateLiveStreamRecordIndexFilesRequest,
     ) -> Result<RecordInfo, tonic::Status> {
-        self.client
+        self.server
+            .client
             .create_live_stream_record_index_files(request)
             .await
             .map(|r| r.into_inner().record_info.unwrap())
@@ -165,51 +75,22 @@ impl Harness {
         code: &str,
         grpc: Code,
     ) {
-        let before = list_files(&self.objects);
+        let before = list_files(&self.server.objects);
         let status = self
             .create(request)
             .await
             .expect_err("the request must fail");
-        assert_error(&status, code, grpc);
+        assert_error(&status, grpc, code);
         assert_eq!(
-            list_files(&self.objects),
+            list_files(&self.server.objects),
             before,
             "a rejected Create wrote an object"
         );
     }
 
     fn playlist(&self, info: &RecordInfo) -> String {
-        std::fs::read_to_string(self.objects.join(&info.oss_bucket).join(&info.oss_object)).unwrap()
+        std::fs::read_to_string(self.server.playlist_path(info)).unwrap()
     }
-}
-
-fn assert_error(status: &tonic::Status, code: &str, grpc: Code) {
-    assert_eq!(status.code(), grpc, "gRPC code of {status:?}");
-    assert!(
-        status.message().starts_with(&format!("{code}: ")),
-        "message {:?} must start with {code}",
-        status.message()
-    );
-    let info = status.get_details_error_info().expect("ErrorInfo details");
-    assert_eq!(info.reason, code);
-    assert_eq!(info.domain, "recordindex");
-    let request_id = status
-        .metadata()
-        .get("x-request-id")
-        .expect("x-request-id")
-        .to_str()
-        .unwrap();
-    assert_eq!(info.metadata["RequestId"], request_id);
-    assert!(uuid::Uuid::parse_str(request_id).is_ok() && request_id == request_id.to_uppercase());
-}
-
-fn authorized<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {API_KEY}").parse().unwrap(),
-    );
-    request
 }
 
 fn list_files(root: &Path) -> Vec<PathBuf> {
@@ -242,14 +123,15 @@ fn uris(playlist: &str) -> Vec<&str> {
 #[tokio::test]
 async fn creates_a_playlist_and_echoes_the_request() {
     let mut h = start("").await;
-    let registered = h.register(back_to_back(10)).await.unwrap();
+    let registered = h.register(recorded(10)).await.unwrap();
     assert_eq!((registered.accepted, registered.duplicates), (10, 0));
     assert!(uuid::Uuid::parse_str(&registered.request_id).is_ok());
 
     // Segments 2..=6 end at -582, -576, -570, -564, -558.
     let response = h
+        .server
         .client
-        .create_live_stream_record_index_files(create_request(-588, -558))
+        .create_live_stream_record_index_files(create_request("s1", -588, -558))
         .await
         .unwrap();
     let header = response
@@ -307,9 +189,9 @@ async fn creates_a_playlist_and_echoes_the_request() {
 #[tokio::test]
 async fn selection_follows_upload_time_and_end_time_included() {
     let mut h = start("").await;
-    h.register(back_to_back(10)).await.unwrap();
+    h.register(recorded(10)).await.unwrap();
     // StartTime equal to a segment's end excludes it; EndTime equal includes.
-    let info = h.create(create_request(-582, -552)).await.unwrap();
+    let info = h.create(create_request("s1", -582, -552)).await.unwrap();
     assert_eq!(
         uris(&h.playlist(&info)),
         vec![
@@ -321,11 +203,11 @@ async fn selection_follows_upload_time_and_end_time_included() {
         ]
     );
     // EndTime inside a segment: without the flag it is left out ...
-    let info = h.create(create_request(-582, -549)).await.unwrap();
+    let info = h.create(create_request("s1", -582, -549)).await.unwrap();
     assert_eq!(uris(&h.playlist(&info)).len(), 5);
     assert_eq!(info.duration, 30.0);
     // ... with it the running segment is added, covering the whole range.
-    let mut request = create_request(-582, -549);
+    let mut request = create_request("s1", -582, -549);
     request.end_time_included = true;
     let info = h.create(request).await.unwrap();
     assert_eq!(uris(&h.playlist(&info)).last(), Some(&"../008.ts"));
@@ -335,14 +217,14 @@ async fn selection_follows_upload_time_and_end_time_included() {
 #[tokio::test]
 async fn holes_and_resolution_changes_are_discontinuities() {
     let mut h = start("").await;
-    let mut segments = back_to_back(6);
+    let mut segments = recorded(6);
     segments.remove(2);
     segments[3].width = 1280;
     segments[3].height = 720;
     segments[4].width = 1280;
     segments[4].height = 720;
     h.register(segments).await.unwrap();
-    let info = h.create(create_request(-600, -560)).await.unwrap();
+    let info = h.create(create_request("s1", -600, -560)).await.unwrap();
     let playlist = h.playlist(&info);
     assert_eq!(
         playlist.matches("#EXT-X-DISCONTINUITY\n").count(),
@@ -361,8 +243,8 @@ async fn holes_and_resolution_changes_are_discontinuities() {
 #[tokio::test]
 async fn segments_in_another_bucket_get_absolute_urls() {
     let mut h = start("").await;
-    h.register(back_to_back(3)).await.unwrap();
-    let mut request = create_request(-600, -580);
+    h.register(recorded(3)).await.unwrap();
+    let mut request = create_request("s1", -600, -580);
     request.oss_bucket = "playlists".into();
     request.oss_object = "{AppName}/{StreamName}/{Date}/{Hour}-{Minute}-{Second}.m3u8".into();
     let info = h.create(request).await.unwrap();
@@ -381,10 +263,10 @@ async fn segments_in_another_bucket_get_absolute_urls() {
 #[tokio::test]
 async fn object_keys_are_percent_encoded_relative_to_the_playlist() {
     let mut h = start("").await;
-    let mut s = segment("rec-bucket", "a b/c:d/ü#1.ts", -600_000, 6.0);
+    let mut s = segment_at("rec-bucket", "a b/c:d/ü#1.ts", -600_000, 6.0);
     s.sequence = 5;
     h.register(vec![s]).await.unwrap();
-    let mut request = create_request(-600, -570);
+    let mut request = create_request("s1", -600, -570);
     request.oss_object = "x/y/z.m3u8".into();
     let info = h.create(request).await.unwrap();
     assert_eq!(
@@ -396,7 +278,7 @@ async fn object_keys_are_percent_encoded_relative_to_the_playlist() {
 #[tokio::test]
 async fn rule_1_invalid_params() {
     let mut h = start("").await;
-    h.register(back_to_back(10)).await.unwrap();
+    h.register(recorded(10)).await.unwrap();
     let cases: Vec<RequestEdit> = vec![
         Box::new(|r| r.domain_name.clear()),
         Box::new(|r| r.app_name.clear()),
@@ -416,7 +298,7 @@ async fn rule_1_invalid_params() {
         }),
     ];
     for mutate in cases {
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         mutate(&mut request);
         h.create_fails(request, "InvalidParams", Code::InvalidArgument)
             .await;
@@ -426,7 +308,7 @@ async fn rule_1_invalid_params() {
 #[tokio::test]
 async fn rule_2_malformed_times() {
     let mut h = start("").await;
-    h.register(back_to_back(10)).await.unwrap();
+    h.register(recorded(10)).await.unwrap();
     for bad in [
         "2026-11-25 11:50:00",
         "2026-11-25T11:50:00+08:00",
@@ -434,12 +316,12 @@ async fn rule_2_malformed_times() {
         "2026-02-29T00:00:00Z",
         "1795089000",
     ] {
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         request.start_time = bad.into();
         request.oss_bucket = "BAD".into(); // rule 3 comes later
         h.create_fails(request, "InvalidStartTime.Malformed", Code::InvalidArgument)
             .await;
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         request.end_time = bad.into();
         h.create_fails(request, "InvalidEndTime.Malformed", Code::InvalidArgument)
             .await;
@@ -449,14 +331,14 @@ async fn rule_2_malformed_times() {
 #[tokio::test]
 async fn rule_3_malformed_storage_fields() {
     let mut h = start("").await;
-    h.register(back_to_back(10)).await.unwrap();
+    h.register(recorded(10)).await.unwrap();
     for endpoint in [
         "http://localhost",
         "localhost/x",
         "oss-cn-shanghai.aliyuncs.com",
         "localhost:0",
     ] {
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         request.oss_endpoint = endpoint.into();
         request.oss_bucket = "BAD".into();
         h.create_fails(
@@ -474,7 +356,7 @@ async fn rule_3_malformed_storage_fields() {
         "rec_bucket",
         &"b".repeat(64),
     ] {
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         request.oss_bucket = bucket.into();
         request.oss_object = "{Nope}".into();
         h.create_fails(request, "InvalidOssBucket.Malformed", Code::InvalidArgument)
@@ -492,7 +374,7 @@ async fn rule_3_malformed_storage_fields() {
         "a\u{1}.m3u8",
         &format!("{}.m3u8", "a".repeat(1019)),
     ] {
-        let mut request = create_request(-588, -558);
+        let mut request = create_request("s1", -588, -558);
         request.oss_object = object.into();
         request.start_time = at(60); // rule 4 comes later
         h.create_fails(request, "InvalidOssObject.Malformed", Code::InvalidArgument)
@@ -503,10 +385,10 @@ async fn rule_3_malformed_storage_fields() {
 #[tokio::test]
 async fn rule_4_time_range() {
     let mut h = start("").await;
-    h.register(back_to_back(10)).await.unwrap();
+    h.register(recorded(10)).await.unwrap();
     let mismatched_start = [(1, 60), (-90 * 86_400 - 1, -90 * 86_400 + 60)];
     for (start, end) in mismatched_start {
-        let mut request = create_request(start, end);
+        let mut request = create_request("s1", start, end);
         request.oss_bucket = "someone-elses".into();
         h.create_fails(request, "InvalidStartTime.Mismatch", Code::InvalidArgument)
             .await;
@@ -520,7 +402,7 @@ async fn rule_4_time_range() {
         (-100, -95),
     ] {
         h.create_fails(
-            create_request(start, end),
+            create_request("s1", start, end),
             "InvalidEndTime.Mismatch",
             Code::InvalidArgument,
         )
@@ -528,22 +410,22 @@ async fn rule_4_time_range() {
     }
     // Exactly 4 days, exactly 90 days back, exactly one segment: accepted.
     assert_error(
-        &h.create(create_request(-4 * 86_400 - 700, -700))
+        &h.create(create_request("s1", -4 * 86_400 - 700, -700))
             .await
             .unwrap_err(),
-        "NoRecordContent",
         Code::NotFound,
+        "NoRecordContent",
     );
     assert_error(
-        &h.create(create_request(-90 * 86_400, -90 * 86_400 + 60))
+        &h.create(create_request("s1", -90 * 86_400, -90 * 86_400 + 60))
             .await
             .unwrap_err(),
-        "NoRecordContent",
         Code::NotFound,
+        "NoRecordContent",
     );
-    assert!(h.create(create_request(-588, -582)).await.is_ok());
+    assert!(h.create(create_request("s1", -588, -582)).await.is_ok());
     // A stream never seen uses 30 s as its segment length.
-    let mut request = create_request(-100, -71);
+    let mut request = create_request("s1", -100, -71);
     request.stream_name = "unknown".into();
     h.create_fails(
         request.clone(),
@@ -565,64 +447,73 @@ async fn rule_5_bucket_of_another_account() {
          allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:42:domain/*\"] }}]\n"
     ))
     .await;
-    h.client
-        .register_live_stream_record_segments(authorized(register_request(back_to_back(10))))
+    h.server
+        .client
+        .register_live_stream_record_segments(with_key(
+            API_KEY,
+            register_request("s1", recorded(10)),
+        ))
         .await
         .unwrap();
-    let mut request = create_request(-588, -558);
+    let mut request = create_request("s1", -588, -558);
     request.oss_bucket = "other-bucket".into();
     request.stream_name = "never-registered".into(); // rule 6 comes later
     let status = h
+        .server
         .client
-        .create_live_stream_record_index_files(authorized(request))
+        .create_live_stream_record_index_files(with_key(API_KEY, request))
         .await
         .unwrap_err();
-    assert_error(&status, "InvalidBucket.NotFound", Code::NotFound);
-    assert!(list_files(&h.objects).is_empty());
+    assert_error(&status, Code::NotFound, "InvalidBucket.NotFound");
+    assert!(list_files(&h.server.objects).is_empty());
     let ok = h
+        .server
         .client
-        .create_live_stream_record_index_files(authorized(create_request(-588, -558)))
+        .create_live_stream_record_index_files(with_key(API_KEY, create_request("s1", -588, -558)))
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     // Without a key nothing else of the request is looked at.
-    let status = h.create(create_request(-588, -558)).await.unwrap_err();
-    assert_error(&status, "InvalidAccessKeyId", Code::Unauthenticated);
+    let status = h
+        .create(create_request("s1", -588, -558))
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unauthenticated, "InvalidAccessKeyId");
 }
 
 #[tokio::test]
 async fn rule_6_and_7_content_checks() {
     let mut h = start("max_segments_per_manifest = 4\n").await;
-    let mut request = create_request(-588, -558);
+    let mut request = create_request("s1", -588, -558);
     h.create_fails(request.clone(), "InvalidStream.NotFound", Code::NotFound)
         .await;
 
-    let mut segments = back_to_back(10);
+    let mut segments = recorded(10);
     segments[7].format = "flv".into();
     segments[9].oss_bucket = "rec-bucket-2".into();
     h.register(segments).await.unwrap();
     // Nothing ends in (-300, -200].
     h.create_fails(
-        create_request(-300, -200),
+        create_request("s1", -300, -200),
         "NoRecordContent",
         Code::NotFound,
     )
     .await;
     // Segments 0..=4: five, over the cap of four.
     h.create_fails(
-        create_request(-600, -570),
+        create_request("s1", -600, -570),
         "RecordContentExceed",
         Code::OutOfRange,
     )
     .await;
     // Segment 7 is FLV, segment 9 in a second bucket: the format rule first.
     h.create_fails(
-        create_request(-560, -540),
+        create_request("s1", -560, -540),
         "OperationNotSupport",
         Code::FailedPrecondition,
     )
     .await;
     h.create_fails(
-        create_request(-552, -540),
+        create_request("s1", -552, -540),
         "InvalidConfig.Changed",
         Code::FailedPrecondition,
     )
@@ -650,8 +541,8 @@ async fn rule_8_write_failures_are_internal_errors() {
          request_timeout_secs = 1\nmax_attempts = 2\n"
     ))
     .await;
-    h.register(back_to_back(10)).await.unwrap();
-    let mut request = create_request(-588, -558);
+    h.register(recorded(10)).await.unwrap();
+    let mut request = create_request("s1", -588, -558);
     request.oss_endpoint = "s3.test".into();
     let started = std::time::Instant::now();
     h.create_fails(request, "InternalError", Code::Unavailable)
@@ -659,9 +550,9 @@ async fn rule_8_write_failures_are_internal_errors() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
     // The local store cannot write where a file blocks the bucket directory.
-    std::fs::create_dir_all(&h.objects).unwrap();
-    std::fs::write(h.objects.join("blocked-bucket"), b"not a directory").unwrap();
-    let mut request = create_request(-588, -558);
+    std::fs::create_dir_all(&h.server.objects).unwrap();
+    std::fs::write(h.server.objects.join("blocked-bucket"), b"not a directory").unwrap();
+    let mut request = create_request("s1", -588, -558);
     request.oss_bucket = "blocked-bucket".into();
     h.create_fails(request, "InternalError", Code::Internal)
         .await;
@@ -695,29 +586,30 @@ async fn register_validates_the_whole_batch() {
         ("Size", Box::new(|s| s.size = -5)),
     ];
     for (field, mutate) in cases {
-        let mut segments = back_to_back(5);
+        let mut segments = recorded(5);
         mutate(&mut segments[3]);
         let status = h.register(segments).await.unwrap_err();
-        assert_error(&status, "InvalidParams", Code::InvalidArgument);
+        assert_error(&status, Code::InvalidArgument, "InvalidParams");
         assert!(
             status.message().contains(&format!("Segments[3].{field}")),
             "{}",
             status.message()
         );
     }
-    let mut bad_names = register_request(back_to_back(1));
+    let mut bad_names = register_request("s1", recorded(1));
     bad_names.stream_name = "a*".into();
     let status = h
+        .server
         .client
         .register_live_stream_record_segments(bad_names)
         .await
         .unwrap_err();
-    assert_error(&status, "InvalidParams", Code::InvalidArgument);
+    assert_error(&status, Code::InvalidArgument, "InvalidParams");
     let status = h.register(Vec::new()).await.unwrap_err();
-    assert_error(&status, "InvalidParams", Code::InvalidArgument);
+    assert_error(&status, Code::InvalidArgument, "InvalidParams");
     // None of the rejected batches created the stream.
     h.create_fails(
-        create_request(-600, -560),
+        create_request("s1", -600, -560),
         "InvalidStream.NotFound",
         Code::NotFound,
     )
@@ -727,14 +619,14 @@ async fn register_validates_the_whole_batch() {
 #[tokio::test]
 async fn register_is_idempotent_and_accepts_fractional_starts() {
     let mut h = start("").await;
-    let first = h.register(back_to_back(4)).await.unwrap();
+    let first = h.register(recorded(4)).await.unwrap();
     assert_eq!((first.accepted, first.duplicates), (4, 0));
-    let mut again = back_to_back(6);
+    let mut again = recorded(6);
     again[0].start_time = at(-300); // same object, another time: still a duplicate
     let second = h.register(again).await.unwrap();
     assert_eq!((second.accepted, second.duplicates), (2, 4));
     let third = h
-        .register(vec![segment(
+        .register(vec![segment_at(
             "rec-bucket",
             "live/s1/frac.ts",
             -100_520,
@@ -743,7 +635,7 @@ async fn register_is_idempotent_and_accepts_fractional_starts() {
         .await
         .unwrap();
     assert_eq!(third.accepted, 1);
-    let info = h.create(create_request(-600, -60)).await.unwrap();
+    let info = h.create(create_request("s1", -600, -60)).await.unwrap();
     let playlist = h.playlist(&info);
     assert_eq!(uris(&playlist).len(), 7);
     assert!(playlist.contains(&format!(
@@ -753,7 +645,7 @@ async fn register_is_idempotent_and_accepts_fractional_starts() {
     assert_eq!(info.duration, 42.006);
     // The stream's longest segment is now 6.006 s: a 6 s range is too short.
     h.create_fails(
-        create_request(-588, -582),
+        create_request("s1", -588, -582),
         "InvalidEndTime.Mismatch",
         Code::InvalidArgument,
     )
@@ -761,7 +653,9 @@ async fn register_is_idempotent_and_accepts_fractional_starts() {
     // 90 days after its start a segment is gone at once: with the clock
     // between the expiry of segment 0 and that of segment 1, a range that
     // selects both by time returns only segment 1.
-    h.clock.set((NOW_SECS + 90 * 86_400 - 597) * 1_000_000);
-    let info = h.create(create_request(-597, -585)).await.unwrap();
+    h.server
+        .clock
+        .set((NOW_SECS + 90 * 86_400 - 597) * 1_000_000);
+    let info = h.create(create_request("s1", -597, -585)).await.unwrap();
     assert_eq!(uris(&h.playlist(&info)), vec!["../001.ts"]);
 }

@@ -49,12 +49,19 @@ async fn not_serving_while_object_storage_is_unreachable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let server = Server::start(&format!(
+    let (server, log) = Server::start_keeping_log(&format!(
         "[[endpoints]]\nname = \"down.test\"\nkind = \"s3\"\nurl = \"http://{closed}\"\n\
          access_key_id_env = \"TEST_S3_KEY\"\nsecret_access_key_env = \"TEST_S3_SECRET\"\nrequest_timeout_secs = 1\n"
     ))
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server says NOT_SERVING before its first check too, so only the
+    // line it logs once a check has found storage down makes the answer
+    // below the outcome of a check.
+    log.await_line(
+        "not ready: object storage does not answer",
+        Duration::from_secs(20),
+    )
+    .await;
     let answer = health(&server.addr.to_string(), "recordindex.v1.RecordIndex");
     assert!(answer.contains("\"status\": \"NOT_SERVING\""), "{answer}");
 }

@@ -9,14 +9,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use record_index::catalog::{
     Catalog, ManifestQuery, ManifestRecord, Order, StreamName, SweepReport, TokenRecord,
 };
-use record_index::clock::FixedClock;
-use record_index::config::Config;
 use record_index::manifest::{Format, Segment as CatalogSegment};
 use record_index::proto::record_index_client::RecordIndexClient;
 use record_index::proto::{
@@ -26,16 +23,16 @@ use record_index::proto::{
     DescribeLiveStreamRecordIndexFilesResponse, RecordContentInfo, RecordInfo,
     RegisterLiveStreamRecordSegmentsRequest, RegisterLiveStreamRecordSegmentsResponse, Segment,
 };
-use record_index::server::{Server, StartError};
 use sha2::Digest;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// 2026-11-19T12:00:00Z, the instant the server believes it is at first.
-const NOW_SECS: i64 = 1_795_089_600;
+use common::{
+    InProcess, NOW, at, back_to_back, create_request, register_request, segment_at, with_key,
+};
+
 const SECOND: i64 = 1_000_000;
 const DAY: i64 = 86_400 * SECOND;
-const NOW: i64 = NOW_SECS * SECOND;
 
 const DOMAIN: &str = "example.com";
 const APP: &str = "live";
@@ -49,26 +46,6 @@ const RATE_LIMITS: &str = "rate_limits = { CreateLiveStreamRecordIndexFiles = 10
      DescribeLiveStreamRecordContent = 10000 }\n";
 
 // ---------------------------------------------------------------------------
-// Times
-// ---------------------------------------------------------------------------
-
-/// `yyyy-MM-ddTHH:mm:ssZ`, `offset_secs` after NOW.
-fn at(offset_secs: i64) -> String {
-    chrono::DateTime::from_timestamp(NOW_SECS + offset_secs, 0)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// `yyyy-MM-ddTHH:mm:ss.fffZ`, `offset_ms` after NOW.
-fn at_ms(offset_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(NOW_SECS * 1000 + offset_ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-// ---------------------------------------------------------------------------
 // The server and its clients
 // ---------------------------------------------------------------------------
 
@@ -80,74 +57,28 @@ struct Client {
 }
 
 struct Harness {
+    server: InProcess,
+    /// Acts with no key, as in local mode.
     client: Client,
-    clock: Arc<FixedClock>,
-    /// Root of the local store: one sub-directory per bucket.
-    objects: PathBuf,
-    config: Config,
-    /// Stops the running server.
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    running: Option<tokio::task::JoinHandle<Result<(), StartError>>>,
-    _dir: tempfile::TempDir,
 }
 
 /// Starts the server in this process with the local store, generous rate
 /// limits and `extra_config`, its clock at NOW.
 async fn start(extra_config: &str) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{RATE_LIMITS}{extra_config}",
-        dir.path().join("data").display()
-    );
-    let config = Config::from_toml(&text).unwrap().finish().unwrap();
-    let objects = config
-        .endpoint("localhost")
-        .and_then(|e| e.path.clone())
-        .unwrap();
-    let clock = Arc::new(FixedClock::new(NOW));
-    let (client, stop, running) = launch(&config, &clock).await;
-    Harness {
-        client,
-        clock,
-        objects,
-        config,
-        stop: Some(stop),
-        running: Some(running),
-        _dir: dir,
-    }
-}
-
-type Running = (
-    Client,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), StartError>>,
-);
-
-async fn launch(config: &Config, clock: &Arc<FixedClock>) -> Running {
-    let server = Server::bind_with_clock(config, clock.clone())
-        .await
-        .unwrap();
-    let address = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    let grpc = RecordIndexClient::connect(format!("http://{address}"))
-        .await
-        .unwrap();
-    (Client { grpc, key: None }, stop, running)
+    let server = InProcess::start(&format!("{RATE_LIMITS}{extra_config}")).await;
+    let client = Client {
+        grpc: server.client.clone(),
+        key: None,
+    };
+    Harness { server, client }
 }
 
 impl Harness {
     /// Stops the server and starts it again on the same data directory,
     /// with the clock where it is now.
     async fn restart(&mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.running.take().unwrap().await.unwrap().unwrap();
-        let (client, stop, running) = launch(&self.config, &self.clock).await;
-        self.client = client;
-        self.stop = Some(stop);
-        self.running = Some(running);
+        self.server.restart().await;
+        self.client.grpc = self.server.client.clone();
     }
 
     fn with_key(&self, key: &'static str) -> Client {
@@ -158,19 +89,16 @@ impl Harness {
     }
 
     fn playlist_path(&self, info: &RecordInfo) -> PathBuf {
-        self.objects.join(&info.oss_bucket).join(&info.oss_object)
+        self.server.playlist_path(info)
     }
 }
 
 impl Client {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(key) = self.key {
-            request
-                .metadata_mut()
-                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        match self.key {
+            Some(key) => with_key(key, message),
+            None => tonic::Request::new(message),
         }
-        request
     }
 
     async fn register_request(
@@ -303,68 +231,6 @@ impl Client {
 // Requests
 // ---------------------------------------------------------------------------
 
-fn segment(bucket: &str, object: &str, start_offset_ms: i64, duration: f64) -> Segment {
-    Segment {
-        oss_endpoint: "localhost".into(),
-        oss_bucket: bucket.into(),
-        oss_object: object.into(),
-        start_time: at_ms(start_offset_ms),
-        duration,
-        sequence: 0,
-        width: 640,
-        height: 360,
-        format: "ts".into(),
-        size: 0,
-    }
-}
-
-/// Six-second segments of `stream` back to back: segment i covers
-/// [-600 + 6i, -600 + 6(i+1)) seconds from NOW.
-fn back_to_back(stream: &str, count: usize) -> Vec<Segment> {
-    (0..count)
-        .map(|i| {
-            let mut s = segment(
-                BUCKET,
-                &format!("{APP}/{stream}/{i:03}.ts"),
-                (-600 + 6 * i as i64) * 1000,
-                6.0,
-            );
-            s.sequence = i as i64;
-            s
-        })
-        .collect()
-}
-
-fn register_request(
-    stream: &str,
-    segments: Vec<Segment>,
-) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        domain_name: DOMAIN.into(),
-        app_name: APP.into(),
-        stream_name: stream.into(),
-        segments,
-        client_token: String::new(),
-    }
-}
-
-fn create_request(stream: &str, start: i64, end: i64) -> CreateLiveStreamRecordIndexFilesRequest {
-    CreateLiveStreamRecordIndexFilesRequest {
-        renditions: Vec::new(),
-        clip_mode: String::new(),
-        domain_name: DOMAIN.into(),
-        app_name: APP.into(),
-        stream_name: stream.into(),
-        oss_endpoint: "localhost".into(),
-        oss_bucket: BUCKET.into(),
-        oss_object: "{AppName}/{StreamName}/index/{RecordId}.m3u8".into(),
-        start_time: at(start),
-        end_time: at(end),
-        end_time_included: false,
-        client_token: String::new(),
-    }
-}
-
 fn describe_request(stream: &str, record_id: &str) -> DescribeLiveStreamRecordIndexFileRequest {
     DescribeLiveStreamRecordIndexFileRequest {
         domain_name: DOMAIN.into(),
@@ -468,7 +334,7 @@ async fn describe_returns_what_create_returned() {
     other_bucket.oss_bucket = "playlists".into();
     other_bucket.oss_object = "{StreamName}/{EscapedStartTime}.m3u8".into();
     other_bucket.end_time_included = true;
-    h.clock.set(NOW + 7 * SECOND + 250_000);
+    h.server.clock.set(NOW + 7 * SECOND + 250_000);
     let second = h.client.create(other_bucket).await.unwrap();
 
     let found = h.client.describe("s1", &created.record_id).await.unwrap();
@@ -553,14 +419,14 @@ async fn a_manifest_expires_180_days_after_its_creation() {
         .await
         .unwrap();
     let expiry = NOW + 180 * DAY;
-    h.clock.set(expiry - 1);
+    h.server.clock.set(expiry - 1);
     assert_eq!(
         h.client.describe("s1", &info.record_id).await.unwrap(),
         info
     );
-    h.clock.set(expiry);
+    h.server.clock.set(expiry);
     expect_not_found(h.client.describe("s1", &info.record_id).await);
-    h.clock.set(expiry + 30 * DAY);
+    h.server.clock.set(expiry + 30 * DAY);
     expect_not_found(h.client.describe("s1", &info.record_id).await);
     // An expired manifest cannot be deleted either.
     let answer = h
@@ -587,7 +453,7 @@ async fn many_manifests(h: &mut Harness) -> Vec<(i64, RecordInfo)> {
     let mut created = Vec::new();
     for i in 0..23 {
         let offset = (i / 2) * 3;
-        h.clock.set(NOW + offset * SECOND);
+        h.server.clock.set(NOW + offset * SECOND);
         let info = h
             .client
             .create(create_request("s1", -600, -540))
@@ -604,7 +470,7 @@ async fn many_manifests(h: &mut Harness) -> Vec<(i64, RecordInfo)> {
             }
         }
     }
-    h.clock.set(NOW + 60 * SECOND);
+    h.server.clock.set(NOW + 60 * SECOND);
     created
 }
 
@@ -1016,7 +882,7 @@ async fn deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied() {
     let info = a.create(create_request("s1", -600, -570)).await.unwrap();
     let unknown = uuid::Uuid::new_v4().to_string();
     let owns = |h: &mut Harness, account: usize, bucket: &str| {
-        h.config.accounts[account].buckets = vec![bucket.to_string()];
+        h.server.config.accounts[account].buckets = vec![bucket.to_string()];
     };
     owns(&mut h, 0, "new-bucket");
     owns(&mut h, 1, "rec-bucket");
@@ -1153,9 +1019,9 @@ async fn delete_with_remove_file_removes_the_playlist_from_s3() {
 /// seventh, and one segment alone at [-500, -494).
 fn recording_with_holes() -> Vec<Segment> {
     let live =
-        |i: usize, start_ms: i64| segment(BUCKET, &format!("live/c1/{i:03}.ts"), start_ms, 6.0);
+        |i: usize, start_ms: i64| segment_at(BUCKET, &format!("live/c1/{i:03}.ts"), start_ms, 6.0);
     let archive = |i: usize, start_ms: i64| {
-        segment(
+        segment_at(
             "rec-bucket-2",
             &format!("archive/c1/{i:03}.ts"),
             start_ms,
@@ -1326,7 +1192,7 @@ async fn segments_expire_90_days_after_their_start_for_create_and_content() {
     // every read.
     let expiry = NOW - 600 * SECOND + 90 * DAY;
 
-    h.clock.set(expiry - 1);
+    h.server.clock.set(expiry - 1);
     assert_eq!(
         h.client.content("s1", -700, -500).await.unwrap(),
         vec![span(&at(-600), &at(-582), 18.0, BUCKET, "live/s1/")]
@@ -1340,7 +1206,7 @@ async fn segments_expire_90_days_after_their_start_for_create_and_content() {
     let playlist = std::fs::read_to_string(h.playlist_path(&before)).unwrap();
     assert!(playlist.contains("../000.ts"), "{playlist}");
 
-    h.clock.set(expiry);
+    h.server.clock.set(expiry);
     assert_eq!(
         h.client.content("s1", -700, -500).await.unwrap(),
         vec![span(&at(-594), &at(-582), 12.0, BUCKET, "live/s1/")]
@@ -1356,7 +1222,7 @@ async fn segments_expire_90_days_after_their_start_for_create_and_content() {
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{playlist}");
 
     // Once every segment of the range has expired there is nothing to index.
-    h.clock.set(expiry + 12 * SECOND);
+    h.server.clock.set(expiry + 12 * SECOND);
     assert!(h.client.content("s1", -700, -500).await.unwrap().is_empty());
     let status = h
         .client
@@ -1370,9 +1236,9 @@ async fn segments_expire_90_days_after_their_start_for_create_and_content() {
 /// segments), waits for sweeps, and brings the clock back: what was swept
 /// stays gone, what was not would be visible again.
 async fn expire_and_come_back(h: &Harness, wait: Duration) {
-    h.clock.set(NOW + 181 * DAY);
+    h.server.clock.set(NOW + 181 * DAY);
     tokio::time::sleep(wait).await;
-    h.clock.set(NOW + SECOND);
+    h.server.clock.set(NOW + SECOND);
     // A sweep that started with the later time finishes before the checks.
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
@@ -1394,7 +1260,7 @@ async fn the_sweeper_reclaims_expired_records() {
     let mut h = start("sweep_interval_secs = 0.05\n").await;
     let (info, request) = records_to_expire(&mut h).await;
 
-    h.clock.set(NOW + 181 * DAY);
+    h.server.clock.set(NOW + 181 * DAY);
     expect_not_found(h.client.describe("s1", &info.record_id).await);
     let mut swept = false;
     for _ in 0..20 {
@@ -1415,7 +1281,7 @@ async fn the_sweeper_reclaims_expired_records() {
     common::assert_error(&status, Code::NotFound, "NoRecordContent");
 
     // After expiry, a recorder reusing an object key adds a new segment.
-    h.clock.set(NOW + 181 * DAY);
+    h.server.clock.set(NOW + 181 * DAY);
     let mut reused = back_to_back("s1", 1);
     reused[0].start_time = chrono::DateTime::from_timestamp_micros(NOW + 181 * DAY - 600 * SECOND)
         .unwrap()
@@ -1675,13 +1541,13 @@ async fn a_create_retried_with_its_token_returns_the_first_answer() {
     let mut request = create_request("s1", -600, -570);
     request.client_token = "retry-1_a.b".into();
     let first = h.client.create(request.clone()).await.unwrap();
-    h.clock.set(NOW + 5 * SECOND);
+    h.server.clock.set(NOW + 5 * SECOND);
     let again = h.client.create(request.clone()).await.unwrap();
     assert_eq!(again, first);
     let listed = h.client.list_all("s1", -10, 600).await;
     assert_eq!(listed.total_num, 1);
     assert_eq!(listed.record_index_info_list, vec![first.clone()]);
-    let playlists = std::fs::read_dir(h.objects.join(BUCKET).join("live/s1/index"))
+    let playlists = std::fs::read_dir(h.server.objects.join(BUCKET).join("live/s1/index"))
         .unwrap()
         .count();
     assert_eq!(playlists, 1);
@@ -1737,14 +1603,14 @@ async fn a_token_is_kept_for_24_hours() {
     let mut request = create_request("s1", -600, -570);
     request.client_token = "daily".into();
     let first = h.client.create(request.clone()).await.unwrap();
-    h.clock.set(NOW + DAY - 1);
+    h.server.clock.set(NOW + DAY - 1);
     assert_eq!(h.client.create(request.clone()).await.unwrap(), first);
-    h.clock.set(NOW + DAY);
+    h.server.clock.set(NOW + DAY);
     let next = h.client.create(request.clone()).await.unwrap();
     assert_ne!(next.record_id, first.record_id);
     assert_eq!(next.create_time, at(86_400));
     // The new answer is the token's answer from now on.
-    h.clock.set(NOW + DAY + 60 * SECOND);
+    h.server.clock.set(NOW + DAY + 60 * SECOND);
     assert_eq!(h.client.create(request).await.unwrap(), next);
     let listed = h.client.list_all("s1", -10, 86_500).await;
     assert_eq!(listed.total_num, 2);
@@ -1761,11 +1627,11 @@ async fn a_token_used_again_after_24_hours_keeps_its_new_answer() {
     let first = h.client.create(request.clone()).await.unwrap();
     // The token is used again a second after its first use expired, before
     // any sweep came by.
-    h.clock.set(NOW + DAY + SECOND);
+    h.server.clock.set(NOW + DAY + SECOND);
     let second = h.client.create(request.clone()).await.unwrap();
     assert_ne!(second.record_id, first.record_id);
     // A restart sweeps at once, reclaiming the first use.
-    h.clock.set(NOW + DAY + 2 * SECOND);
+    h.server.clock.set(NOW + DAY + 2 * SECOND);
     h.restart().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

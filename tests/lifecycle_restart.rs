@@ -46,13 +46,10 @@ impl Client {
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(key) = self.key {
-            request
-                .metadata_mut()
-                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        match self.key {
+            Some(key) => common::with_key(key, message),
+            None => tonic::Request::new(message),
         }
-        request
     }
 
     async fn register(&mut self, segments: Vec<Segment>) {

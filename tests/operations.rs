@@ -19,8 +19,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use record_index::proto::{
     CreateLiveStreamRecordIndexFilesRequest, DeleteLiveStreamRecordIndexFilesRequest,
-    DescribeLiveStreamRecordIndexFileRequest, DescribeLiveStreamRecordIndexFilesRequest,
-    RegisterLiveStreamRecordSegmentsRequest, Segment,
+    DescribeLiveStreamRecordIndexFileRequest, DescribeLiveStreamRecordIndexFilesRequest, Segment,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -151,19 +150,6 @@ fn segments(endpoint: &str, bucket: &str, stream: &str, start: DateTime<Utc>) ->
             size: 1000,
         })
         .collect()
-}
-
-fn register_request(
-    stream: &str,
-    segments: Vec<Segment>,
-) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        domain_name: DOMAIN.into(),
-        app_name: APP.into(),
-        stream_name: stream.into(),
-        segments,
-        client_token: String::new(),
-    }
 }
 
 /// A Create covering the five segments of [`segments`].

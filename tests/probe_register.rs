@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use record_index::proto::{
-    CreateLiveStreamRecordIndexFilesRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
-};
+use record_index::proto::{CreateLiveStreamRecordIndexFilesRequest, Segment};
 
 fn without_metadata(mut segments: Vec<Segment>) -> Vec<Segment> {
     for segment in &mut segments {
@@ -21,16 +19,6 @@ fn without_metadata(mut segments: Vec<Segment>) -> Vec<Segment> {
         segment.size = 0;
     }
     segments
-}
-
-fn register(stream: &str, segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: stream.into(),
-        segments,
-        client_token: String::new(),
-    }
 }
 
 fn create(
@@ -65,7 +53,7 @@ async fn probed_segments_carry_the_media_facts() {
     let start = recording_start(Duration::from_secs(20 * 60));
     let segments = without_metadata(recorded_segments(&endpoint, &bucket, "probe/segs", start));
     let answer = client
-        .register_live_stream_record_segments(register("probed", segments.clone()))
+        .register_live_stream_record_segments(register_request("probed", segments.clone()))
         .await
         .unwrap();
     assert_eq!(answer.into_inner().accepted, 10);
@@ -114,7 +102,7 @@ async fn probed_segments_carry_the_media_facts() {
         gone.status
     );
     let again = client
-        .register_live_stream_record_segments(register("probed", segments))
+        .register_live_stream_record_segments(register_request("probed", segments))
         .await
         .unwrap()
         .into_inner();
@@ -140,7 +128,7 @@ async fn a_segment_that_cannot_be_probed_rejects_the_batch() {
     let mut segments = without_metadata(recorded_segments(&endpoint, &bucket, "bad/segs", start));
     segments[3].oss_object = "bad/segs/missing.ts".into();
     let status = client
-        .register_live_stream_record_segments(register("bad", segments.clone()))
+        .register_live_stream_record_segments(register_request("bad", segments.clone()))
         .await
         .unwrap_err();
     assert_error(&status, tonic::Code::InvalidArgument, "InvalidParams");
@@ -151,7 +139,7 @@ async fn a_segment_that_cannot_be_probed_rejects_the_batch() {
     );
     segments[3].oss_object = "bad/segs/noise.ts".into();
     let status = client
-        .register_live_stream_record_segments(register("bad", segments))
+        .register_live_stream_record_segments(register_request("bad", segments))
         .await
         .unwrap_err();
     assert_error(&status, tonic::Code::InvalidArgument, "InvalidParams");
@@ -254,7 +242,10 @@ async fn an_encoder_restart_is_a_discontinuity_though_the_clock_runs_on() {
         segments.push(next);
     }
     client
-        .register_live_stream_record_segments(register("restart", without_metadata(segments)))
+        .register_live_stream_record_segments(register_request(
+            "restart",
+            without_metadata(segments),
+        ))
         .await
         .unwrap();
     let info = client
@@ -308,7 +299,7 @@ async fn a_missing_size_is_read_from_the_media_when_it_can_be() {
     // An object that is not there keeps its Duration and an unknown size.
     segments[9].oss_object = "size/segs/not-uploaded.ts".into();
     let answer = client
-        .register_live_stream_record_segments(register("sized", segments.clone()))
+        .register_live_stream_record_segments(register_request("sized", segments.clone()))
         .await
         .unwrap();
     assert_eq!(answer.into_inner().accepted, 10);

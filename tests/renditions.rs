@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use record_index::proto::{
-    CreateLiveStreamRecordIndexFilesRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
-};
+use record_index::proto::{CreateLiveStreamRecordIndexFilesRequest, Segment};
 
 /// Four 6 s segments of the test pattern at one size, from one encoder run.
 fn rendition(width: u32, height: u32) -> Vec<Bytes> {
@@ -58,16 +56,6 @@ fn rendition(width: u32, height: u32) -> Vec<Bytes> {
         .collect()
 }
 
-fn register(stream: &str, segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: stream.into(),
-        segments,
-        client_token: String::new(),
-    }
-}
-
 #[tokio::test]
 async fn renditions_make_a_master_playlist() {
     let weed = seaweedfs();
@@ -100,7 +88,10 @@ async fn renditions_make_a_master_playlist() {
             });
         }
         client
-            .register_live_stream_record_segments(register(&format!("prog{suffix}"), segments))
+            .register_live_stream_record_segments(register_request(
+                &format!("prog{suffix}"),
+                segments,
+            ))
             .await
             .unwrap();
     }
@@ -194,7 +185,10 @@ async fn a_rendition_key_over_the_key_rules_is_refused_before_anything_is_writte
         let place = ("localhost", "keys-bucket", &*format!("prog{suffix}"));
         let segments = plain_segments(place, start, 0..3, 6);
         client
-            .register_live_stream_record_segments(register(&format!("prog{suffix}"), segments))
+            .register_live_stream_record_segments(register_request(
+                &format!("prog{suffix}"),
+                segments,
+            ))
             .await
             .unwrap();
     }

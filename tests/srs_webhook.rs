@@ -1,62 +1,27 @@
 //! SRS's `on_hls` callback as SRS sends it, through the HTTP listener, and
 //! the playlist that the registered segments then make.
 
-use std::sync::Arc;
+mod common;
 
-use record_index::clock::FixedClock;
-use record_index::config::Config;
 use record_index::proto::CreateLiveStreamRecordIndexFilesRequest;
-use record_index::proto::record_index_client::RecordIndexClient;
-use record_index::server::Server;
 use sha2::Digest;
 
-/// 2026-11-19T12:00:00Z.
-const NOW_SECS: i64 = 1_795_089_600;
+use common::{InProcess, NOW_SECS, at};
+
 const SECRET: &str = "srs-callback-secret";
 
-struct Harness {
-    webhook: String,
-    grpc: RecordIndexClient<tonic::transport::Channel>,
-    clock: Arc<FixedClock>,
-    objects: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+/// The server in this process with an SRS source for `example.com`, and
+/// the base URL of its callback listener.
+async fn start() -> (InProcess, String) {
     let digest = hex::encode(sha2::Sha256::digest(SECRET.as_bytes()));
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [srs_webhook]\nlisten = \"127.0.0.1:0\"\n\
+    let server = InProcess::start(&format!(
+        "[srs_webhook]\nlisten = \"127.0.0.1:0\"\n\
          [[srs_webhook.sources]]\nsecret_sha256 = \"{digest}\"\ndomain = \"example.com\"\n\
-         endpoint = \"localhost\"\nbucket = \"srs-bucket\"\nkey_prefix = \"hls/\"\n",
-        dir.path().join("data").display()
-    );
-    let config = Config::from_toml(&text).unwrap().finish().unwrap();
-    let objects = config
-        .endpoint("localhost")
-        .and_then(|e| e.path.clone())
-        .unwrap();
-    let clock = Arc::new(FixedClock::new(NOW_SECS * 1_000_000));
-    let server = Server::bind_with_clock(&config, clock.clone())
-        .await
-        .unwrap();
-    let grpc_address = server.local_addr().unwrap();
-    let webhook = format!(
-        "http://{}",
-        server.webhook_addr().expect("the webhook listens")
-    );
-    tokio::spawn(server.run(std::future::pending()));
-    let grpc = RecordIndexClient::connect(format!("http://{grpc_address}"))
-        .await
-        .unwrap();
-    Harness {
-        webhook,
-        grpc,
-        clock,
-        objects,
-        _dir: dir,
-    }
+         endpoint = \"localhost\"\nbucket = \"srs-bucket\"\nkey_prefix = \"hls/\"\n"
+    ))
+    .await;
+    let webhook = format!("http://{}", server.webhook.expect("the webhook listens"));
+    (server, webhook)
 }
 
 /// The body SRS 5 posts after writing a segment.
@@ -88,17 +53,10 @@ async fn post(url: &str, body: String, header_secret: Option<&str>) -> (u16, ser
     )
 }
 
-fn at(offset: i64) -> String {
-    chrono::DateTime::from_timestamp(NOW_SECS + offset, 0)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 #[tokio::test]
 async fn callbacks_register_segments_that_make_a_playlist() {
-    let mut h = start().await;
-    let url = format!("{}/api/v1/hls?secret={SECRET}", h.webhook);
+    let (mut h, webhook) = start().await;
+    let url = format!("{webhook}/api/v1/hls?secret={SECRET}");
     // Three callbacks, each arriving as its 6 s segment is finished.
     for seq in 0..3 {
         h.clock.set((NOW_SECS - 60 + 6 * (seq + 1)) * 1_000_000);
@@ -110,12 +68,12 @@ async fn callbacks_register_segments_that_make_a_playlist() {
         );
     }
     // A retried callback is a duplicate, still answered OK for SRS.
-    let (status, _) = post(&format!("{}/hook", h.webhook), on_hls(2, 6.0), Some(SECRET)).await;
+    let (status, _) = post(&format!("{webhook}/hook"), on_hls(2, 6.0), Some(SECRET)).await;
     assert_eq!(status, 200);
 
     h.clock.set(NOW_SECS * 1_000_000);
     let info = h
-        .grpc
+        .client
         .create_live_stream_record_index_files(CreateLiveStreamRecordIndexFilesRequest {
             domain_name: "example.com".into(),
             app_name: "live".into(),
@@ -146,8 +104,8 @@ async fn callbacks_register_segments_that_make_a_playlist() {
 
 #[tokio::test]
 async fn callbacks_without_the_secret_or_with_bad_bodies_register_nothing() {
-    let mut h = start().await;
-    let wrong = format!("{}/hook?secret=guess", h.webhook);
+    let (mut h, webhook) = start().await;
+    let wrong = format!("{webhook}/hook?secret=guess");
     let (status, answer) = post(&wrong, on_hls(0, 6.0), None).await;
     assert_eq!(status, 401, "{answer}");
     assert_ne!(answer["code"].as_i64(), Some(0));
@@ -157,10 +115,10 @@ async fn callbacks_without_the_secret_or_with_bad_bodies_register_nothing() {
             .unwrap()
             .starts_with("InvalidAccessKeyId")
     );
-    let (status, _) = post(&format!("{}/hook", h.webhook), on_hls(0, 6.0), None).await;
+    let (status, _) = post(&format!("{webhook}/hook"), on_hls(0, 6.0), None).await;
     assert_eq!(status, 401);
 
-    let right = format!("{}/hook?secret={SECRET}", h.webhook);
+    let right = format!("{webhook}/hook?secret={SECRET}");
     for bad in [
         "not json".to_string(),
         on_hls(0, 0.0),
@@ -175,7 +133,7 @@ async fn callbacks_without_the_secret_or_with_bad_bodies_register_nothing() {
     }
     // Nothing of the stream was registered.
     let status = h
-        .grpc
+        .client
         .create_live_stream_record_index_files(CreateLiveStreamRecordIndexFilesRequest {
             domain_name: "example.com".into(),
             app_name: "live".into(),

@@ -9,7 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Server, recording_start, request_id, run, utc_millis, utc_seconds};
+use common::{
+    Server, recording_start, register_request, request_id, run, utc_millis, utc_seconds, with_key,
+};
 use record_index::proto::record_index_client::RecordIndexClient;
 use record_index::proto::{
     CreateLiveStreamRecordIndexFilesRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
@@ -61,15 +63,6 @@ fn account_toml() -> String {
     )
 }
 
-fn authorized<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {API_KEY}").parse().unwrap(),
-    );
-    request
-}
-
 /// A channel over TLS to `url` that trusts only `ca_pem` and expects the
 /// server to be `domain`.
 async fn tls_channel(url: String, ca_pem: &str, domain: &str) -> Result<Channel, String> {
@@ -102,16 +95,9 @@ fn segment(start: chrono::DateTime<chrono::Utc>, n: i64) -> Segment {
     }
 }
 
-fn register_request(
-    start: chrono::DateTime<chrono::Utc>,
-) -> RegisterLiveStreamRecordSegmentsRequest {
-    RegisterLiveStreamRecordSegmentsRequest {
-        client_token: String::new(),
-        domain_name: DOMAIN.into(),
-        app_name: "live".into(),
-        stream_name: "s1".into(),
-        segments: (0..3).map(|n| segment(start, n)).collect(),
-    }
+/// Three segments of live/s1 from `start`.
+fn recording(start: chrono::DateTime<chrono::Utc>) -> RegisterLiveStreamRecordSegmentsRequest {
+    register_request("s1", (0..3).map(|n| segment(start, n)).collect())
 }
 
 /// Whether a Register over `channel` (or the connection itself) fails.
@@ -122,7 +108,7 @@ async fn register_fails(channel: Result<Channel, String>) -> Result<String, Stri
     };
     let start = recording_start(Duration::from_secs(600));
     let mut client = RecordIndexClient::new(channel);
-    let call = client.register_live_stream_record_segments(authorized(register_request(start)));
+    let call = client.register_live_stream_record_segments(with_key(API_KEY, recording(start)));
     match tokio::time::timeout(DEADLINE, call).await {
         Err(_) => Err("the call hung instead of failing".into()),
         Ok(Ok(response)) => Err(format!("the call succeeded: {:?}", response.into_inner())),
@@ -148,7 +134,7 @@ async fn clients_trusting_the_certificate_call_the_service_over_tls() {
         let start = recording_start(Duration::from_secs(600));
         let registered = tokio::time::timeout(
             DEADLINE,
-            client.register_live_stream_record_segments(authorized(register_request(start))),
+            client.register_live_stream_record_segments(with_key(API_KEY, recording(start))),
         )
         .await
         .expect("Register answered")
@@ -159,7 +145,8 @@ async fn clients_trusting_the_certificate_call_the_service_over_tls() {
 
         let created = tokio::time::timeout(
             DEADLINE,
-            client.create_live_stream_record_index_files(authorized(
+            client.create_live_stream_record_index_files(with_key(
+                API_KEY,
                 CreateLiveStreamRecordIndexFilesRequest {
                     renditions: Vec::new(),
                     clip_mode: String::new(),
@@ -245,9 +232,10 @@ async fn clients_trusting_the_certificate_call_the_service_over_tls() {
         .await
         .expect("TLS still works");
     let again = RecordIndexClient::new(channel)
-        .register_live_stream_record_segments(authorized(register_request(recording_start(
-            Duration::from_secs(600),
-        ))))
+        .register_live_stream_record_segments(with_key(
+            API_KEY,
+            recording(recording_start(Duration::from_secs(600))),
+        ))
         .await
         .expect("Register over TLS")
         .into_inner();

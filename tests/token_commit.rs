@@ -36,13 +36,12 @@ fn segments(start: chrono::DateTime<chrono::Utc>, first: i64, count: i64) -> Vec
     plain_segments(place, start, first..first + count, 6)
 }
 
-fn register_request(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
+/// A Register of `segments` for live/cam that a client sends again with
+/// the same ClientToken.
+fn retried_register(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsRequest {
     RegisterLiveStreamRecordSegmentsRequest {
         client_token: "register-retry-1".into(),
-        domain_name: "example.com".into(),
-        app_name: "live".into(),
-        stream_name: "cam".into(),
-        segments,
+        ..register_request("cam", segments)
     }
 }
 
@@ -61,7 +60,7 @@ async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer() {
     let mut server = Server::start("").await;
     let mut client = server.client().await;
     let cut_off = client
-        .register_live_stream_record_segments(register_request(segments(start, 0, 5)))
+        .register_live_stream_record_segments(retried_register(segments(start, 0, 5)))
         .await;
     assert!(
         cut_off.is_err(),
@@ -70,7 +69,7 @@ async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer() {
     start_after_fault(&mut server).await;
     let mut client = server.client().await;
     let retried = client
-        .register_live_stream_record_segments(register_request(segments(start, 0, 5)))
+        .register_live_stream_record_segments(retried_register(segments(start, 0, 5)))
         .await
         .expect("the retried Register")
         .into_inner();

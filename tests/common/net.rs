@@ -1,0 +1,71 @@
+//! Loopback networking: free ports and plain HTTP requests.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Distinct loopback ports that were free a moment ago: all are bound at
+/// once so none is handed out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request. `host` overrides the Host header while the
+/// connection still goes to the URL's address, which is how a
+/// virtual-hosted `{bucket}.localhost` name is reached without DNS.
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    host: Option<&str>,
+    content_type: Option<&str>,
+    body: Bytes,
+) -> HttpResponse {
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    if let Some(host) = host {
+        request = request.header(hyper::header::HOST, host);
+    }
+    if let Some(content_type) = content_type {
+        request = request.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    let request = request
+        .body(hyper::Body::from(body))
+        .expect("valid request");
+    let exchange = async {
+        let response = hyper::Client::new().request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = hyper::body::to_bytes(body).await?;
+        Ok::<_, hyper::Error>(HttpResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {url}: no answer within 30 s"))
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+pub async fn http_get(url: &str) -> HttpResponse {
+    http_request("GET", url, None, None, Bytes::new()).await
+}
