@@ -37,6 +37,9 @@ impl governor::clock::Clock for Ticks {
     }
 }
 
+/// The shortest wait a refusal asks for.
+const MIN_RETRY_AFTER: Duration = Duration::from_millis(1);
+
 /// One limiter and the rate it enforces.
 struct Limit {
     rate: u32,
@@ -117,7 +120,11 @@ impl Admission for InProcessLimiter {
             .check_key(&account)
             .map_err(|not_until| Throttle {
                 rate: limit.rate,
-                retry_after: not_until.wait_time_from(governor::clock::Clock::now(&self.ticks)),
+                // Read after the refusal, the clock may already be past the
+                // next cell (a busy machine); a client is still told to wait.
+                retry_after: not_until
+                    .wait_time_from(governor::clock::Clock::now(&self.ticks))
+                    .max(MIN_RETRY_AFTER),
             })
     }
 
