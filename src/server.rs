@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::admission::{Admission, InProcessLimiter};
@@ -77,6 +78,131 @@ fn bind_http(address: SocketAddr) -> Result<std::net::TcpListener, StartError> {
         Ok(listener)
     };
     bind().map_err(|source| StartError::Listen { address, source })
+}
+
+/// Server reflection, v1 and v1alpha (grpcurl before 1.9 speaks only the
+/// latter). google.rpc types are served too, so reflection clients can
+/// decode the ErrorInfo details of errors.
+fn reflection_services() -> (
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+) {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection()
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    (v1, v1alpha)
+}
+
+/// Forgets, now and then, accounts whose rate budget is full again.
+async fn prune_forever(admission: Arc<dyn Admission>) {
+    let mut ticks = tokio::time::interval(ADMISSION_PRUNE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        admission.prune();
+    }
+}
+
+/// Serves SRS callbacks until `stopped` changes or is dropped.
+fn spawn_webhook(
+    hook: Arc<Webhook>,
+    listener: std::net::TcpListener,
+    header_timeout: Duration,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.changed().await;
+        };
+        if let Err(err) = hook.serve(listener, header_timeout, stop).await {
+            tracing::error!(error = %err, "SRS webhook listener failed");
+        }
+    })
+}
+
+/// Serves `/metrics` until `stopped` resolves, the catalog's counts
+/// refreshed at each scrape.
+fn spawn_metrics(
+    listener: std::net::TcpListener,
+    catalog: Arc<Catalog>,
+    header_timeout: Duration,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let refresh = move || {
+        let (segments, manifests) = catalog.stored();
+        telemetry::stored(segments, manifests);
+    };
+    tokio::spawn(async move {
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        if let Err(err) =
+            telemetry::exporter::serve(listener, header_timeout, refresh, stopped).await
+        {
+            tracing::error!(error = %err, "metrics listener failed");
+        }
+    })
+}
+
+/// Once draining begins, waits until no request is in flight or the grace
+/// period is over: a request stuck past it must not keep the catalog from
+/// being flushed before the orchestrator's SIGKILL. Sets `grace_ends`, which
+/// the webhook's drain shares.
+async fn drain(
+    gate: &GateLayer,
+    grace: Duration,
+    drain_begins: tokio::sync::oneshot::Receiver<Instant>,
+    grace_ends: &std::sync::OnceLock<Instant>,
+) {
+    let Ok(began) = drain_begins.await else {
+        return std::future::pending().await;
+    };
+    let _ = grace_ends.set(began + grace);
+    tracing::info!(
+        in_flight = gate.in_flight(),
+        grace_secs = grace.as_secs_f64(),
+        "draining: no new requests, waiting for those in flight"
+    );
+    // Connections a client keeps open without a request in flight hold
+    // nothing worth waiting for.
+    let idle = async {
+        let mut idle_checks = 0;
+        while idle_checks < 3 {
+            tokio::time::sleep(IDLE_CHECK).await;
+            idle_checks = if gate.in_flight() == 0 {
+                idle_checks + 1
+            } else {
+                0
+            };
+        }
+    };
+    if tokio::time::timeout(grace, idle).await.is_err() {
+        tracing::warn!(
+            abandoned = gate.in_flight(),
+            "shutdown grace period over: requests still in flight are abandoned"
+        );
+    }
+}
+
+/// Lets in-flight callbacks finish until `deadline`, what is left of the
+/// grace period: a stuck client does not keep the service from flushing
+/// and exiting.
+async fn finish_webhook(webhook: tokio::task::JoinHandle<()>, deadline: Instant) {
+    if tokio::time::timeout_at(deadline, webhook).await.is_err() {
+        tracing::warn!("SRS webhook connections still open at shutdown");
+    }
 }
 
 /// Reports SERVING on grpc.health.v1.Health once the catalog and every
@@ -333,34 +459,13 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartError> {
-        // google.rpc types are served too, so reflection clients can decode
-        // the ErrorInfo details of errors.
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        };
-        let reflection_v1 = reflection()
-            .build_v1()
-            .expect("the embedded descriptor sets are valid");
-        // grpcurl before 1.9 only speaks the v1alpha reflection protocol.
-        let reflection_v1alpha = reflection()
-            .build_v1alpha()
-            .expect("the embedded descriptor sets are valid");
+        let (reflection_v1, reflection_v1alpha) = reflection_services();
         let service = RecordIndexServer::new(self.api)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes);
         self.connection_limits.log(&self.connections);
         let incoming = Incoming::new(self.listener, self.connection_limits);
-        let admission = self.admission.clone();
-        let pruner = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(ADMISSION_PRUNE_INTERVAL);
-            loop {
-                ticks.tick().await;
-                admission.prune();
-            }
-        });
+        let pruner = tokio::spawn(prune_forever(self.admission.clone()));
         let sweeper = tokio::spawn(sweep_forever(
             self.catalog.clone(),
             self.clock.clone(),
@@ -380,40 +485,21 @@ impl Server {
         // The HTTP listeners close connections that send no request head
         // in time, as the gRPC listener closes those without a handshake.
         let header_timeout = self.connection_limits.handshake_timeout;
-        let webhook = self.webhook.map(|(hook, listener)| {
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                if let Err(err) = hook
-                    .serve(listener, header_timeout, async move {
-                        let _ = stopped.changed().await;
-                    })
-                    .await
-                {
-                    tracing::error!(error = %err, "SRS webhook listener failed");
-                }
-            })
-        });
+        let webhook = self
+            .webhook
+            .map(|(hook, listener)| spawn_webhook(hook, listener, header_timeout, stopped));
         // Scrapes go on while requests drain; the listener stops last.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-        let counted = self.catalog.clone();
         let metrics = self.metrics.map(|listener| {
-            let refresh = move || {
-                let (segments, manifests) = counted.stored();
-                telemetry::stored(segments, manifests);
-            };
-            tokio::spawn(async move {
-                let stopped = async {
-                    let _ = metrics_stopped.await;
-                };
-                if let Err(err) =
-                    telemetry::exporter::serve(listener, header_timeout, refresh, stopped).await
-                {
-                    tracing::error!(error = %err, "metrics listener failed");
-                }
-            })
+            spawn_metrics(
+                listener,
+                self.catalog.clone(),
+                header_timeout,
+                metrics_stopped,
+            )
         });
         let draining = reporter.clone();
-        let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+        let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<Instant>();
         // Set when draining begins: the gRPC drain and the webhook's share
         // one grace period.
         let grace_ends = std::sync::OnceLock::new();
@@ -423,7 +509,7 @@ impl Server {
             // finish.
             set_health(&draining, tonic_health::ServingStatus::NotServing).await;
             drop(stopping);
-            let _ = drain_started.send(tokio::time::Instant::now());
+            let _ = drain_started.send(Instant::now());
         };
         let builder = grpc_builder(&self.connections, self.tls)?;
         let gate = self.gate.clone();
@@ -436,38 +522,7 @@ impl Server {
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, shutdown);
         let grace = self.shutdown_grace;
-        // A request stuck past the grace period must not keep the catalog
-        // from being flushed before the orchestrator's SIGKILL.
-        let grace_over = async {
-            let Ok(began) = drain_begins.await else {
-                return std::future::pending().await;
-            };
-            let _ = grace_ends.set(began + grace);
-            tracing::info!(
-                in_flight = gate.in_flight(),
-                grace_secs = grace.as_secs_f64(),
-                "draining: no new requests, waiting for those in flight"
-            );
-            // Connections a client keeps open without a request in flight
-            // hold nothing worth waiting for.
-            let idle = async {
-                let mut idle_checks = 0;
-                while idle_checks < 3 {
-                    tokio::time::sleep(IDLE_CHECK).await;
-                    idle_checks = if gate.in_flight() == 0 {
-                        idle_checks + 1
-                    } else {
-                        0
-                    };
-                }
-            };
-            if tokio::time::timeout(grace, idle).await.is_err() {
-                tracing::warn!(
-                    abandoned = gate.in_flight(),
-                    "shutdown grace period over: requests still in flight are abandoned"
-                );
-            }
-        };
+        let grace_over = drain(&gate, grace, drain_begins, &grace_ends);
         let result = tokio::select! {
             result = serving => result,
             () = grace_over => Ok(()),
@@ -476,16 +531,8 @@ impl Server {
         sweeper.abort();
         health_checks.abort();
         if let Some(webhook) = webhook {
-            // In-flight callbacks get what is left of the grace period; a
-            // stuck client does not keep the service from flushing and
-            // exiting.
-            let deadline = grace_ends
-                .get()
-                .copied()
-                .unwrap_or_else(|| tokio::time::Instant::now() + grace);
-            if tokio::time::timeout_at(deadline, webhook).await.is_err() {
-                tracing::warn!("SRS webhook connections still open at shutdown");
-            }
+            let deadline = grace_ends.get().copied();
+            finish_webhook(webhook, deadline.unwrap_or_else(|| Instant::now() + grace)).await;
         }
         if let Err(err) = self.catalog.flush().await {
             tracing::error!(error = %err, "final catalog flush failed");
