@@ -255,12 +255,7 @@ async fn silent_connections_beyond_the_descriptor_limit_do_not_lock_clients_out(
     const SILENT: usize = 1100;
     raise_own_open_files(SILENT as u64 + 200);
     let server = Server::start_with_open_files("", SERVER_OPEN_FILES).await;
-    await_health(
-        &server.url(),
-        ServingStatus::Serving,
-        Duration::from_secs(10),
-    )
-    .await;
+    serving(&server).await;
     let pid = server.pid();
 
     let opened = Instant::now();
@@ -327,12 +322,7 @@ async fn a_connection_silent_after_its_request_is_closed_after_the_idle_timeout(
          keepalive_interval_secs = 30\n",
     )
     .await;
-    await_health(
-        &server.url(),
-        ServingStatus::Serving,
-        Duration::from_secs(10),
-    )
-    .await;
+    serving(&server).await;
     let addr = server.addr;
     let closed = tokio::task::spawn_blocking(move || {
         let mut client = RawClient::connect(addr);
@@ -359,12 +349,7 @@ async fn a_connection_silent_after_its_request_is_closed_after_the_idle_timeout(
 async fn connections_beyond_max_connections_are_refused_at_once() {
     const CAP: usize = 8;
     let server = Server::start(&format!("[connections]\nmax_connections = {CAP}\n")).await;
-    await_health(
-        &server.url(),
-        ServingStatus::Serving,
-        Duration::from_secs(10),
-    )
-    .await;
+    serving(&server).await;
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         // The health probe's connection above may still be closing.
@@ -408,12 +393,7 @@ async fn a_silent_connection_makes_room_for_a_client_at_the_cap() {
         "[connections]\nmax_connections = {CAP}\nhandshake_timeout_secs = 30\n"
     ))
     .await;
-    await_health(
-        &server.url(),
-        ServingStatus::Serving,
-        Duration::from_secs(10),
-    )
-    .await;
+    serving(&server).await;
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(500));
@@ -567,12 +547,7 @@ async fn established_connections_outlive_the_handshake_timeout_with_and_without_
 async fn a_stream_in_flight_keeps_its_connection_past_the_idle_timeout() {
     let server = Server::start("[connections]\nidle_timeout_secs = 2\n").await;
     // A status change would end the wait for the next message below.
-    await_health(
-        &server.url(),
-        ServingStatus::Serving,
-        Duration::from_secs(10),
-    )
-    .await;
+    serving(&server).await;
     no_connections_left(server.addr).await;
     let channel = Channel::from_shared(server.url())
         .unwrap()
@@ -635,4 +610,14 @@ async fn the_http_listeners_close_connections_that_send_no_request() {
             "closed after {after:?}"
         );
     }
+}
+
+/// Waits until `server` answers its health check SERVING.
+async fn serving(server: &Server) {
+    await_health(
+        &server.url(),
+        ServingStatus::Serving,
+        Duration::from_secs(10),
+    )
+    .await;
 }
