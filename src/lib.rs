@@ -8,10 +8,11 @@
 //!   OssObject template, the range rule, segment selection, the playlist
 //!   writer, relative URIs.
 //! - [`media`]: the MPEG-TS probe: codec, picture size, PTS span, keyframes.
-//! - [`catalog`]: the sled engine, with a module per kind of record
-//!   (segments and their duplicate index, manifest metadata, ClientToken
-//!   answers, retention), and backup and restore of a catalog directory in
-//!   the file format of [`catalog::backup::format`].
+//! - [`catalog`]: the catalog contract ([`catalog::Catalog`]: segments,
+//!   manifests, ClientToken answers, retention) and its engines: the
+//!   embedded [`catalog::sled_engine`], with a module per kind of record
+//!   and backup and restore of a catalog directory in the file format of
+//!   [`catalog::sled_engine::backup::format`].
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
 //! - [`service`]: the operations (every RPC), free of gRPC transport:

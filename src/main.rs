@@ -286,9 +286,12 @@ fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::P
             return ExitCode::from(2);
         }
     };
-    let catalog = record_index::catalog::backup::catalog_dir(&config.data_dir);
-    match record_index::catalog::backup::backup(&config.data_dir, out, config.cache_capacity_bytes)
-    {
+    let catalog = record_index::catalog::sled_engine::backup::catalog_dir(&config.data_dir);
+    match record_index::catalog::sled_engine::backup::backup(
+        &config.data_dir,
+        out,
+        config.cache_capacity_bytes,
+    ) {
         Ok(summary) => {
             println!(
                 "record-index: backed up {} to {}: {summary}",
@@ -306,8 +309,8 @@ fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::P
 
 /// `record-index restore`: a backup file into an empty data directory.
 fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
-    let catalog = record_index::catalog::backup::catalog_dir(data_dir);
-    match record_index::catalog::backup::restore(from, data_dir) {
+    let catalog = record_index::catalog::sled_engine::backup::catalog_dir(data_dir);
+    match record_index::catalog::sled_engine::backup::restore(from, data_dir) {
         Ok(summary) => {
             println!(
                 "record-index: restored {} into {}: {summary}",

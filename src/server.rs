@@ -14,6 +14,7 @@ use crate::api::GrpcApi;
 use crate::api::gate::GateLayer;
 use crate::auth::Accounts;
 use crate::catalog::Catalog;
+use crate::catalog::sled_engine::{SledCatalog, SledEngine};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConnectionsConfig};
 use crate::connections::{Incoming, Limits, TrackRequests};
@@ -54,7 +55,7 @@ pub struct Server {
     gate: GateLayer,
     admission: Arc<dyn Admission>,
     tls: Option<ServerTlsConfig>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     clock: Arc<dyn Clock>,
     sweep_interval: Duration,
     sweep_batch: usize,
@@ -136,13 +137,13 @@ fn spawn_webhook(
 /// refreshed at each scrape.
 fn spawn_metrics(
     listener: std::net::TcpListener,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     header_timeout: Duration,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     let refresh = move || {
-        let (segments, manifests) = catalog.stored();
-        telemetry::stored(segments, manifests);
+        let stored = catalog.stored();
+        telemetry::stored(stored.segments, stored.manifests);
     };
     tokio::spawn(async move {
         let stopped = async {
@@ -210,25 +211,13 @@ async fn finish_webhook(webhook: tokio::task::JoinHandle<()>, deadline: Instant)
 /// balancer sends traffic only where it can succeed.
 async fn report_health(
     reporter: tonic_health::server::HealthReporter,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     storage: Storage,
 ) {
     use tonic_health::ServingStatus;
     let mut last = None;
     loop {
-        let catalog_ok = {
-            let catalog = catalog.clone();
-            tokio::task::spawn_blocking(move || {
-                catalog.stream(&crate::catalog::StreamName {
-                    domain: String::new(),
-                    app: String::new(),
-                    stream: String::new(),
-                })
-            })
-            .await
-            .map(|read| read.is_ok())
-            .unwrap_or(false)
-        };
+        let catalog_ok = catalog.check().await.is_ok();
         let storage_ok = storage.check_all().await;
         telemetry::ready(catalog_ok && storage_ok.is_ok());
         let status = if catalog_ok && storage_ok.is_ok() {
@@ -267,20 +256,18 @@ async fn set_health(
 }
 
 /// Removes expired records in the background: a bounded batch at a time,
-/// off the async runtime, again at once while batches come back full.
+/// again at once while batches come back full.
 async fn sweep_forever(
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Catalog>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     batch: usize,
 ) {
     loop {
-        let (sweeping, now) = (catalog.clone(), clock.now());
-        let report = tokio::task::spawn_blocking(move || sweeping.sweep(now, batch)).await;
-        let more = match report {
-            Ok(Ok(report)) => {
+        let more = match catalog.sweep(clock.now(), batch).await {
+            Ok(report) => {
                 if report != Default::default() {
-                    if let Err(err) = catalog.flush().await {
+                    if let Err(err) = catalog.sync().await {
                         tracing::error!(error = %err, "flush after sweep failed");
                     }
                     tracing::info!(
@@ -293,12 +280,8 @@ async fn sweep_forever(
                 telemetry::swept(report.segments, report.manifests, report.tokens);
                 report.maybe_more(batch)
             }
-            Ok(Err(err)) => {
-                tracing::error!(error = %err, "sweep failed");
-                false
-            }
             Err(err) => {
-                tracing::error!(error = %err, "sweep task failed");
+                tracing::error!(error = %err, "sweep failed");
                 false
             }
         };
@@ -365,13 +348,14 @@ impl Server {
         }
         let tls = load_tls(config)?;
         let catalog_path = config.data_dir.join("catalog");
-        let catalog = Catalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
-            StartError::Catalog {
-                path: catalog_path.display().to_string(),
-                message: err.to_string(),
-            }
-        })?;
-        let catalog = Arc::new(catalog);
+        let catalog =
+            SledCatalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
+                StartError::Catalog {
+                    path: catalog_path.display().to_string(),
+                    message: err.to_string(),
+                }
+            })?;
+        let catalog: Arc<dyn Catalog> = Arc::new(SledEngine::new(catalog));
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
         let clock_for_sweeper = clock.clone();
         let service_storage = storage.clone();
@@ -534,7 +518,7 @@ impl Server {
             let deadline = grace_ends.get().copied();
             finish_webhook(webhook, deadline.unwrap_or_else(|| Instant::now() + grace)).await;
         }
-        if let Err(err) = self.catalog.flush().await {
+        if let Err(err) = self.catalog.sync().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }
         let _ = metrics_stop.send(());

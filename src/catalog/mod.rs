@@ -1,62 +1,37 @@
-//! The catalog: segments of every stream and the metadata of every
-//! manifest, in sled. This module is the engine (opening the database,
-//! flushing it, the record counts); each kind of record has a module of its
-//! own:
-//! - `segments`: streams and their segments, packed per stream and minute
-//!   of their end ("upload time"), so a range scan reads one key per minute
-//!   of the range; registration and the duplicate index.
-//! - `manifests`: manifest metadata, listed by stream or found by id.
-//! - `tokens`: the answers to requests sent with a ClientToken.
-//! - `retention`: the sweeper removing expired records.
-//! - [`codec`], [`object_index`], `records`: how blocks, index buckets and
-//!   records are encoded.
-//! - [`backup`]: backup and restore of a catalog directory, in the file
-//!   format of [`backup::format`].
+//! The catalog: segments of every stream, the metadata of every manifest
+//! and the answers to ClientTokens. This module is the contract the
+//! service relies on, [`Catalog`]; each engine is a module of its own that
+//! implements it:
+//! - [`sled_engine`]: the embedded default, one process owning a sled
+//!   directory.
 //!
-//! Trees:
-//! - `streams`: stream name → [`StreamRecord`].
-//! - `segments`: stream id (8 BE) + end minute (8 BE) → encoded block.
-//! - `object_index`: stream id (8 BE) + bucket (4 BE) → entries (hash of
-//!   (bucket, object), end minute of a block holding it): makes registration
-//!   idempotent with a few keys per hundred segments (see [`object_index`]).
-//! - `manifests`: record id (16) → [`ManifestRecord`].
-//! - `manifest_expiry`: expiry (8 BE) + record id (16) → (): manifests in
-//!   the order they expire, so expired ones can be found without a full scan.
-//! - `manifests_by_stream`: stream id (8 BE) + creation (8 BE) + record id
-//!   (16) → (): a stream's manifests in creation order, for listings.
-//! - `manifests_by_object`: endpoint, bucket, key of the playlist + record
-//!   id → (): manifests sharing one playlist object.
-//! - `tokens`: account, operation and ClientToken → [`TokenRecord`], with
-//!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
+//! The contract is shaped for an engine across a network: a request makes
+//! one call per step (a whole Register batch, a whole Create commit, a page
+//! of a scan), never one per segment, and no engine's types appear in it.
+//! `tests/catalog_contract.rs` holds the suite every engine must pass.
 
-pub mod backup;
-pub mod codec;
-mod group_commit;
-mod manifests;
-pub mod object_index;
-mod records;
-mod retention;
-mod segments;
-mod tokens;
+pub mod records;
+pub mod sled_engine;
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use sled::transaction::ConflictableTransactionError;
+use async_trait::async_trait;
 
 use crate::error::ApiError;
+use crate::manifest::{Micros, Segment};
 
-pub use manifests::{ManifestPage, ManifestQuery, Order};
-pub use records::{ManifestRecord, StreamRecord, TokenRecord};
-pub use retention::SweepReport;
-pub use segments::{RegisterOutcome, StreamName};
-pub use tokens::TokenAnswer;
+pub use records::{ManifestRecord, TokenRecord};
+
+/// A ClientToken's answer is kept this long after the first request.
+pub const TOKEN_RETENTION: Micros = crate::manifest::MICROS_PER_DAY;
+/// Segments a scan returns per call at most, whatever it is asked for:
+/// bounds the memory of one page.
+pub const MAX_SCAN_PAGE: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// The engine could not do the work (I/O, connection, timeout); the
+    /// request may succeed later.
     #[error("catalog storage failed: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(String),
     #[error("catalog data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -67,130 +42,337 @@ impl From<CatalogError> for ApiError {
     }
 }
 
-pub struct Catalog {
-    db: sled::Db,
-    streams: sled::Tree,
-    segments: sled::Tree,
-    object_index: sled::Tree,
-    manifests: sled::Tree,
-    manifest_expiry: sled::Tree,
-    manifests_by_stream: sled::Tree,
-    manifests_by_object: sled::Tree,
-    tokens: sled::Tree,
-    token_expiry: sled::Tree,
-    /// Serializes registrations: each one reads blocks, merges and writes
-    /// them back, which must not interleave with another one.
-    register_lock: Mutex<()>,
-    /// One flush at a time, shared by the writers waiting for it.
-    commits: group_commit::GroupCommit,
-    /// Records held, counted once at open and kept up to date by every
-    /// write, so reporting them never scans the catalog.
-    segments_stored: AtomicU64,
-    manifests_stored: AtomicU64,
+/// The three names that identify a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamName {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
 }
 
-/// Aborts a transaction over a record that cannot be decoded.
-fn abort(err: impl std::fmt::Display) -> ConflictableTransactionError<CatalogError> {
-    ConflictableTransactionError::Abort(CatalogError::Corrupt(err.to_string()))
+/// What the catalog knows of a stream that has segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stream {
+    /// The engine's id of the stream, stable for its lifetime.
+    pub id: u64,
+    /// Longest segment ever registered: the "one segment" of the range rule.
+    pub longest_segment: Micros,
 }
 
-/// How long opening waits for sled's lock on a catalog.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// sled reports its lock as an I/O error of kind `Other` reading "could
-/// not acquire lock on ...".
-fn is_locked(err: &sled::Error) -> bool {
-    matches!(err, sled::Error::Io(err) if err.to_string().contains("could not acquire lock"))
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegisterOutcome {
+    pub accepted: u32,
+    pub duplicates: u32,
 }
 
-/// Opens a database, waiting up to `wait` while its lock is held: sled's
-/// background threads let go of it a moment after the last handle of
-/// this process is dropped.
-fn open_waiting(config: &sled::Config, wait: std::time::Duration) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match config.open() {
-            Err(err) if is_locked(&err) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+/// The answer to a request sent with a ClientToken, to be committed with
+/// the records the request adds.
+#[derive(Debug, Clone)]
+pub struct TokenAnswer {
+    /// Account, operation and token.
+    pub key: Vec<u8>,
+    pub record: TokenRecord,
+}
+
+/// Encodes a Register's response for an outcome.
+pub type EncodeResponse = Box<dyn Fn(&RegisterOutcome) -> Vec<u8> + Send + Sync>;
+
+/// The answer to a Register sent with a ClientToken, made inside the commit
+/// from what the registration did.
+pub struct RegisterAnswer {
+    /// Account, operation and token.
+    pub key: Vec<u8>,
+    /// SHA-256 of the request without its token.
+    pub fingerprint: Vec<u8>,
+    pub created: Micros,
+    /// Encodes the response for an outcome; an engine that retries its
+    /// transaction may call it more than once.
+    pub response: EncodeResponse,
+}
+
+impl RegisterAnswer {
+    pub fn answer(&self, outcome: &RegisterOutcome) -> TokenAnswer {
+        TokenAnswer {
+            key: self.key.clone(),
+            record: TokenRecord {
+                fingerprint: self.fingerprint.clone(),
+                created: self.created,
+                response: (self.response)(outcome),
+            },
+        }
+    }
+}
+
+/// How a write guarded by a ClientToken ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Commit<T> {
+    /// Written, with the token's answer if one was given.
+    Done(T),
+    /// The token already had a live answer (another request with it
+    /// committed first, perhaps on another replica): nothing was written,
+    /// and this is that answer.
+    Answered(TokenRecord),
+}
+
+/// Where a scan by end time starts, exclusive: segments are ordered by
+/// (end, bucket, object), which is unique among a stream's live segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanFrom {
+    /// Every segment that ends after this instant.
+    EndsAfter(Micros),
+    /// Every segment after this one: the last of the previous page.
+    Past {
+        end: Micros,
+        bucket: String,
+        object: String,
+    },
+}
+
+impl ScanFrom {
+    /// The position right after `segment`.
+    pub fn past(segment: &Segment) -> ScanFrom {
+        ScanFrom::Past {
+            end: segment.end(),
+            bucket: segment.bucket.clone(),
+            object: segment.object.clone(),
+        }
+    }
+
+    /// Whether `segment` comes after this position.
+    pub fn precedes(&self, segment: &Segment) -> bool {
+        match self {
+            ScanFrom::EndsAfter(after) => segment.end() > *after,
+            ScanFrom::Past {
+                end,
+                bucket,
+                object,
+            } => {
+                (
+                    segment.end(),
+                    segment.bucket.as_str(),
+                    segment.object.as_str(),
+                ) > (*end, bucket.as_str(), object.as_str())
             }
-            opened => return opened,
         }
     }
 }
 
-impl Catalog {
-    /// Opens the catalog at `path`. A catalog this process closed a moment
-    /// ago opens once sled lets go of it; one another process holds is
-    /// refused (`could not acquire lock`) after [`LOCK_WAIT`].
-    pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Catalog, CatalogError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_capacity_bytes)
-            .mode(sled::Mode::LowSpace);
-        let db = open_waiting(&config, LOCK_WAIT)?;
-        Catalog {
-            streams: db.open_tree("streams")?,
-            segments: db.open_tree("segments")?,
-            object_index: db.open_tree("object_index")?,
-            manifests: db.open_tree("manifests")?,
-            manifest_expiry: db.open_tree("manifest_expiry")?,
-            manifests_by_stream: db.open_tree("manifests_by_stream")?,
-            manifests_by_object: db.open_tree("manifests_by_object")?,
-            tokens: db.open_tree("tokens")?,
-            token_expiry: db.open_tree("token_expiry")?,
-            register_lock: Mutex::new(()),
-            commits: Default::default(),
-            segments_stored: AtomicU64::new(0),
-            manifests_stored: AtomicU64::new(0),
-            db,
-        }
-        .counted()
+/// Listing order by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+/// Which manifests of a stream to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestQuery {
+    pub stream_id: u64,
+    /// Creation times, both inclusive.
+    pub from: Micros,
+    pub until: Micros,
+    pub order: Order,
+    /// Entries passed over before the page, and the page's size.
+    pub skip: usize,
+    pub take: usize,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ManifestPage {
+    /// Manifests of the whole time range.
+    pub total: usize,
+    pub records: Vec<ManifestRecord>,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepReport {
+    pub manifests: usize,
+    pub segments: usize,
+    pub tokens: usize,
+}
+
+impl SweepReport {
+    /// Whether a kind filled its batch, so more may be waiting.
+    pub fn maybe_more(&self, batch: usize) -> bool {
+        self.manifests >= batch || self.segments >= batch || self.tokens >= batch
+    }
+}
+
+/// Records held, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    pub segments: u64,
+    pub manifests: u64,
+}
+
+/// Whether `segment` is past its retention at `now`.
+pub fn segment_expired(segment: &Segment, now: Micros) -> bool {
+    segment
+        .start
+        .saturating_add(crate::manifest::range::SEGMENT_RETENTION)
+        <= now
+}
+
+/// The semantics the service relies on. Every time is given by the caller
+/// (`now`), so retention follows the service's clock, and a test's.
+///
+/// Writes that return `Ok` are durable: they survive a crash of the
+/// process (and, for an engine across a network, of the replica).
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// The streams with these names, in their order; `None` for a stream
+    /// no segment was ever registered for.
+    async fn streams(&self, names: &[StreamName]) -> Result<Vec<Option<Stream>>, CatalogError>;
+
+    /// For each segment, whether the stream holds a live segment of the
+    /// same (bucket, object): what [`Catalog::register`] would count as a
+    /// duplicate. Read-only, so a caller can skip work for those.
+    async fn registered(
+        &self,
+        name: &StreamName,
+        segments: &[Segment],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError>;
+
+    /// Adds a batch of one stream's segments in one atomic, durable commit,
+    /// with the ClientToken's answer made from the outcome when `answer`
+    /// is given. A segment whose (bucket, object) the stream holds live
+    /// already, or that comes twice in the batch, is a duplicate whatever
+    /// its times: it is counted and the stored copy stays. A copy past its
+    /// 90 days is no duplicate: the new one replaces it. A stream's
+    /// `longest_segment` grows to the longest accepted segment. Concurrent
+    /// registrations of one stream each see the other's segments as
+    /// duplicates, never both accept one.
+    async fn register(
+        &self,
+        name: &StreamName,
+        segments: Vec<Segment>,
+        now: Micros,
+        answer: Option<RegisterAnswer>,
+    ) -> Result<Commit<RegisterOutcome>, CatalogError>;
+
+    /// Up to `limit` (at most [`MAX_SCAN_PAGE`]) live segments of a stream
+    /// that come after `from` and end at or before `until`, in (end,
+    /// bucket, object) order. A shorter page than asked means the range is
+    /// done. Segments registered while a caller pages never make it see one
+    /// segment twice.
+    async fn scan_by_end(
+        &self,
+        stream_id: u64,
+        from: &ScanFrom,
+        until: Micros,
+        now: Micros,
+        limit: usize,
+    ) -> Result<Vec<Segment>, CatalogError>;
+
+    /// Stores a manifest and, when given, its ClientToken's answer in one
+    /// durable commit: both or neither, and once only: if the token has a
+    /// live answer already, nothing is written.
+    async fn put_manifest(
+        &self,
+        record: &ManifestRecord,
+        answer: Option<TokenAnswer>,
+    ) -> Result<Commit<()>, CatalogError>;
+
+    /// The live manifests with these ids, in their order (`None` for an
+    /// unknown or expired id). A manifest is live while `now < expires`.
+    async fn manifests(
+        &self,
+        ids: &[uuid::Uuid],
+        now: Micros,
+    ) -> Result<Vec<Option<ManifestRecord>>, CatalogError>;
+
+    /// Removes these manifests in one durable commit; ids not stored are
+    /// passed over.
+    async fn delete_manifests(&self, records: &[ManifestRecord]) -> Result<(), CatalogError>;
+
+    /// For each record, whether another live manifest names the same
+    /// playlist object (endpoint, bucket, key), so that deleting the
+    /// object would break it.
+    async fn playlists_shared(
+        &self,
+        records: &[ManifestRecord],
+        now: Micros,
+    ) -> Result<Vec<bool>, CatalogError>;
+
+    /// A page of a stream's live manifests created in [from, until], in
+    /// creation order (ties by id), with the count of the whole range.
+    /// Manifests added while a caller pages may shift later pages; none
+    /// already listed is listed again in the same order.
+    async fn list_manifests(
+        &self,
+        query: ManifestQuery,
+        now: Micros,
+    ) -> Result<ManifestPage, CatalogError>;
+
+    /// The live answer stored under a token key: one committed less than
+    /// [`TOKEN_RETENTION`] before `now`. Only durable answers are returned.
+    async fn token(&self, key: &[u8], now: Micros) -> Result<Option<TokenRecord>, CatalogError>;
+
+    /// Removes expired records, oldest first, in bounded steps: each kind
+    /// stops once `batch` of it are removed (an engine may finish the unit
+    /// of storage it is in, such as a minute of a stream's segments), so
+    /// [`SweepReport::maybe_more`] tells whether to call again. Segments go
+    /// 90 days after their start (an engine may keep one until every
+    /// segment stored with it has expired), manifests at their `expires`,
+    /// token answers 24 hours after they were made. Reads are exact at
+    /// those instants whether or not a sweep has run; a sweep lost in a
+    /// crash only comes again.
+    async fn sweep(&self, now: Micros, batch: usize) -> Result<SweepReport, CatalogError>;
+
+    /// Makes every write so far durable (before the process exits).
+    async fn sync(&self) -> Result<(), CatalogError>;
+
+    /// Whether the engine answers: a cheap read.
+    async fn check(&self) -> Result<(), CatalogError>;
+
+    /// Records held, expired ones included until swept. Never scans.
+    fn stored(&self) -> Stored;
+}
+
+impl dyn Catalog {
+    /// The stream with this name.
+    pub async fn stream(&self, name: &StreamName) -> Result<Option<Stream>, CatalogError> {
+        let mut found = self.streams(std::slice::from_ref(name)).await?;
+        Ok(found.pop().flatten())
     }
 
-    /// Counts the records once; block headers carry their segment count,
-    /// so no segment is decoded.
-    fn counted(self) -> Result<Catalog, CatalogError> {
-        let mut segments = 0;
-        for block in self.segments.iter() {
-            let (key, bytes) = block?;
-            // A damaged block only spoils reads of its own minute; it must
-            // not keep the service from starting.
-            match codec::block_len(&bytes) {
-                Ok(count) => segments += count,
-                Err(err) => {
-                    tracing::warn!(key = %hex::encode(&key), error = %err, "a catalog block cannot be read")
-                }
+    /// The live manifest with this id.
+    pub async fn manifest(
+        &self,
+        id: &uuid::Uuid,
+        now: Micros,
+    ) -> Result<Option<ManifestRecord>, CatalogError> {
+        let mut found = self.manifests(std::slice::from_ref(id), now).await?;
+        Ok(found.pop().flatten())
+    }
+
+    /// Visits, in end order, every live segment of a stream that ends in
+    /// (after, until], a page at a time.
+    pub async fn scan_all(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        mut visit: impl FnMut(Segment) + Send,
+    ) -> Result<(), CatalogError> {
+        let mut from = ScanFrom::EndsAfter(after);
+        loop {
+            let page = self
+                .scan_by_end(stream_id, &from, until, now, MAX_SCAN_PAGE)
+                .await?;
+            let done = page.len() < MAX_SCAN_PAGE;
+            if let Some(last) = page.last() {
+                from = ScanFrom::past(last);
+            }
+            page.into_iter().for_each(&mut visit);
+            if done {
+                return Ok(());
             }
         }
-        self.segments_stored.store(segments, Ordering::Relaxed);
-        self.manifests_stored
-            .store(self.manifests.len() as u64, Ordering::Relaxed);
-        Ok(self)
-    }
-
-    /// Segments and manifests held, expired ones included until swept.
-    pub fn stored(&self) -> (u64, u64) {
-        (
-            self.segments_stored.load(Ordering::Relaxed),
-            self.manifests_stored.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Makes every write so far durable. Runs off the async runtime: the
-    /// caller may wait for another writer's fsync.
-    pub async fn flush(self: &Arc<Self>) -> Result<(), CatalogError> {
-        let catalog = self.clone();
-        tokio::task::spawn_blocking(move || catalog.flush_blocking())
-            .await
-            .map_err(|err| CatalogError::Corrupt(format!("flush task failed: {err}")))?
-    }
-
-    /// [`Catalog::flush`] for callers already off the async runtime.
-    pub fn flush_blocking(&self) -> Result<(), CatalogError> {
-        self.commits
-            .wait_durable(|| self.db.flush().map(|_| ()).map_err(|err| err.to_string()))
-            .map_err(|message| {
-                CatalogError::Storage(sled::Error::Io(std::io::Error::other(message)))
-            })
     }
 }

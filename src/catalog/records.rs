@@ -1,25 +1,8 @@
-//! Records the catalog stores, encoded with prost so fields can be added
-//! later without breaking what is already on disk.
+//! Records of manifests and ClientToken answers, as every engine keeps
+//! them: encoded with prost, so fields can be added later without breaking
+//! what is already stored.
 
 use crate::manifest::Micros;
-
-/// What the catalog knows of a stream.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct StreamRecord {
-    /// Short id that prefixes the stream's segment keys.
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    /// Longest segment ever registered: the "one segment" of the range rule.
-    #[prost(int64, tag = "2")]
-    pub longest_segment: Micros,
-    /// When the first segment was registered.
-    #[prost(int64, tag = "3")]
-    pub created: Micros,
-    /// Bits of an object's hash that choose its bucket of the duplicate
-    /// index (see `object_index`).
-    #[prost(uint32, tag = "4")]
-    pub index_depth: u32,
-}
 
 /// Metadata of one written manifest: what the Describe APIs return.
 #[derive(Clone, PartialEq, prost::Message)]

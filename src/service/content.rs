@@ -1,7 +1,7 @@
 //! DescribeLiveStreamRecordContent: the continuous recordings of a range,
 //! from the segments whose time overlaps it.
 
-use super::{IndexService, blocking, check_required, listing_window, stream_name};
+use super::{IndexService, check_required, listing_window, stream_name};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::spans::{Span, spans};
@@ -35,7 +35,7 @@ impl IndexService {
             &request.app_name,
             &request.stream_name,
         );
-        let stream = self.catalog.stream(&name)?.ok_or_else(|| {
+        let stream = self.catalog.stream(&name).await?.ok_or_else(|| {
             let path = format!(
                 "{}/{}/{}",
                 request.domain_name, request.app_name, request.stream_name
@@ -45,20 +45,17 @@ impl IndexService {
                 quote(&path)
             ))
         })?;
-        let catalog = self.catalog.clone();
         // A segment overlapping the range ends after StartTime and at most
         // one segment after EndTime.
         let scan_until = end.saturating_add(stream.longest_segment);
-        let mut segments = blocking(move || {
-            let mut found = Vec::new();
-            catalog.scan_by_end(stream.id, start, scan_until, now, |segment| {
+        let mut segments = Vec::new();
+        self.catalog
+            .scan_all(stream.id, start, scan_until, now, |segment| {
                 if segment.start < end {
-                    found.push(segment);
+                    segments.push(segment);
                 }
-            })?;
-            Ok(found)
-        })
-        .await?;
+            })
+            .await?;
         segments.sort_by_key(|segment| (segment.start, segment.end()));
         Ok(proto::DescribeLiveStreamRecordContentResponse {
             request_id: String::new(),

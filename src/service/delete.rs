@@ -1,9 +1,9 @@
 //! DeleteLiveStreamRecordIndexFiles: metadata first, made durable, then the
 //! playlists, so no metadata ever points at a deleted playlist.
 
-use super::{IndexService, blocking, check_required};
+use super::{IndexService, check_required};
 use crate::auth::Caller;
-use crate::catalog::{Catalog, ManifestRecord};
+use crate::catalog::ManifestRecord;
 use crate::error::{ApiError, ApiResult};
 use crate::manifest::Micros;
 use crate::operations::Operation;
@@ -71,49 +71,56 @@ fn check_request(request: &proto::DeleteLiveStreamRecordIndexFilesRequest) -> Ap
     Ok(())
 }
 
-/// The catalog side of a Delete, in one go: each listed manifest removed
-/// when its verdict says so, durably, then the removed manifests whose
-/// playlists no other live manifest points at (a template without
-/// {RecordId} writes the same key twice), when the request asks for the
-/// files to go too.
-fn remove_manifests(
-    catalog: &Catalog,
-    request: &proto::DeleteLiveStreamRecordIndexFilesRequest,
-    owns_bucket: impl Fn(&str) -> bool,
-    now: Micros,
-) -> ApiResult<(Vec<proto::RecordDeleteInfo>, Vec<ManifestRecord>)> {
-    let mut outcomes = Vec::with_capacity(request.record_id.len());
-    let mut removed = Vec::new();
-    for id in &request.record_id {
-        let record = match uuid::Uuid::parse_str(id) {
-            Ok(uuid) => catalog.manifest(&uuid, now)?,
-            Err(_) => None,
-        };
-        let verdict = Verdict::of(record.as_ref(), request, &owns_bucket);
-        if let (Verdict::Removed, Some(record)) = (verdict, record) {
-            catalog.delete_manifest(&record)?;
-            removed.push(record);
+impl IndexService {
+    /// The catalog side of a Delete: the listed manifests looked up at
+    /// once, those their verdict says removed in one durable commit, then
+    /// the removed manifests whose playlists no other live manifest points
+    /// at (a template without {RecordId} writes the same key twice), when
+    /// the request asks for the files to go too.
+    async fn remove_manifests(
+        &self,
+        request: &proto::DeleteLiveStreamRecordIndexFilesRequest,
+        owns_bucket: impl Fn(&str) -> bool,
+        now: Micros,
+    ) -> ApiResult<(Vec<proto::RecordDeleteInfo>, Vec<ManifestRecord>)> {
+        // An id that is no UUID names no manifest: the nil UUID stands in.
+        let ids: Vec<uuid::Uuid> = request
+            .record_id
+            .iter()
+            .map(|id| uuid::Uuid::parse_str(id).unwrap_or(uuid::Uuid::nil()))
+            .collect();
+        let found = self.catalog.manifests(&ids, now).await?;
+        let mut outcomes = Vec::with_capacity(request.record_id.len());
+        let mut removed: Vec<ManifestRecord> = Vec::new();
+        for (id, record) in request.record_id.iter().zip(found) {
+            // A manifest listed twice is gone by its second mention.
+            let record =
+                record.filter(|record| !removed.iter().any(|r| r.record_id == record.record_id));
+            let verdict = Verdict::of(record.as_ref(), request, &owns_bucket);
+            if let (Verdict::Removed, Some(record)) = (verdict, record) {
+                removed.push(record);
+            }
+            outcomes.push(proto::RecordDeleteInfo {
+                record_id: id.clone(),
+                message: verdict.message().to_string(),
+            });
         }
-        outcomes.push(proto::RecordDeleteInfo {
-            record_id: id.clone(),
-            message: verdict.message().to_string(),
-        });
-    }
-    if !removed.is_empty() {
-        catalog.flush_blocking()?;
-    }
-    let mut unreferenced = Vec::new();
-    if request.remove_file {
-        for record in removed {
-            if !catalog.playlist_shared(&record, now)? {
-                unreferenced.push(record);
+        if removed.is_empty() {
+            return Ok((outcomes, removed));
+        }
+        self.catalog.delete_manifests(&removed).await?;
+        let mut unreferenced = Vec::new();
+        if request.remove_file {
+            let shared = self.catalog.playlists_shared(&removed, now).await?;
+            for (record, shared) in removed.into_iter().zip(shared) {
+                if !shared {
+                    unreferenced.push(record);
+                }
             }
         }
+        Ok((outcomes, unreferenced))
     }
-    Ok((outcomes, unreferenced))
-}
 
-impl IndexService {
     pub async fn delete(
         &self,
         caller: &Caller,
@@ -125,14 +132,9 @@ impl IndexService {
         )?;
         check_request(&request)?;
         let now = self.clock.now();
-        // Lookups, deletions and the flush are catalog work: off the async
-        // runtime.
-        let catalog = self.catalog.clone();
-        let caller = caller.clone();
-        let (outcomes, unreferenced) = blocking(move || {
-            remove_manifests(&catalog, &request, |bucket| caller.owns_bucket(bucket), now)
-        })
-        .await?;
+        let (outcomes, unreferenced) = self
+            .remove_manifests(&request, |bucket| caller.owns_bucket(bucket), now)
+            .await?;
         self.remove_playlists(&unreferenced).await;
         Ok(proto::DeleteLiveStreamRecordIndexFilesResponse {
             request_id: String::new(),

@@ -1,7 +1,7 @@
 //! DescribeLiveStreamRecordIndexFile and DescribeLiveStreamRecordIndexFiles:
 //! reading manifest metadata, one by id or a page by creation time.
 
-use super::{IndexService, blocking, check_required, listing_window, record_info, stream_name};
+use super::{IndexService, check_required, listing_window, record_info, stream_name};
 use crate::auth::Caller;
 use crate::catalog::{ManifestPage, ManifestQuery, ManifestRecord, Order};
 use crate::error::{ApiError, ApiResult, quote};
@@ -92,7 +92,8 @@ impl IndexService {
             uuid::Uuid::parse_str(&request.record_id).map_err(|_| not_found(&request.record_id))?;
         let record = self
             .catalog
-            .manifest(&record_id, self.clock.now())?
+            .manifest(&record_id, self.clock.now())
+            .await?
             .filter(|record| {
                 of_stream(
                     record,
@@ -134,7 +135,7 @@ impl IndexService {
             &request.app_name,
             &request.stream_name,
         );
-        let page = match self.catalog.stream(&name)? {
+        let page = match self.catalog.stream(&name).await? {
             Some(stream) => {
                 let query = ManifestQuery {
                     stream_id: stream.id,
@@ -146,8 +147,7 @@ impl IndexService {
                     skip: (paging.page_num as usize - 1).saturating_mul(paging.page_size as usize),
                     take: paging.page_size as usize,
                 };
-                let catalog = self.catalog.clone();
-                blocking(move || Ok(catalog.list_manifests(query, now)?)).await?
+                self.catalog.list_manifests(query, now).await?
             }
             None => Default::default(),
         };

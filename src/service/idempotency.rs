@@ -1,5 +1,7 @@
 //! ClientToken: a request retried with the same token gets the first
-//! answer, and concurrent copies do the work once.
+//! answer, and concurrent copies do the work once. In this process the
+//! copies wait for each other on a lock; across processes the catalog's
+//! commit decides, and the copy that loses replays the winner's answer.
 
 use std::future::Future;
 
@@ -8,8 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::IndexService;
 use crate::auth::Caller;
-use crate::catalog::codec::fnv1a64;
-use crate::catalog::{TokenAnswer, TokenRecord};
+use crate::catalog::{Commit, RegisterAnswer, RegisterOutcome, TokenAnswer, TokenRecord};
 use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::Micros;
 use crate::operations::Operation;
@@ -35,7 +36,10 @@ impl Default for TokenLocks {
 
 impl TokenLocks {
     async fn lock(&self, key: &[u8]) -> tokio::sync::MutexGuard<'_, ()> {
-        let stripe = fnv1a64(&[key]) as usize % self.stripes.len();
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let stripe = hasher.finish() as usize % self.stripes.len();
         self.stripes[stripe].lock().await
     }
 }
@@ -72,12 +76,60 @@ pub fn fingerprint(request_without_token: &impl Message) -> Vec<u8> {
 /// The ClientToken of a request that has no answer yet: the work it
 /// guards commits the answer together with its own records.
 pub(super) struct PendingToken {
+    token: String,
     key: Vec<u8>,
     fingerprint: Vec<u8>,
     created: Micros,
 }
 
+/// The first answer given with `token`, for a request with this
+/// fingerprint; a different request is refused.
+fn replay<R: Message + Default>(
+    token: &str,
+    fingerprint: &[u8],
+    first: &TokenRecord,
+) -> ApiResult<R> {
+    if first.fingerprint != fingerprint {
+        return Err(ApiError::InvalidParams(format!(
+            "ClientToken {} was used within the last 24 hours for a different request",
+            quote(token)
+        )));
+    }
+    R::decode(&*first.response).map_err(|err| ApiError::internal(format!("stored answer: {err}")))
+}
+
+/// The answer of a commit: its own, or, when a copy of the request with
+/// the same token committed first (in another process, say), that copy's.
+/// What this one wrote before its commit (a playlist) stays unreferenced,
+/// as after a crash before the commit.
+pub(super) fn settle<T, R: Message + Default>(
+    commit: Commit<T>,
+    token: Option<&PendingToken>,
+    done: impl FnOnce(T) -> R,
+) -> ApiResult<R> {
+    match (commit, token) {
+        (Commit::Done(value), _) => Ok(done(value)),
+        (Commit::Answered(first), Some(token)) => replay(&token.token, &token.fingerprint, &first),
+        (Commit::Answered(_), None) => Err(ApiError::internal(
+            "the catalog answered for a ClientToken the request did not carry",
+        )),
+    }
+}
+
 impl PendingToken {
+    /// A Register's answer, made from its outcome inside the commit.
+    pub(super) fn register_answer<R: Message>(
+        &self,
+        response: impl Fn(&RegisterOutcome) -> R + Send + Sync + 'static,
+    ) -> RegisterAnswer {
+        RegisterAnswer {
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            created: self.created,
+            response: Box::new(move |outcome| response(outcome).encode_to_vec()),
+        }
+    }
+
     /// The stored form of `response` as this token's answer.
     pub(super) fn answer(&self, response: &impl Message) -> TokenAnswer {
         TokenAnswer {
@@ -115,21 +167,11 @@ impl IndexService {
         check_token(token)?;
         let key = token_key(&caller.account.id, operation, token);
         let _one_at_a_time = self.token_locks.lock(&key).await;
-        if let Some(record) = self.catalog.token(&key, self.clock.now())? {
-            if record.fingerprint != request_fingerprint {
-                return Err(ApiError::InvalidParams(format!(
-                    "ClientToken {} was used within the last 24 hours for a different request",
-                    quote(token)
-                )));
-            }
-            // The answer may be the work of a request still waiting for its
-            // flush (abandoned at its deadline, say): it is repeated only
-            // once it is durable.
-            self.catalog.flush().await?;
-            return R::decode(&*record.response)
-                .map_err(|err| ApiError::internal(format!("stored answer: {err}")));
+        if let Some(first) = self.catalog.token(&key, self.clock.now()).await? {
+            return replay(token, &request_fingerprint, &first);
         }
         work(Some(PendingToken {
+            token: token.to_string(),
             key,
             fingerprint: request_fingerprint,
             created: self.clock.now(),

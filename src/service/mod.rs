@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::storage::Storage;
 
 pub struct IndexService {
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<dyn Catalog>,
     pub storage: Storage,
     pub clock: Arc<dyn Clock>,
     /// Cap on the segments of one manifest.
@@ -101,13 +101,4 @@ fn stream_name(domain: &str, app: &str, stream: &str) -> crate::catalog::StreamN
         app: app.to_string(),
         stream: stream.to_string(),
     }
-}
-
-/// Runs catalog work off the async runtime: sled reads may hit the disk.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> crate::error::ApiResult<T> + Send + 'static,
-) -> crate::error::ApiResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| crate::error::ApiError::internal(format!("catalog task failed: {err}")))?
 }

@@ -1,8 +1,8 @@
 //! RegisterLiveStreamRecordSegments: validate a batch as a whole, store it
 //! in one atomic step, acknowledge once durable.
 
-use super::idempotency::{PendingToken, fingerprint};
-use super::{IndexService, blocking, stream_name};
+use super::idempotency::{PendingToken, fingerprint, settle};
+use super::{IndexService, stream_name};
 use crate::auth::Caller;
 use crate::catalog::{RegisterOutcome, StreamName};
 use crate::error::{ApiError, ApiResult, quote};
@@ -243,38 +243,27 @@ impl IndexService {
             .filter(|d| d.needs_probe())
             .map(|d| d.segment.clone())
             .collect();
-        let (catalog, lookup_name) = (self.catalog.clone(), name.clone());
-        let known =
-            blocking(move || Ok(catalog.registered(&lookup_name, &candidates, now)?)).await?;
+        let known = self.catalog.registered(&name, &candidates, now).await?;
         let segments = self
             .complete_from_media(skip_known(described, known))
             .await?;
-        let outcome = self.commit_batch(name, segments, now, token).await?;
-        Ok(response_of(&outcome))
+        self.commit_batch(name, segments, now, token).await
     }
 
-    /// Stores the batch and its ClientToken answer in one transaction,
-    /// acknowledged once flushed.
+    /// Stores the batch and its ClientToken answer in one durable commit.
     async fn commit_batch(
         &self,
         name: StreamName,
         segments: Vec<Segment>,
         now: Micros,
         token: Option<PendingToken>,
-    ) -> ApiResult<RegisterOutcome> {
-        let catalog = self.catalog.clone();
-        let outcome = blocking(move || {
-            let answer = token
-                .map(|token| move |outcome: &RegisterOutcome| token.answer(&response_of(outcome)));
-            let answer = answer.as_ref().map(|f| f as &dyn Fn(&RegisterOutcome) -> _);
-            Ok(catalog.register_answering(&name, segments, now, answer)?)
-        })
-        .await?;
-        // Flushed even for duplicates: the first copy may still be on its way
-        // to disk from a concurrent request.
-        self.catalog.flush().await?;
+    ) -> ApiResult<proto::RegisterLiveStreamRecordSegmentsResponse> {
+        let answer = token
+            .as_ref()
+            .map(|token| token.register_answer(response_of));
+        let commit = self.catalog.register(&name, segments, now, answer).await?;
         super::fault::after_commit("register");
-        Ok(outcome)
+        settle(commit, token.as_ref(), |outcome| response_of(&outcome))
     }
 }
 

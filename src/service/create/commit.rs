@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 
-use super::super::idempotency::PendingToken;
-use super::super::{IndexService, blocking, fault};
+use super::super::idempotency::{PendingToken, settle};
+use super::super::{IndexService, fault};
 use super::render::Rendered;
-use crate::catalog::{ManifestRecord, TokenAnswer};
+use crate::catalog::{Commit, ManifestRecord, TokenAnswer};
 use crate::error::{ApiError, ApiResult};
 use crate::proto;
 use crate::storage::{PLAYLIST_CONTENT_TYPE, StorageError};
@@ -29,10 +29,11 @@ impl IndexService {
         rendered: Rendered,
         token: Option<PendingToken>,
     ) -> ApiResult<proto::CreateLiveStreamRecordIndexFilesResponse> {
-        let answer = token.map(|token| token.answer(&rendered.response));
-        self.store_with_playlists(&rendered.record, answer, &rendered.writes)
+        let answer = token.as_ref().map(|token| token.answer(&rendered.response));
+        let commit = self
+            .store_with_playlists(&rendered.record, answer, &rendered.writes)
             .await?;
-        Ok(rendered.response)
+        settle(commit, token.as_ref(), |()| rendered.response)
     }
 
     /// Writes the playlists, then the manifest with its ClientToken's
@@ -46,19 +47,14 @@ impl IndexService {
         record: &ManifestRecord,
         answer: Option<TokenAnswer>,
         writes: &[(String, String)],
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Commit<()>> {
         for (key, text) in writes {
             self.write_playlist(&record.oss_endpoint, &record.oss_bucket, key, text.clone())
                 .await?;
         }
-        let (catalog, record) = (self.catalog.clone(), record.clone());
-        blocking(move || {
-            catalog.put_manifest_answering(&record, answer.as_ref())?;
-            catalog.flush_blocking()?;
-            fault::after_commit("create");
-            Ok(())
-        })
-        .await
+        let commit = self.catalog.put_manifest(record, answer).await?;
+        fault::after_commit("create");
+        Ok(commit)
     }
 
     async fn write_playlist(

@@ -46,7 +46,7 @@ impl IndexService {
             self.storage.has_endpoint(endpoint)
         })?;
         let now = self.clock.now();
-        let found = self.find_streams(&plan)?;
+        let found = self.find_streams(&plan).await?;
         let streams = plan.admit(found, now, &caller.account.id, |bucket| {
             caller.owns_bucket(bucket)
         })?;

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::super::{check_required, parse_range};
-use crate::catalog::StreamRecord;
+use crate::catalog::Stream;
 use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::template::{self, TemplateVars};
 use crate::manifest::{Micros, names, range};
@@ -122,11 +122,11 @@ impl Plan {
     /// the streams to select from.
     pub fn admit(
         &self,
-        found: Vec<Option<StreamRecord>>,
+        found: Vec<Option<Stream>>,
         now: Micros,
         account: &str,
         owns_bucket: impl Fn(&str) -> bool,
-    ) -> ApiResult<Vec<StreamRecord>> {
+    ) -> ApiResult<Vec<Stream>> {
         // A keyframe clip may be shorter than a segment: that is its point.
         let shortest_range = match self.clip_mode {
             ClipMode::Keyframe => Some(1),
@@ -283,11 +283,10 @@ mod tests {
         result.unwrap_err().code()
     }
 
-    fn stream(longest_segment: Micros) -> Option<StreamRecord> {
-        Some(StreamRecord {
+    fn stream(longest_segment: Micros) -> Option<Stream> {
+        Some(Stream {
             id: 7,
             longest_segment,
-            ..Default::default()
         })
     }
 

@@ -4,30 +4,18 @@
 use prost::Message;
 use sled::Transactional;
 use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
 };
 
-use super::{Catalog, CatalogError, TokenRecord};
-use crate::manifest::{MICROS_PER_DAY, Micros};
-
-/// How long a token's answer is kept.
-pub const TOKEN_RETENTION: Micros = MICROS_PER_DAY;
+use super::super::{CatalogError, TOKEN_RETENTION, TokenAnswer, TokenRecord};
+use super::{SledCatalog, abort};
+use crate::manifest::Micros;
 
 pub(super) fn expiry_key(expires: Micros, token_key: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + token_key.len());
     key.extend_from_slice(&(expires.max(0) as u64).to_be_bytes());
     key.extend_from_slice(token_key);
     key
-}
-
-/// The answer to a request sent with a ClientToken, committed in the same
-/// transaction as the records the request adds: a crash keeps both or
-/// neither, so a retry never does the work twice.
-#[derive(Debug, Clone)]
-pub struct TokenAnswer {
-    /// Account, operation and token.
-    pub key: Vec<u8>,
-    pub record: TokenRecord,
 }
 
 /// Inserts `answer` and its expiry entry inside a transaction over the
@@ -43,7 +31,24 @@ pub(super) fn insert_answer(
     Ok(())
 }
 
-impl Catalog {
+fn live(record: TokenRecord, now: Micros) -> Option<TokenRecord> {
+    (record.created + TOKEN_RETENTION > now).then_some(record)
+}
+
+/// The live answer under `key`, as a transaction sees it: a request that
+/// finds one must write nothing.
+pub(super) fn live_answer(
+    tokens: &TransactionalTree,
+    key: &[u8],
+    now: Micros,
+) -> Result<Option<TokenRecord>, ConflictableTransactionError<CatalogError>> {
+    match tokens.get(key)? {
+        Some(bytes) => Ok(live(TokenRecord::decode(&*bytes).map_err(abort)?, now)),
+        None => Ok(None),
+    }
+}
+
+impl SledCatalog {
     /// The live answer stored under `token_key`.
     pub fn token(
         &self,
@@ -55,11 +60,11 @@ impl Catalog {
         };
         let record =
             TokenRecord::decode(&*bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))?;
-        Ok((record.created + TOKEN_RETENTION > now).then_some(record))
+        Ok(live(record, now))
     }
 
     /// Stores the answer to a token's first request. Not durable until
-    /// [`Catalog::flush`].
+    /// [`SledCatalog::flush`].
     pub fn put_token(&self, token_key: &[u8], record: &TokenRecord) -> Result<(), CatalogError> {
         let answer = TokenAnswer {
             key: token_key.to_vec(),
@@ -70,9 +75,6 @@ impl Catalog {
                 insert_answer(tokens, expiry, &answer)?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => CatalogError::Storage(err),
-            })
+            .map_err(CatalogError::from)
     }
 }

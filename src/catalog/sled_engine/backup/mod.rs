@@ -140,7 +140,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Summary, BackupError> {
 }
 
 /// The settings the service opens its catalog with (see
-/// [`super::Catalog::open`]).
+/// [`super::SledCatalog::open`]).
 fn sled_config(dir: &Path, cache_capacity_bytes: u64) -> sled::Config {
     sled::Config::new()
         .path(dir)

@@ -5,27 +5,13 @@
 use std::collections::BTreeMap;
 
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::ConflictableTransactionError;
 
-use super::segments::{block_base, block_key, expired, object_hash, read_bucket};
-use super::{Catalog, CatalogError, ManifestRecord, codec, object_index};
+use super::super::{CatalogError, ManifestRecord, SweepReport};
+use super::segments::{StreamRecord, block_base, block_key, expired, object_hash, read_bucket};
+use super::{SledCatalog, codec, object_index};
 use crate::manifest::{Micros, Segment};
 use prost::Message;
-
-/// What one sweep removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SweepReport {
-    pub manifests: usize,
-    pub segments: usize,
-    pub tokens: usize,
-}
-
-impl SweepReport {
-    /// Whether a kind filled its batch, so more may be waiting.
-    pub fn maybe_more(&self, batch: usize) -> bool {
-        self.manifests >= batch || self.segments >= batch || self.tokens >= batch
-    }
-}
 
 /// Up to `batch` keys of an index ordered by big-endian expiry whose
 /// expiry is at or before `now`: every such key sorts before the bare
@@ -39,9 +25,9 @@ fn due(index: &sled::Tree, now: Micros, batch: usize) -> Result<Vec<sled::IVec>,
     Ok(keys)
 }
 
-impl Catalog {
+impl SledCatalog {
     /// Removes up to `batch` expired manifests, tokens and segments. Not
-    /// durable until [`Catalog::flush`].
+    /// durable until [`SledCatalog::flush`].
     pub fn sweep(&self, now: Micros, batch: usize) -> Result<SweepReport, CatalogError> {
         let mut report = SweepReport::default();
         for key in due(&self.manifest_expiry, now, batch)? {
@@ -81,7 +67,7 @@ impl Catalog {
         let mut removed = 0;
         for entry in self.streams.iter() {
             let (_, value) = entry?;
-            let stream = super::StreamRecord::decode(&*value)
+            let stream = StreamRecord::decode(&*value)
                 .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
             let prefix = stream.id.to_be_bytes();
             for block in self.segments.scan_prefix(prefix) {
@@ -108,7 +94,7 @@ impl Catalog {
 
     fn remove_block(
         &self,
-        stream: &super::StreamRecord,
+        stream: &StreamRecord,
         minute: u64,
         segments: &[Segment],
     ) -> Result<(), CatalogError> {
@@ -135,9 +121,6 @@ impl Catalog {
                 }
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => CatalogError::Storage(err),
-            })
+            .map_err(CatalogError::from)
     }
 }

@@ -5,40 +5,15 @@ use std::sync::atomic::Ordering;
 
 use prost::Message;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::ConflictableTransactionError;
 
-use super::tokens::{TokenAnswer, insert_answer};
-use super::{Catalog, CatalogError, ManifestRecord};
+use super::super::{
+    CatalogError, Commit, ManifestPage, ManifestQuery, ManifestRecord, Order, TokenAnswer,
+};
+use super::SledCatalog;
+use super::tokens::{insert_answer, live_answer};
 use crate::manifest::Micros;
 use crate::manifest::range::MANIFEST_RETENTION;
-
-/// Listing order by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Ascending,
-    Descending,
-}
-
-/// Which manifests of a stream to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ManifestQuery {
-    pub stream_id: u64,
-    /// Creation times, both inclusive.
-    pub from: Micros,
-    pub until: Micros,
-    pub order: Order,
-    /// Entries passed over before the page, and the page's size.
-    pub skip: usize,
-    pub take: usize,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ManifestPage {
-    /// Manifests of the whole time range.
-    pub total: usize,
-    pub records: Vec<ManifestRecord>,
-}
 
 fn expiry_key(record: &ManifestRecord) -> Vec<u8> {
     let mut key = Vec::with_capacity(24);
@@ -73,32 +48,26 @@ fn object_prefix(record: &ManifestRecord) -> Vec<u8> {
     .join(&0u8)
 }
 
-fn storage_error(err: TransactionError<CatalogError>) -> CatalogError {
-    match err {
-        TransactionError::Abort(err) => err,
-        TransactionError::Storage(err) => CatalogError::Storage(err),
-    }
-}
-
 fn decode(bytes: &[u8]) -> Result<ManifestRecord, CatalogError> {
     ManifestRecord::decode(bytes).map_err(|err| CatalogError::Corrupt(err.to_string()))
 }
 
-impl Catalog {
+impl SledCatalog {
     /// Stores a manifest's metadata with its indexes. Not durable until
-    /// [`Catalog::flush`].
+    /// [`SledCatalog::flush`].
     pub fn put_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
-        self.put_manifest_answering(record, None)
+        self.put_manifest_answering(record, None).map(|_| ())
     }
 
     /// Stores a manifest's metadata with its indexes and, when the request
-    /// carried a ClientToken, its answer, all in one transaction. Not
-    /// durable until [`Catalog::flush`].
+    /// carried a ClientToken, its answer, all in one transaction; nothing
+    /// is written when the token has a live answer already. Not durable
+    /// until [`SledCatalog::flush`].
     pub fn put_manifest_answering(
         &self,
         record: &ManifestRecord,
         answer: Option<&TokenAnswer>,
-    ) -> Result<(), CatalogError> {
+    ) -> Result<Commit<()>, CatalogError> {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
         let by_stream = stream_key(record.stream_id, record.created, &id);
@@ -113,6 +82,12 @@ impl Catalog {
         )
             .transaction(
                 |(manifests, expiry, streams, objects, tokens, token_expiry)| {
+                    if let Some(answer) = answer {
+                        let now = answer.record.created;
+                        if let Some(first) = live_answer(tokens, &answer.key, now)? {
+                            return Ok(Commit::Answered(first));
+                        }
+                    }
                     let previous = manifests.insert(&id, record.encode_to_vec())?;
                     expiry.insert(by_expiry.as_slice(), &[])?;
                     streams.insert(by_stream.as_slice(), &[])?;
@@ -120,18 +95,25 @@ impl Catalog {
                     if let Some(answer) = answer {
                         insert_answer(tokens, token_expiry, answer)?;
                     }
-                    Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_none())
+                    Ok::<_, ConflictableTransactionError<CatalogError>>(Commit::Done(
+                        previous.is_none(),
+                    ))
                 },
             )
-            .map_err(storage_error)?;
-        if added {
-            self.manifests_stored.fetch_add(1, Ordering::Relaxed);
+            .map_err(CatalogError::from)?;
+        match added {
+            Commit::Done(added) => {
+                if added {
+                    self.manifests_stored.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Commit::Done(()))
+            }
+            Commit::Answered(first) => Ok(Commit::Answered(first)),
         }
-        Ok(())
     }
 
     /// Removes a manifest's metadata and its index entries in one step.
-    /// Not durable until [`Catalog::flush`].
+    /// Not durable until [`SledCatalog::flush`].
     pub fn delete_manifest(&self, record: &ManifestRecord) -> Result<(), CatalogError> {
         let id = record.id_bytes();
         let by_expiry = expiry_key(record);
@@ -150,7 +132,7 @@ impl Catalog {
                 streams.remove(by_stream.as_slice())?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(previous.is_some())
             })
-            .map_err(storage_error)?;
+            .map_err(CatalogError::from)?;
         if removed {
             self.manifests_stored.fetch_sub(1, Ordering::Relaxed);
         }
@@ -260,7 +242,7 @@ mod tests {
     #[test]
     fn a_manifest_is_visible_until_its_expiry() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let id = uuid::Uuid::new_v4();
         let record = ManifestRecord {
             record_id: id.as_bytes().to_vec(),
@@ -283,7 +265,7 @@ mod tests {
     #[test]
     fn pages_walk_every_manifest_once_in_either_order() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let mut records: Vec<ManifestRecord> = (0..23)
             .map(|i| record(7, NOW - 1000 + (i / 2) * 10))
             .collect();
@@ -346,7 +328,7 @@ mod tests {
     #[test]
     fn deleted_and_expired_manifests_are_not_listed() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let old = record(7, NOW - MANIFEST_RETENTION);
         let young = record(7, NOW - MANIFEST_RETENTION + 1);
         let gone = record(7, NOW - 5);
@@ -376,7 +358,7 @@ mod tests {
     #[test]
     fn manifests_sharing_a_playlist_know_of_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let mut first = record(7, NOW - 10);
         first.oss_object = "live/index.m3u8".into();
         let mut second = record(7, NOW - 5);

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use super::super::{CatalogError, abort, codec, object_index};
 use super::{
-    RegisterOutcome, block_base, block_key, expired, minute_of, object_hash, read_bucket,
-    same_object,
+    RegisterOutcome, StreamRecord, block_base, block_key, expired, minute_of, object_hash,
+    read_bucket, same_object,
 };
-use crate::catalog::{CatalogError, StreamRecord, abort, codec, object_index};
 use crate::manifest::{Micros, Segment};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<CatalogError>>;
@@ -135,18 +135,21 @@ impl Registration {
         Ok(())
     }
 
-    /// Writes what changed: the outcome, how many expired copies went, and
-    /// whether a duplicate-index bucket is now over its size.
+    /// Writes what changed.
     pub(super) fn write(
         self,
         streams: &TransactionalTree,
         segments: &TransactionalTree,
         index: &TransactionalTree,
         stream_key: &[u8],
-    ) -> TxResult<(RegisterOutcome, u64, bool)> {
+    ) -> TxResult<Written> {
         if self.outcome.accepted == 0 {
             // Nothing is written, so nothing was removed either.
-            return Ok((self.outcome, 0, false));
+            return Ok(Written {
+                outcome: self.outcome,
+                expired_removed: 0,
+                overfull: false,
+            });
         }
         let stream_id = self.stream.id;
         for minute in &self.blocks.dirty {
@@ -167,6 +170,19 @@ impl Registration {
             .iter()
             .any(|bucket| self.buckets[bucket].len() > object_index::MAX_BUCKET);
         streams.insert(stream_key, self.stream.encode_to_vec())?;
-        Ok((self.outcome, self.expired_removed, overfull))
+        Ok(Written {
+            outcome: self.outcome,
+            expired_removed: self.expired_removed,
+            overfull,
+        })
     }
+}
+
+/// What a registration wrote.
+pub(super) struct Written {
+    pub outcome: RegisterOutcome,
+    /// Expired copies of re-registered objects dropped from their blocks.
+    pub expired_removed: u64,
+    /// Whether a duplicate-index bucket is now over its size.
+    pub overfull: bool,
 }

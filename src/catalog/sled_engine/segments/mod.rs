@@ -8,41 +8,45 @@ use std::sync::atomic::Ordering;
 
 use prost::Message;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::tokens::{self, TokenAnswer};
-use super::{Catalog, CatalogError, StreamRecord, abort, codec, object_index};
-use crate::manifest::range::SEGMENT_RETENTION;
+use super::super::{
+    CatalogError, Commit, RegisterAnswer, RegisterOutcome, ScanFrom, StreamName, segment_expired,
+};
+use super::tokens;
+use super::{SledCatalog, abort, codec, object_index};
 use crate::manifest::{Micros, Segment};
 use registration::Registration;
 
 const MICROS_PER_MINUTE: Micros = 60_000_000;
 
-/// The three names that identify a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StreamName {
-    pub domain: String,
-    pub app: String,
-    pub stream: String,
+/// What the catalog knows of a stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamRecord {
+    /// Short id that prefixes the stream's segment keys.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Longest segment ever registered: the "one segment" of the range rule.
+    #[prost(int64, tag = "2")]
+    pub longest_segment: Micros,
+    /// When the first segment was registered.
+    #[prost(int64, tag = "3")]
+    pub created: Micros,
+    /// Bits of an object's hash that choose its bucket of the duplicate
+    /// index (see `object_index`).
+    #[prost(uint32, tag = "4")]
+    pub index_depth: u32,
 }
 
-impl StreamName {
-    /// NUL cannot occur in validated names, so the key is unambiguous.
-    fn key(&self) -> Vec<u8> {
-        [
-            self.domain.as_bytes(),
-            self.app.as_bytes(),
-            self.stream.as_bytes(),
-        ]
-        .join(&0u8)
-    }
-}
-
-/// What a registration did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RegisterOutcome {
-    pub accepted: u32,
-    pub duplicates: u32,
+/// The key of a stream's record; NUL cannot occur in validated names, so
+/// it is unambiguous.
+fn stream_key(name: &StreamName) -> Vec<u8> {
+    [
+        name.domain.as_bytes(),
+        name.app.as_bytes(),
+        name.stream.as_bytes(),
+    ]
+    .join(&0u8)
 }
 
 fn minute_of(end: Micros) -> u64 {
@@ -76,18 +80,17 @@ pub(super) fn read_bucket(
     }
 }
 
-/// Segments are kept 90 days after their start.
 pub(super) fn expired(segment: &Segment, now: Micros) -> bool {
-    segment.start + SEGMENT_RETENTION <= now
+    segment_expired(segment, now)
 }
 
 fn same_object(a: &Segment, b: &Segment) -> bool {
     a.object == b.object && a.bucket == b.bucket
 }
 
-impl Catalog {
+impl SledCatalog {
     pub fn stream(&self, name: &StreamName) -> Result<Option<StreamRecord>, CatalogError> {
-        match self.streams.get(name.key())? {
+        match self.streams.get(stream_key(name))? {
             Some(bytes) => StreamRecord::decode(&*bytes)
                 .map(Some)
                 .map_err(|err| CatalogError::Corrupt(err.to_string())),
@@ -149,30 +152,34 @@ impl Catalog {
 
     /// Adds segments of one stream in one atomic step; segments already
     /// known (same bucket and object) are counted and left as they are.
-    /// Not durable until [`Catalog::flush`].
+    /// Not durable until [`SledCatalog::flush`].
     pub fn register(
         &self,
         name: &StreamName,
         batch: Vec<Segment>,
         now: Micros,
     ) -> Result<RegisterOutcome, CatalogError> {
-        self.register_answering(name, batch, now, None)
+        match self.register_answering(name, batch, now, None)? {
+            Commit::Done(outcome) => Ok(outcome),
+            Commit::Answered(_) => unreachable!("no token was given"),
+        }
     }
 
-    /// [`Catalog::register`], storing in the same transaction the answer
-    /// to the request's ClientToken, made from the outcome.
+    /// [`SledCatalog::register`], storing in the same transaction the
+    /// answer to the request's ClientToken, made from the outcome; nothing
+    /// is written when the token has a live answer already.
     pub fn register_answering(
         &self,
         name: &StreamName,
         batch: Vec<Segment>,
         now: Micros,
-        answer: Option<&dyn Fn(&RegisterOutcome) -> TokenAnswer>,
-    ) -> Result<RegisterOutcome, CatalogError> {
+        answer: Option<&RegisterAnswer>,
+    ) -> Result<Commit<RegisterOutcome>, CatalogError> {
         let _guard = self
             .register_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let stream_key = name.key();
+        let stream_key = stream_key(name);
         let new_id = match self.streams.get(&stream_key)? {
             Some(_) => None,
             None => Some(self.db.generate_id()?),
@@ -185,6 +192,11 @@ impl Catalog {
             &self.token_expiry,
         );
         let result = trees.transaction(|(streams, segments, index, tokens, token_expiry)| {
+            if let Some(answer) = answer
+                && let Some(first) = tokens::live_answer(tokens, &answer.key, answer.created)?
+            {
+                return Ok(Commit::Answered(first));
+            }
             let stream = match streams.get(&stream_key)? {
                 Some(bytes) => StreamRecord::decode(&*bytes).map_err(abort)?,
                 None => StreamRecord {
@@ -198,18 +210,17 @@ impl Catalog {
             for segment in &batch {
                 registration.add(segments, index, segment, now)?;
             }
-            let (outcome, expired_removed, overfull) =
-                registration.write(streams, segments, index, &stream_key)?;
+            let written = registration.write(streams, segments, index, &stream_key)?;
             if let Some(answer) = answer {
-                tokens::insert_answer(tokens, token_expiry, &answer(&outcome))?;
+                tokens::insert_answer(tokens, token_expiry, &answer.answer(&written.outcome))?;
             }
-            Ok((outcome, expired_removed, overfull))
+            Ok(Commit::Done(written))
         });
-        let (outcome, expired_removed, overfull) = result.map_err(|err| match err {
-            TransactionError::Abort(err) => err,
-            TransactionError::Storage(err) => CatalogError::Storage(err),
-        })?;
-        if overfull {
+        let written = match result.map_err(CatalogError::from)? {
+            Commit::Done(written) => written,
+            Commit::Answered(first) => return Ok(Commit::Answered(first)),
+        };
+        if written.overfull {
             // A step of its own: listing the stream's buckets cannot happen
             // inside a sled transaction. A crash before it leaves a bucket
             // over the size, which the next registration splits.
@@ -217,12 +228,12 @@ impl Catalog {
         }
         // Under the register lock, like every other change of the count.
         let count = &self.segments_stored;
-        count.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+        count.fetch_add(written.outcome.accepted as u64, Ordering::Relaxed);
         count.fetch_sub(
-            expired_removed.min(count.load(Ordering::Relaxed)),
+            written.expired_removed.min(count.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        Ok(outcome)
+        Ok(Commit::Done(written.outcome))
     }
 
     /// Rewrites a stream's duplicate index one or more levels deeper, so no
@@ -278,15 +289,13 @@ impl Catalog {
                 streams.insert(stream_key, split.encode_to_vec())?;
                 Ok::<_, ConflictableTransactionError<CatalogError>>(())
             })
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => CatalogError::Storage(err),
-            })
+            .map_err(CatalogError::from)
     }
 
-    /// Visits, in end order, the live segments of a stream whose end lies in
-    /// (after, until]. Segments whose retention has passed are skipped.
-    pub fn scan_by_end(
+    /// Visits the live segments of a stream whose end lies in (after,
+    /// until], a minute of ends at a time. Segments whose retention has
+    /// passed are skipped.
+    pub fn visit_by_end(
         &self,
         stream_id: u64,
         after: Micros,
@@ -308,12 +317,57 @@ impl Catalog {
         }
         Ok(())
     }
+
+    /// Up to `limit` live segments of a stream after `from` that end by
+    /// `until`, in (end, bucket, object) order. A block holds one minute of
+    /// ends, so sorting each block orders the whole scan, and the scan
+    /// stops at the block that fills the page.
+    pub fn scan_page(
+        &self,
+        stream_id: u64,
+        from: &ScanFrom,
+        until: Micros,
+        now: Micros,
+        limit: usize,
+    ) -> Result<Vec<Segment>, CatalogError> {
+        let first_end = match from {
+            ScanFrom::EndsAfter(after) => after.saturating_add(1),
+            ScanFrom::Past { end, .. } => *end,
+        };
+        let mut page = Vec::new();
+        if first_end > until || limit == 0 {
+            return Ok(page);
+        }
+        let range =
+            block_key(stream_id, minute_of(first_end))..=block_key(stream_id, minute_of(until));
+        for entry in self.segments.range(range) {
+            let (key, bytes) = entry?;
+            let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
+            let mut block = Vec::new();
+            codec::decode_block(block_base(minute), &bytes, |segment| {
+                if segment.end() <= until && from.precedes(&segment) && !expired(&segment, now) {
+                    block.push(segment);
+                }
+            })
+            .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
+            block.sort_by(|a, b| {
+                (a.end(), &a.bucket, &a.object).cmp(&(b.end(), &b.bucket, &b.object))
+            });
+            block.truncate(limit - page.len());
+            page.extend(block);
+            if page.len() == limit {
+                break;
+            }
+        }
+        Ok(page)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::Format;
+    use crate::manifest::range::SEGMENT_RETENTION;
 
     const NOW: Micros = 1_800_000_000_000_000;
 
@@ -344,7 +398,7 @@ mod tests {
     #[test]
     fn the_duplicate_index_splits_as_a_stream_grows_and_still_knows_every_object() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         // 600 segments, one at a time and in batches: many splits.
         let all: Vec<Segment> = (0..600).map(segment).collect();
         for one in &all[..100] {
@@ -385,10 +439,10 @@ mod tests {
         assert_eq!(catalog.object_index.len(), 0);
     }
 
-    fn scan_all(catalog: &Catalog, id: u64) -> Vec<Segment> {
+    fn scan_all(catalog: &SledCatalog, id: u64) -> Vec<Segment> {
         let mut found = Vec::new();
         catalog
-            .scan_by_end(id, 0, NOW, NOW, |segment| found.push(segment))
+            .visit_by_end(id, 0, NOW, NOW, |segment| found.push(segment))
             .unwrap();
         found
     }
@@ -396,7 +450,7 @@ mod tests {
     #[test]
     fn register_is_idempotent_and_scans_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let batch: Vec<Segment> = (0..50).rev().map(segment).collect();
         let outcome = catalog.register(&name(), batch.clone(), NOW).unwrap();
         assert_eq!(
@@ -436,7 +490,7 @@ mod tests {
     #[test]
     fn a_duplicate_inside_one_batch_counts_once() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let outcome = catalog
             .register(&name(), vec![segment(1), segment(1)], NOW)
             .unwrap();
@@ -452,14 +506,14 @@ mod tests {
     #[test]
     fn scan_bounds_are_exclusive_then_inclusive_and_skip_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         catalog
             .register(&name(), (0..10).map(segment).collect(), NOW)
             .unwrap();
         let id = catalog.stream(&name()).unwrap().unwrap().id;
         let mut found = Vec::new();
         catalog
-            .scan_by_end(id, segment(2).end(), segment(5).end(), NOW, |s| {
+            .visit_by_end(id, segment(2).end(), segment(5).end(), NOW, |s| {
                 found.push(s.sequence)
             })
             .unwrap();
@@ -467,7 +521,7 @@ mod tests {
         let later = segment(3).start + SEGMENT_RETENTION;
         let mut alive = Vec::new();
         catalog
-            .scan_by_end(id, 0, NOW, later, |s| alive.push(s.sequence))
+            .visit_by_end(id, 0, NOW, later, |s| alive.push(s.sequence))
             .unwrap();
         assert_eq!(alive, vec![4, 5, 6, 7, 8, 9]);
     }
@@ -476,13 +530,13 @@ mod tests {
     fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+            let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
             catalog
                 .register(&name(), (0..3).map(segment).collect(), NOW)
                 .unwrap();
-            catalog.flush_blocking().unwrap();
+            catalog.flush().unwrap();
         }
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         let id = catalog.stream(&name()).unwrap().unwrap().id;
         assert_eq!(scan_all(&catalog, id).len(), 3);
     }
@@ -490,7 +544,7 @@ mod tests {
     #[test]
     fn an_expired_copy_does_not_make_a_duplicate() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), 1 << 20).unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
         catalog.register(&name(), vec![segment(0)], NOW).unwrap();
         let later = segment(0).start + SEGMENT_RETENTION;
         let mut reused = segment(0);
@@ -508,7 +562,7 @@ mod tests {
         let id = catalog.stream(&name()).unwrap().unwrap().id;
         let mut found = Vec::new();
         catalog
-            .scan_by_end(id, 0, i64::MAX / 2, 0, |s| found.push(s))
+            .visit_by_end(id, 0, i64::MAX / 2, 0, |s| found.push(s))
             .unwrap();
         assert_eq!(found, vec![reused]);
     }
