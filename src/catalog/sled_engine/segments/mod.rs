@@ -84,6 +84,11 @@ pub(super) fn expired(segment: &Segment, now: Micros) -> bool {
     segment_expired(segment, now)
 }
 
+/// The order of a scan: (end, bucket, object).
+fn scan_order(s: &Segment) -> (Micros, &str, &str) {
+    (s.end(), s.bucket.as_str(), s.object.as_str())
+}
+
 fn same_object(a: &Segment, b: &Segment) -> bool {
     a.object == b.object && a.bucket == b.bucket
 }
@@ -340,21 +345,28 @@ impl SledCatalog {
         }
         let range =
             block_key(stream_id, minute_of(first_end))..=block_key(stream_id, minute_of(until));
+        let first_minute = minute_of(first_end);
+        let mut block = Vec::new();
         for entry in self.segments.range(range) {
             let (key, bytes) = entry?;
             let minute = u64::from_be_bytes(key[8..16].try_into().expect("16-byte block key"));
-            let mut block = Vec::new();
+            // Only the first block can hold segments at or before `from`.
+            let check_from = minute == first_minute;
             codec::decode_block(block_base(minute), &bytes, |segment| {
-                if segment.end() <= until && from.precedes(&segment) && !expired(&segment, now) {
+                if segment.end() <= until
+                    && (!check_from || from.precedes(&segment))
+                    && !expired(&segment, now)
+                {
                     block.push(segment);
                 }
             })
             .map_err(|err| CatalogError::Corrupt(err.to_string()))?;
-            block.sort_by(|a, b| {
-                (a.end(), &a.bucket, &a.object).cmp(&(b.end(), &b.bucket, &b.object))
-            });
+            // Recorders register in order, so most blocks are sorted already.
+            if !block.is_sorted_by_key(scan_order) {
+                block.sort_by(|a, b| scan_order(a).cmp(&scan_order(b)));
+            }
             block.truncate(limit - page.len());
-            page.extend(block);
+            page.append(&mut block);
             if page.len() == limit {
                 break;
             }
