@@ -1,0 +1,220 @@
+//! The PostgreSQL engine, against a server this test binary starts once
+//! from the Debian package's binaries, with a database of its own for
+//! each test so tests run in parallel.
+//!
+//! The server lives in a fresh temporary directory on a free port and is
+//! killed by the kernel when this process exits (a parent-death signal),
+//! so a run never meets the server of an earlier one.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use record_index::catalog::Catalog;
+use record_index::catalog::postgres::{PgCatalog, PgOptions};
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+const DIR_PREFIX: &str = "record-index-pg-";
+
+struct Server {
+    port: u16,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+fn binary(name: &str) -> PathBuf {
+    let path = Path::new(BIN).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: the PostgreSQL tests need PostgreSQL 15; \
+         run `apt-get install postgresql` (scripts/install-tools.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The uid and gid to run the server as: initdb refuses root, so root
+/// runs it as the package's `postgres` user.
+fn server_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+        String::from_utf8(out.stdout)
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    Some((
+        id("-u").expect("no postgres user"),
+        id("-g").expect("no postgres group"),
+    ))
+}
+
+fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    command
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Removes the directories of earlier runs whose server is gone.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let pid_file = entry.path().join("data/postmaster.pid");
+        let alive = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+            // SAFETY: signal 0 only asks whether the process exists.
+            .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn start() -> Server {
+    remove_stale_dirs();
+    let (initdb, postgres) = (binary("initdb"), binary("postgres"));
+    let user = server_user();
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .unwrap()
+        .keep();
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    }
+    let data = dir.join("data");
+    let status = as_server_user(&mut Command::new(initdb), user)
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync")
+        .stdout(Stdio::null())
+        .status()
+        .expect("initdb");
+    assert!(status.success(), "initdb failed");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let mut command = Command::new(postgres);
+    as_server_user(&mut command, user)
+        .arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(&dir)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "max_connections=300"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe; it runs after the uid change,
+    // which would otherwise clear it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+            Ok(())
+        });
+    }
+    spawn_from_lasting_thread(command);
+    Server { port }
+}
+
+/// The parent-death signal follows the thread that spawned the child: a
+/// test's runtime thread ends with its test, this one with the process.
+fn spawn_from_lasting_thread(mut command: Command) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let child = command.spawn();
+        sender.send(child.map(|_| ())).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    receiver.recv().unwrap().expect("postgres did not start");
+}
+
+fn url(port: u16, database: &str) -> String {
+    format!("host=127.0.0.1 port={port} user=postgres dbname={database}")
+}
+
+/// A new empty database on the shared server, once it answers.
+async fn create_database() -> String {
+    let port = SERVER.get_or_init(start).port;
+    let database = format!("contract_{}", NEXT_DATABASE.fetch_add(1, Ordering::SeqCst));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = loop {
+        match tokio_postgres::connect(&url(port, "postgres"), tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                break client;
+            }
+            Err(err) if Instant::now() > deadline => panic!("postgres did not answer: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    client
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    url(port, &database)
+}
+
+async fn open_at(url: &str) -> Arc<dyn Catalog> {
+    let options = PgOptions {
+        url: url.to_string(),
+        pool_size: 8,
+        statement_timeout_ms: 30_000,
+    };
+    Arc::new(PgCatalog::open(&options).await.unwrap())
+}
+
+pub struct Postgres {
+    url: String,
+    catalog: Option<Arc<dyn Catalog>>,
+}
+
+#[async_trait]
+impl crate::Engine for Postgres {
+    async fn open() -> Self {
+        let url = create_database().await;
+        let catalog = Some(open_at(&url).await);
+        Postgres { url, catalog }
+    }
+
+    fn catalog(&self) -> Arc<dyn Catalog> {
+        self.catalog.clone().expect("open")
+    }
+
+    async fn reopen(&mut self) {
+        let closing = self.catalog.take().expect("open");
+        assert_eq!(
+            Arc::strong_count(&closing),
+            1,
+            "a handle of the catalog is still held"
+        );
+        drop(closing);
+        self.catalog = Some(open_at(&self.url).await);
+    }
+}
+
+contract_suite!(Postgres);
