@@ -6,9 +6,8 @@ use async_trait::async_trait;
 
 use super::PgCatalog;
 use crate::catalog::{
-    Catalog, CatalogError, Commit, MAX_SCAN_PAGE, ManifestPage, ManifestQuery, ManifestRecord,
-    RegisterAnswer, RegisterOutcome, ScanFrom, Stored, Stream, StreamName, SweepReport,
-    TokenAnswer, TokenRecord,
+    Catalog, CatalogError, Commit, ManifestPage, ManifestQuery, ManifestRecord, RegisterAnswer,
+    RegisterOutcome, ScanFrom, Stored, Stream, StreamName, SweepReport, TokenAnswer, TokenRecord,
 };
 use crate::manifest::{Micros, Segment};
 
@@ -45,7 +44,6 @@ impl Catalog for PgCatalog {
         now: Micros,
         limit: usize,
     ) -> Result<Vec<Segment>, CatalogError> {
-        let limit = limit.min(MAX_SCAN_PAGE);
         PgCatalog::scan_by_end(self, stream_id, from, until, now, limit).await
     }
 

@@ -53,6 +53,8 @@ impl std::fmt::Debug for PgOptions {
 pub struct PgCatalog {
     pool: Pool,
     counts: Arc<Counts>,
+    /// The week whose partitions this process last saw to.
+    partitions_week: Arc<AtomicI64>,
 }
 
 /// This process's view of the record counts: loaded at open, then moved
@@ -97,6 +99,7 @@ impl PgCatalog {
         let catalog = PgCatalog {
             pool,
             counts: Arc::default(),
+            partitions_week: Arc::new(AtomicI64::new(i64::MIN)),
         };
         catalog.load_counts().await?;
         partitions::create_ahead(&catalog.pool, wall_clock()).await?;

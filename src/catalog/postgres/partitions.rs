@@ -17,6 +17,11 @@ const WEEKS_AHEAD: i64 = 4;
 /// expired, so a clock a little behind never sees it gone.
 const DROP_MARGIN: Micros = 14 * MICROS_PER_DAY;
 
+/// The week an instant falls in, counted from the epoch.
+pub(super) fn week(at: Micros) -> i64 {
+    at.div_euclid(WEEK)
+}
+
 fn name(week: i64) -> String {
     if week < 0 {
         format!("segments_wm{}", -week)
@@ -31,7 +36,7 @@ fn name(week: i64) -> String {
 /// refuses to create it, and reads are the same either way.
 pub(super) async fn create_ahead(pool: &Pool, now: Micros) -> Result<(), CatalogError> {
     let client = pool.get().await.map_err(storage)?;
-    let first = now.div_euclid(WEEK);
+    let first = week(now);
     for week in first..=first + WEEKS_AHEAD {
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} PARTITION OF segments FOR VALUES FROM ({}) TO ({})",

@@ -3,6 +3,8 @@
 //! kind in one transaction with its count, then keeps the segment
 //! partitions: new weeks ahead, emptied old weeks dropped.
 
+use std::sync::atomic::Ordering;
+
 use super::{PgCatalog, before, partitions, storage};
 use crate::catalog::{CatalogError, SweepReport, TOKEN_RETENTION};
 use crate::manifest::Micros;
@@ -16,9 +18,20 @@ impl PgCatalog {
             segments: self.sweep_segments(now, batch).await?,
             tokens: self.sweep_tokens(now, batch).await?,
         };
+        self.keep_partitions(now).await?;
+        Ok(report)
+    }
+
+    /// Once a week of `now`: the partitions a sweep keeps change by week.
+    async fn keep_partitions(&self, now: Micros) -> Result<(), CatalogError> {
+        let week = partitions::week(now);
+        if self.partitions_week.load(Ordering::Relaxed) == week {
+            return Ok(());
+        }
         partitions::create_ahead(&self.pool, now).await?;
         partitions::drop_expired(&self.pool, now).await?;
-        Ok(report)
+        self.partitions_week.store(week, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn sweep_manifests(&self, now: Micros, batch: i64) -> Result<usize, CatalogError> {

@@ -14,7 +14,8 @@ use tokio_postgres::types::ToSql;
 
 use super::{PgCatalog, before, storage, tokens};
 use crate::catalog::{
-    CatalogError, Commit, RegisterAnswer, RegisterOutcome, ScanFrom, Stream, StreamName,
+    CatalogError, Commit, MAX_SCAN_PAGE, RegisterAnswer, RegisterOutcome, ScanFrom, Stream,
+    StreamName,
 };
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{Format, Micros, Segment, SegmentMedia};
@@ -225,7 +226,7 @@ impl PgCatalog {
     ) -> Result<Vec<Segment>, CatalogError> {
         let stream_id = stream_id as i64;
         let live_after = before(now, SEGMENT_RETENTION);
-        let limit = limit as i64;
+        let limit = limit.min(MAX_SCAN_PAGE) as i64;
         let client = self.client().await?;
         // Either reads one range of the primary key (stream_id, end_us,
         // bucket, object), in its order.
