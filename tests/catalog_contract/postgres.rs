@@ -260,3 +260,56 @@ async fn segment_fields_round_trip() {
     let id = stream_id(&*catalog, "media").await;
     assert_eq!(scan(&*catalog, id, 0, NOW, NOW).await, segments);
 }
+
+/// The partitions of the segments table in the database at `url`.
+async fn partitions(url: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'segments'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// Weekly partitions are made ahead of the sweep's clock and dropped once
+/// past retention, but never while they still hold a segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_follow_the_clock() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const WEEK: i64 = 7 * DAY;
+    let week_name = |at: i64| format!("segments_w{}", at.div_euclid(WEEK));
+    let engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    let later = NOW + 200 * DAY;
+    // Far enough from the wall clock that open made none of these.
+    let old = segment("live/p/a.ts", later - 7 * DAY, 6 * SECOND);
+    catalog.sweep(old.start, 100).await.unwrap();
+    assert!(
+        partitions(&engine.url)
+            .await
+            .contains(&week_name(old.end()))
+    );
+    register(&*catalog, "p", vec![old.clone()], old.start).await;
+
+    let gone = old.end() + 120 * DAY;
+    // A sweep of nothing leaves the segment, so its week stays.
+    catalog.sweep(gone, 0).await.unwrap();
+    let held = partitions(&engine.url).await;
+    assert!(held.contains(&week_name(old.end())), "{held:?}");
+    assert!(held.contains(&week_name(gone + 4 * WEEK)), "{held:?}");
+    // Emptied, it goes at the next week's upkeep.
+    assert_eq!(catalog.sweep(gone, 100).await.unwrap().segments, 1);
+    catalog.sweep(gone + WEEK, 100).await.unwrap();
+    let held = partitions(&engine.url).await;
+    assert!(!held.contains(&week_name(old.end())), "{held:?}");
+    assert!(held.contains(&"segments_default".to_string()));
+}

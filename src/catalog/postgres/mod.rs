@@ -65,10 +65,21 @@ struct Counts {
     manifests: AtomicI64,
 }
 
-/// A database error as the contract reports it. The error's text comes
-/// from the server or the socket, never from the connection string.
-pub(crate) fn storage(err: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Storage(format!("postgres: {err}"))
+/// A database error as the contract reports it, with its causes (the
+/// socket's error, the server's message): the top-level text alone is
+/// often just "db error". None of them holds the connection string.
+pub(crate) fn storage(err: impl std::error::Error) -> CatalogError {
+    let mut message = format!("postgres: {err}");
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    CatalogError::Storage(message)
 }
 
 impl PgCatalog {

@@ -36,8 +36,12 @@ fn name(week: i64) -> String {
 /// refuses to create it, and reads are the same either way.
 pub(super) async fn create_ahead(pool: &Pool, now: Micros) -> Result<(), CatalogError> {
     let client = pool.get().await.map_err(storage)?;
+    let existing = children(&client).await?;
     let first = week(now);
     for week in first..=first + WEEKS_AHEAD {
+        if existing.contains(&name(week)) {
+            continue;
+        }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} PARTITION OF segments FOR VALUES FROM ({}) TO ({})",
             name(week),
@@ -57,17 +61,7 @@ pub(super) async fn create_ahead(pool: &Pool, now: Micros) -> Result<(), Catalog
 pub(super) async fn drop_expired(pool: &Pool, now: Micros) -> Result<(), CatalogError> {
     let client = pool.get().await.map_err(storage)?;
     let bound = before(now, SEGMENT_RETENTION.saturating_add(DROP_MARGIN));
-    let children = client
-        .query(
-            "SELECT c.relname::text FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'segments'::regclass",
-            &[],
-        )
-        .await
-        .map_err(storage)?;
-    for row in children {
-        let table: String = row.get(0);
+    for table in children(&client).await? {
         let Some(week) = week_of(&table) else {
             continue;
         };
@@ -76,6 +70,8 @@ pub(super) async fn drop_expired(pool: &Pool, now: Micros) -> Result<(), Catalog
         if (week + 1).saturating_mul(WEEK) > bound {
             continue;
         }
+        // The name made here, not the one read: nothing read goes into SQL.
+        let table = name(week);
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {table})");
         let held: bool = client.query_one(&sql, &[]).await.map_err(storage)?.get(0);
         if !held {
@@ -86,6 +82,20 @@ pub(super) async fn drop_expired(pool: &Pool, now: Micros) -> Result<(), Catalog
         }
     }
     Ok(())
+}
+
+/// The names of the segments table's partitions.
+async fn children(client: &deadpool_postgres::Object) -> Result<Vec<String>, CatalogError> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'segments'::regclass",
+            &[],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 fn week_of(table: &str) -> Option<i64> {
