@@ -8,8 +8,8 @@
 //! Every contract call is one transaction or one statement; the database
 //! enforces what must hold across replicas (unique keys, row locks), never
 //! a lock of this process. The schema is in `migrations/`, applied at open
-//! (see [`migrations`]); segments are range-partitioned by end time (see
-//! [`partitions`]).
+//! (see `migrations.rs`); segments are range-partitioned by end time (see
+//! `partitions.rs`).
 
 mod engine;
 mod manifests;
