@@ -313,3 +313,32 @@ async fn partitions_follow_the_clock() {
     assert!(!held.contains(&week_name(old.end())), "{held:?}");
     assert!(held.contains(&"segments_default".to_string()));
 }
+
+/// The connection string may hold a password: an error opening the
+/// catalog says why, never what the string was.
+#[tokio::test]
+async fn errors_keep_the_connection_string_out() {
+    let port = free_port();
+    for url in [
+        format!("postgres://indexer:hunter2-secret@127.0.0.1:{port}/catalog"),
+        "postgres://indexer:hunter2-secret@[::1".to_string(),
+    ] {
+        let options = PgOptions {
+            url,
+            pool_size: 1,
+            statement_timeout_ms: 1000,
+        };
+        let err = match PgCatalog::open(&options).await {
+            Ok(_) => panic!("opened a catalog with no server"),
+            Err(err) => err.to_string(),
+        };
+        assert!(
+            err.starts_with("catalog storage failed: postgres: "),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("indexer"),
+            "{err}"
+        );
+    }
+}

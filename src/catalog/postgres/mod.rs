@@ -22,11 +22,14 @@ mod tokens;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::{CatalogError, Stored};
 use crate::manifest::Micros;
+
+/// Longest wait for a pooled connection or a new one.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -102,8 +105,15 @@ impl PgCatalog {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // A request waits this long at most for a connection, whether the
+        // pool is exhausted or the database does not answer.
+        let wait = Some(POOL_WAIT);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .recycle_timeout(wait)
             .build()
             .map_err(storage)?;
         migrations::apply(&pool).await?;
