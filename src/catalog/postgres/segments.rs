@@ -192,16 +192,7 @@ impl PgCatalog {
         if !segments.is_empty() {
             let stream_id = lock_stream(&tx, name).await?;
             let replaced = remove_expired_copies(&tx, stream_id, &segments, now).await?;
-            let (accepted, longest) = insert_new(&tx, stream_id, &segments).await?;
-            if accepted > 0 {
-                tx.execute(
-                    "UPDATE streams SET longest_segment = GREATEST(longest_segment, $2)
-                     WHERE id = $1",
-                    &[&stream_id, &longest],
-                )
-                .await
-                .map_err(storage)?;
-            }
+            let accepted = insert_new(&tx, stream_id, &segments).await?;
             outcome.accepted = accepted as u32;
             outcome.duplicates += (segments.len() as u64 - accepted) as u32;
             delta = accepted as i64 - replaced;
@@ -310,13 +301,14 @@ async fn remove_expired_copies(
     Ok(removed as i64)
 }
 
-/// Inserts the segments whose (bucket, object) the stream does not hold:
-/// how many, and the longest of them.
+/// Inserts the segments whose (bucket, object) the stream does not hold,
+/// and grows the stream's longest segment to the longest of them: how
+/// many were inserted.
 async fn insert_new(
     tx: &Transaction<'_>,
     stream_id: i64,
     segments: &[Segment],
-) -> Result<(u64, i64), CatalogError> {
+) -> Result<u64, CatalogError> {
     let batch = Batch { segments };
     let codecs: Vec<Option<i16>> = segments
         .iter()
@@ -342,18 +334,25 @@ async fn insert_new(
                  INSERT INTO segment_keys (stream_id, bucket, object, start_us, end_us)
                  SELECT $1, bucket, object, start_us, end_us FROM i
                  ON CONFLICT DO NOTHING
-                 RETURNING bucket, object)
-             INSERT INTO segments (stream_id, end_us, endpoint, bucket, object, start_us,
-                 duration_us, sequence, width, height, format, size, codec, first_pts)
-             SELECT $1, i.end_us, i.endpoint, i.bucket, i.object, i.start_us, i.duration_us,
-                 i.sequence, i.width, i.height, i.format, i.size, i.codec, i.first_pts
-             FROM i JOIN k ON k.bucket = i.bucket AND k.object = i.object
-             RETURNING duration_us",
+                 RETURNING bucket, object),
+             s AS (
+                 INSERT INTO segments (stream_id, end_us, endpoint, bucket, object, start_us,
+                     duration_us, sequence, width, height, format, size, codec, first_pts)
+                 SELECT $1, i.end_us, i.endpoint, i.bucket, i.object, i.start_us,
+                     i.duration_us, i.sequence, i.width, i.height, i.format, i.size, i.codec,
+                     i.first_pts
+                 FROM i JOIN k ON k.bucket = i.bucket AND k.object = i.object
+                 RETURNING duration_us),
+             longest AS (
+                 UPDATE streams SET longest_segment = GREATEST(longest_segment, m.longest)
+                 FROM (SELECT max(duration_us) AS longest FROM s) m
+                 WHERE id = $1 AND m.longest IS NOT NULL)
+             SELECT count(*) FROM s",
         )
         .await
         .map_err(storage)?;
-    let rows = tx
-        .query(
+    let row = tx
+        .query_one(
             &statement,
             &[
                 &stream_id,
@@ -374,6 +373,5 @@ async fn insert_new(
         )
         .await
         .map_err(storage)?;
-    let longest = rows.iter().map(|row| row.get::<_, i64>(0)).max();
-    Ok((rows.len() as u64, longest.unwrap_or(0)))
+    Ok(row.get::<_, i64>(0) as u64)
 }
