@@ -342,3 +342,29 @@ async fn errors_keep_the_connection_string_out() {
         );
     }
 }
+
+/// Replicas that start together on a new database apply each migration
+/// once: the advisory lock makes them take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_migrate_once() {
+    let url = create_database().await;
+    let opening: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { open_at(&url).await })
+        })
+        .collect();
+    for replica in opening {
+        replica.await.unwrap().check().await.unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1);
+}
