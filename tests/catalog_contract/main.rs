@@ -65,6 +65,8 @@ macro_rules! contract_suite {
     };
 }
 
+mod postgres;
+
 /// The embedded engine, in a temporary directory.
 mod sled {
     use std::sync::Arc;

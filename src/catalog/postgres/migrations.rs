@@ -1,0 +1,69 @@
+//! Versioned schema migrations, embedded in the binary and applied at
+//! open. Replicas that start together take turns on an advisory lock, so
+//! exactly one applies each version; `schema_migrations` records what is
+//! applied.
+
+use deadpool_postgres::Pool;
+
+use super::storage;
+use crate::catalog::CatalogError;
+
+/// Every migration in order; a version once released is never edited.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+
+/// Key of the advisory lock held while migrating ("recindex" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7265_6369_6e64_6578;
+
+pub(super) async fn apply(pool: &Pool) -> Result<(), CatalogError> {
+    let mut client = pool.get().await.map_err(storage)?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(storage)?;
+    let applied = apply_locked(&mut client).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    if applied.is_err() || unlocked.is_err() {
+        // A session lock must not go back to the pool with the connection.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    applied?;
+    unlocked.map_err(storage)?;
+    Ok(())
+}
+
+async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<(), CatalogError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(storage)?;
+    let done: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .map_err(storage)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        let tx = client.transaction().await.map_err(storage)?;
+        tx.batch_execute(sql).await.map_err(storage)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        tracing::info!(version, "catalog schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The catalog in PostgreSQL, for replicas that share one catalog.
+//!
+//! The client is tokio-postgres behind a deadpool-postgres pool: async on
+//! the runtime the service already runs (no blocking pool), pooled so a
+//! request borrows a ready connection, mature and widely deployed, and
+//! plain SQL with no ORM or macros that need a database at compile time.
+//!
+//! Every contract call is one transaction or one statement; the database
+//! enforces what must hold across replicas (unique keys, row locks), never
+//! a lock of this process. The schema is in `migrations/`, applied at open
+//! (see `migrations.rs`); segments are range-partitioned by end time (see
+//! `partitions.rs`).
+
+mod engine;
+mod manifests;
+mod migrations;
+mod partitions;
+mod retention;
+mod segments;
+mod tokens;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::{CatalogError, Stored};
+use crate::manifest::Micros;
+
+/// Longest wait for a pooled connection or a new one.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// A libpq connection string or URL. It may hold a password: it is
+    /// never logged nor put in an error.
+    pub url: String,
+    pub pool_size: usize,
+    /// Every statement is cancelled by the server past this; 0 for none.
+    pub statement_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The PostgreSQL engine; cheap to clone.
+#[derive(Clone)]
+pub struct PgCatalog {
+    pool: Pool,
+    counts: Arc<Counts>,
+    /// The week whose partitions this process last saw to.
+    partitions_week: Arc<AtomicI64>,
+}
+
+/// This process's view of the record counts: loaded at open, then moved
+/// by the deltas of its own commits, so [`PgCatalog::stored`] never reads.
+#[derive(Default)]
+struct Counts {
+    segments: AtomicI64,
+    manifests: AtomicI64,
+}
+
+/// A database error as the contract reports it, with its causes (the
+/// socket's error, the server's message): the top-level text alone is
+/// often just "db error". None of them holds the connection string.
+pub(crate) fn storage(err: impl std::error::Error) -> CatalogError {
+    let mut message = format!("postgres: {err}");
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    CatalogError::Storage(message)
+}
+
+impl PgCatalog {
+    /// Connects, applies the migrations not yet applied and creates the
+    /// partitions of the weeks ahead.
+    pub async fn open(options: &PgOptions) -> Result<PgCatalog, CatalogError> {
+        let mut config: tokio_postgres::Config = options.url.parse().map_err(|_| {
+            CatalogError::Storage("postgres: the connection string is invalid".into())
+        })?;
+        if options.statement_timeout_ms > 0 {
+            config.options(format!(
+                "-c statement_timeout={}",
+                options.statement_timeout_ms
+            ));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // A request waits this long at most for a connection, whether the
+        // pool is exhausted or the database does not answer.
+        let wait = Some(POOL_WAIT);
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .recycle_timeout(wait)
+            .build()
+            .map_err(storage)?;
+        migrations::apply(&pool).await?;
+        let catalog = PgCatalog {
+            pool,
+            counts: Arc::default(),
+            partitions_week: Arc::new(AtomicI64::new(i64::MIN)),
+        };
+        catalog.load_counts().await?;
+        partitions::create_ahead(&catalog.pool, wall_clock()).await?;
+        Ok(catalog)
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, CatalogError> {
+        self.pool.get().await.map_err(storage)
+    }
+
+    async fn load_counts(&self) -> Result<(), CatalogError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COALESCE(SUM(segments), 0)::bigint, COALESCE(SUM(manifests), 0)::bigint
+                 FROM record_counts",
+                &[],
+            )
+            .await
+            .map_err(storage)?;
+        self.counts.segments.store(row.get(0), Ordering::SeqCst);
+        self.counts.manifests.store(row.get(1), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Adds to the stored counts inside the caller's transaction; the
+    /// caller applies the same delta to [`Counts`] once it committed.
+    pub(crate) async fn count_in(
+        tx: &deadpool_postgres::Transaction<'_>,
+        segments: i64,
+        manifests: i64,
+    ) -> Result<(), CatalogError> {
+        if segments == 0 && manifests == 0 {
+            return Ok(());
+        }
+        let slot = i16::from(rand_slot());
+        tx.execute(
+            "UPDATE record_counts SET segments = segments + $2, manifests = manifests + $3
+             WHERE slot = $1",
+            &[&slot, &segments, &manifests],
+        )
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    pub(crate) fn counted(&self, segments: i64, manifests: i64) {
+        self.counts.segments.fetch_add(segments, Ordering::SeqCst);
+        self.counts.manifests.fetch_add(manifests, Ordering::SeqCst);
+    }
+
+    pub fn stored(&self) -> Stored {
+        Stored {
+            segments: self.counts.segments.load(Ordering::SeqCst).max(0) as u64,
+            manifests: self.counts.manifests.load(Ordering::SeqCst).max(0) as u64,
+        }
+    }
+
+    pub async fn check(&self) -> Result<(), CatalogError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(storage)?;
+        Ok(())
+    }
+}
+
+/// One of the 16 count slots.
+fn rand_slot() -> u8 {
+    let mut byte = [0u8; 1];
+    // A fixed slot is still correct, only more contended.
+    let _ = getrandom::getrandom(&mut byte);
+    byte[0] % 16
+}
+
+fn wall_clock() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as Micros)
+        .unwrap_or(0)
+}
+
+/// `now - span`, without overflow: the bound below which a record made
+/// `span` before `now` is expired.
+pub(crate) fn before(now: Micros, span: Micros) -> Micros {
+    now.saturating_sub(span)
+}
