@@ -11,7 +11,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::super::{
-    CatalogError, Commit, RegisterAnswer, RegisterOutcome, ScanFrom, StreamName, segment_expired,
+    CatalogError, Commit, MAX_SCAN_PAGE, RegisterAnswer, RegisterOutcome, ScanFrom, StreamName,
+    segment_expired,
 };
 use super::tokens;
 use super::{SledCatalog, abort, codec, object_index};
@@ -339,7 +340,7 @@ impl SledCatalog {
             ScanFrom::EndsAfter(after) => after.saturating_add(1),
             ScanFrom::Past { end, .. } => *end,
         };
-        let mut page = Vec::new();
+        let mut page = Vec::with_capacity(limit.min(MAX_SCAN_PAGE));
         if first_end > until || limit == 0 {
             return Ok(page);
         }
