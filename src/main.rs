@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use record_index::config::Config;
+use record_index::config::{CatalogEngine, Config};
 use record_index::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -133,6 +133,18 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Copies a single node's sled catalog into the catalog the config
+    /// names (`[catalog] engine = "postgres"`): streams, and the segments,
+    /// manifests and ClientToken answers still live. Safe to run again.
+    /// The single node must be stopped: its catalog is locked while it runs.
+    MigrateCatalog {
+        /// Config file of the service that will run on the new catalog.
+        #[arg(long, env = "RECORD_INDEX_CONFIG")]
+        config: PathBuf,
+        /// The single node's data directory (or its `catalog` directory).
+        #[arg(long, value_name = "DIR")]
+        from_sled: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +172,69 @@ async fn import(config: Option<PathBuf>, job: record_index::import::runner::Impo
         Ok(_) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("record-index: import failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `record-index migrate-catalog`: a sled catalog into the configured one.
+async fn migrate_catalog(config: PathBuf, from_sled: &std::path::Path) -> ExitCode {
+    use record_index::catalog::sled_engine::{SledCatalog, backup::catalog_dir};
+    let config = match load_config(Some(config), None, None) {
+        Ok(config) if config.catalog.engine == CatalogEngine::Sled => {
+            eprintln!(
+                "record-index: the config's catalog is sled; set [catalog] engine = \"postgres\" to move a catalog into PostgreSQL"
+            );
+            return ExitCode::from(2);
+        }
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("record-index: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = match catalog_dir(from_sled) {
+        dir if dir.join("db").exists() => dir,
+        _ => from_sled.to_path_buf(),
+    };
+    if !dir.join("db").exists() {
+        eprintln!("record-index: no sled catalog in {}", from_sled.display());
+        return ExitCode::from(2);
+    }
+    let source = match SledCatalog::open(&dir, config.cache_capacity_bytes) {
+        Ok(source) => std::sync::Arc::new(source),
+        Err(err) => {
+            eprintln!(
+                "record-index: cannot open the sled catalog in {} (stop the service that uses it): {err}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let target = match record_index::server::open_catalog(&config).await {
+        Ok(target) => target,
+        Err(err) => {
+            eprintln!("record-index: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    match record_index::catalog::transfer::from_sled(source, &*target, now).await {
+        Ok(moved) => {
+            println!(
+                "moved {} streams, {} segments ({} already there), {} manifests ({} already there), {} ClientToken answers ({} already there)",
+                moved.streams,
+                moved.segments,
+                moved.segments_present,
+                moved.manifests,
+                moved.manifests_present,
+                moved.tokens,
+                moved.tokens_present
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("record-index: migrate-catalog failed (safe to run again): {err}");
             ExitCode::FAILURE
         }
     }
@@ -233,6 +308,7 @@ async fn main() -> ExitCode {
             out,
         } => backup(config, data_dir, &out),
         Command::Restore { from, data_dir } => restore(&from, &data_dir),
+        Command::MigrateCatalog { config, from_sled } => migrate_catalog(config, &from_sled).await,
         Command::Import {
             config,
             server,

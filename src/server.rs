@@ -336,7 +336,7 @@ fn grpc_builder(
 }
 
 /// The catalog of the configured engine.
-async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartError> {
+pub async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartError> {
     match config.catalog.engine {
         CatalogEngine::Sled => {
             let path = config.data_dir.join("catalog");

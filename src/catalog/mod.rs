@@ -14,6 +14,7 @@
 pub mod postgres;
 pub mod records;
 pub mod sled_engine;
+pub mod transfer;
 
 use async_trait::async_trait;
 
@@ -278,6 +279,16 @@ pub trait Catalog: Send + Sync + 'static {
         record: &ManifestRecord,
         answer: Option<TokenAnswer>,
     ) -> Result<Commit<()>, CatalogError>;
+
+    /// The stream with this name, made if missing. Registering makes
+    /// streams too; moving a catalog needs this for a stream whose
+    /// segments have all expired while its manifests still list.
+    async fn ensure_stream(&self, name: &StreamName, now: Micros) -> Result<Stream, CatalogError>;
+
+    /// Stores a ClientToken's answer by itself, once, as
+    /// [`Catalog::put_manifest`] does with a manifest: for moving a
+    /// catalog, whose Register answers have no manifest.
+    async fn put_token(&self, answer: TokenAnswer) -> Result<Commit<()>, CatalogError>;
 
     /// The live manifests with these ids, in their order (`None` for an
     /// unknown or expired id). A manifest is live while `now < expires`.

@@ -346,3 +346,19 @@ pub async fn segments_expire_90_days_after_their_start<E: Engine>(engine: &mut E
         outcome(0, 1)
     );
 }
+
+pub async fn a_stream_is_made_without_segments_once<E: Engine>(engine: &mut E) {
+    let catalog = engine.catalog();
+    let made = catalog.ensure_stream(&name("s1"), NOW).await.unwrap();
+    assert_eq!(made.longest_segment, 0);
+    assert_eq!(catalog.stream(&name("s1")).await.unwrap(), Some(made));
+    assert_eq!(catalog.ensure_stream(&name("s1"), NOW).await.unwrap(), made);
+    assert_eq!(catalog.stored().segments, 0);
+    // Registering into it keeps its id.
+    let first = segment("live/s1/a.ts", NOW - 60 * SECOND, 6 * SECOND);
+    register(&*catalog, "s1", vec![first], NOW).await;
+    let grown = catalog.ensure_stream(&name("s1"), NOW).await.unwrap();
+    assert_eq!((grown.id, grown.longest_segment), (made.id, 6 * SECOND));
+    let other = catalog.ensure_stream(&name("s2"), NOW).await.unwrap();
+    assert_ne!(other.id, made.id);
+}

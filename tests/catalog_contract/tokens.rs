@@ -156,3 +156,29 @@ pub async fn a_token_is_live_for_24_hours<E: Engine>(engine: &mut E) {
         Some(again.record)
     );
 }
+
+pub async fn a_token_stored_alone_is_kept_once<E: Engine>(engine: &mut E) {
+    let catalog = engine.catalog();
+    let first = token_answer("acct\0register\0moved", NOW, "3/0");
+    assert_eq!(
+        catalog.put_token(first.clone()).await.unwrap(),
+        Commit::Done(())
+    );
+    let again = token_answer("acct\0register\0moved", NOW + SECOND, "0/3");
+    assert_eq!(
+        catalog.put_token(again).await.unwrap(),
+        Commit::Answered(first.record.clone())
+    );
+    let key = b"acct\0register\0moved";
+    assert_eq!(
+        catalog.token(key, NOW).await.unwrap(),
+        Some(first.record.clone())
+    );
+    // A manifest cannot take a token stored alone, nor the reverse.
+    let commit = catalog
+        .put_manifest(&manifest(1, NOW), Some(first.clone()))
+        .await
+        .unwrap();
+    assert_eq!(commit, Commit::Answered(first.record));
+    assert_eq!(catalog.stored().manifests, 0);
+}

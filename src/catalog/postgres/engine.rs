@@ -17,6 +17,14 @@ impl Catalog for PgCatalog {
         PgCatalog::streams(self, names).await
     }
 
+    async fn ensure_stream(&self, name: &StreamName, _now: Micros) -> Result<Stream, CatalogError> {
+        PgCatalog::ensure_stream(self, name).await
+    }
+
+    async fn put_token(&self, answer: TokenAnswer) -> Result<Commit<()>, CatalogError> {
+        PgCatalog::put_token(self, &answer).await
+    }
+
     async fn registered(
         &self,
         name: &StreamName,

@@ -128,6 +128,23 @@ impl PgCatalog {
             .collect())
     }
 
+    pub async fn ensure_stream(&self, name: &StreamName) -> Result<Stream, CatalogError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO streams AS s (domain, app, stream) VALUES ($1, $2, $3)
+                 ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
+                 RETURNING id, longest_segment",
+                &[&name.domain, &name.app, &name.stream],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(Stream {
+            id: row.get::<_, i64>(0) as u64,
+            longest_segment: row.get(1),
+        })
+    }
+
     pub async fn registered(
         &self,
         name: &StreamName,

@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use super::{PgCatalog, before, storage};
-use crate::catalog::{CatalogError, TOKEN_RETENTION, TokenRecord};
+use crate::catalog::{CatalogError, Commit, TOKEN_RETENTION, TokenAnswer, TokenRecord};
 use crate::manifest::Micros;
 
 fn record(row: &Row) -> TokenRecord {
@@ -93,5 +93,17 @@ impl PgCatalog {
             .await
             .map_err(storage)?;
         Ok(row.as_ref().map(record))
+    }
+
+    /// A token's answer by itself, once.
+    pub async fn put_token(&self, answer: &TokenAnswer) -> Result<Commit<()>, CatalogError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(storage)?;
+        if let Some(first) = claim(&tx, &answer.key, &answer.record).await? {
+            tx.rollback().await.map_err(storage)?;
+            return Ok(Commit::Answered(first));
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(Commit::Done(()))
     }
 }

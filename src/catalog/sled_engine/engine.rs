@@ -118,6 +118,28 @@ impl Catalog for SledEngine {
         .await
     }
 
+    async fn ensure_stream(&self, name: &StreamName, now: Micros) -> Result<Stream, CatalogError> {
+        let name = name.clone();
+        self.run(move |catalog| {
+            let record = catalog.ensure_stream(&name, now)?;
+            catalog.flush()?;
+            Ok(Stream {
+                id: record.id,
+                longest_segment: record.longest_segment,
+            })
+        })
+        .await
+    }
+
+    async fn put_token(&self, answer: TokenAnswer) -> Result<Commit<()>, CatalogError> {
+        self.run(move |catalog| {
+            let commit = catalog.put_token(&answer)?;
+            catalog.flush()?;
+            Ok(commit)
+        })
+        .await
+    }
+
     async fn manifests(
         &self,
         ids: &[uuid::Uuid],

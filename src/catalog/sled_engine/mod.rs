@@ -31,6 +31,7 @@
 pub mod backup;
 pub mod codec;
 mod engine;
+mod export;
 mod group_commit;
 mod manifests;
 pub mod object_index;

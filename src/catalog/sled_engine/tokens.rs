@@ -7,7 +7,7 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
 };
 
-use super::super::{CatalogError, TOKEN_RETENTION, TokenAnswer, TokenRecord};
+use super::super::{CatalogError, Commit, TOKEN_RETENTION, TokenAnswer, TokenRecord};
 use super::{SledCatalog, abort};
 use crate::manifest::Micros;
 
@@ -63,17 +63,16 @@ impl SledCatalog {
         Ok(live(record, now))
     }
 
-    /// Stores the answer to a token's first request. Not durable until
-    /// [`SledCatalog::flush`].
-    pub fn put_token(&self, token_key: &[u8], record: &TokenRecord) -> Result<(), CatalogError> {
-        let answer = TokenAnswer {
-            key: token_key.to_vec(),
-            record: record.clone(),
-        };
+    /// Stores a token's answer unless the key has a live one, which is
+    /// returned instead. Not durable until [`SledCatalog::flush`].
+    pub fn put_token(&self, answer: &TokenAnswer) -> Result<Commit<()>, CatalogError> {
         (&self.tokens, &self.token_expiry)
             .transaction(|(tokens, expiry)| {
-                insert_answer(tokens, expiry, &answer)?;
-                Ok::<_, ConflictableTransactionError<CatalogError>>(())
+                if let Some(first) = live_answer(tokens, &answer.key, answer.record.created)? {
+                    return Ok(Commit::Answered(first));
+                }
+                insert_answer(tokens, expiry, answer)?;
+                Ok::<_, ConflictableTransactionError<CatalogError>>(Commit::Done(()))
             })
             .map_err(CatalogError::from)
     }

@@ -104,6 +104,30 @@ impl SledCatalog {
         }
     }
 
+    /// The stream's record, made (with no segment) if missing.
+    pub fn ensure_stream(
+        &self,
+        name: &StreamName,
+        now: Micros,
+    ) -> Result<StreamRecord, CatalogError> {
+        let _guard = self
+            .register_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(stream) = self.stream(name)? {
+            return Ok(stream);
+        }
+        let stream = StreamRecord {
+            id: self.db.generate_id()?,
+            longest_segment: 0,
+            created: now,
+            index_depth: 0,
+        };
+        self.streams
+            .insert(stream_key(name), stream.encode_to_vec())?;
+        Ok(stream)
+    }
+
     /// Whether each segment's (bucket, object) is already registered, live,
     /// for the stream: a read-only look, so a caller can skip work for
     /// segments a registration would count as duplicates.
