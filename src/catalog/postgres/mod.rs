@@ -12,6 +12,7 @@
 //! `partitions.rs`).
 
 mod engine;
+mod errors;
 mod manifests;
 mod migrations;
 mod partitions;
@@ -24,6 +25,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+pub(crate) use errors::storage;
 
 use super::{CatalogError, Stored};
 use crate::manifest::Micros;
@@ -66,23 +69,6 @@ pub struct PgCatalog {
 struct Counts {
     segments: AtomicI64,
     manifests: AtomicI64,
-}
-
-/// A database error as the contract reports it, with its causes (the
-/// socket's error, the server's message): the top-level text alone is
-/// often just "db error". None of them holds the connection string.
-pub(crate) fn storage(err: impl std::error::Error) -> CatalogError {
-    let mut message = format!("postgres: {err}");
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = inner.source();
-    }
-    CatalogError::Storage(message)
 }
 
 impl PgCatalog {
