@@ -45,6 +45,20 @@ pub struct PgOptions {
     pub statement_timeout_ms: u64,
 }
 
+impl PgOptions {
+    /// The options of `[catalog]`, the connection string read from the
+    /// environment variable it names. An error names the variable only.
+    pub fn from_config(settings: &crate::config::CatalogConfig) -> Result<PgOptions, String> {
+        let url = std::env::var(&settings.url_env)
+            .map_err(|_| format!("{} is not set", settings.url_env))?;
+        Ok(PgOptions {
+            url,
+            pool_size: settings.pool_size,
+            statement_timeout_ms: settings.statement_timeout_ms,
+        })
+    }
+}
+
 impl std::fmt::Debug for PgOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgOptions")
@@ -52,6 +66,47 @@ impl std::fmt::Debug for PgOptions {
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish_non_exhaustive()
     }
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Versions applied by this call, in order.
+    pub applied: Vec<i32>,
+    /// The newest version this binary knows.
+    pub latest: i32,
+}
+
+/// A pool whose connections carry the options; it connects lazily.
+fn pool(options: &PgOptions) -> Result<Pool, CatalogError> {
+    let mut config: tokio_postgres::Config = options
+        .url
+        .parse()
+        .map_err(|_| CatalogError::Storage("postgres: the connection string is invalid".into()))?;
+    if options.statement_timeout_ms > 0 {
+        config.options(format!(
+            "-c statement_timeout={}",
+            options.statement_timeout_ms
+        ));
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    // A request waits this long at most for a connection, whether the
+    // pool is exhausted or the database does not answer.
+    let wait = Some(POOL_WAIT);
+    Pool::builder(manager)
+        .max_size(options.pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(wait)
+        .create_timeout(wait)
+        .recycle_timeout(wait)
+        .build()
+        .map_err(storage)
 }
 
 /// The PostgreSQL engine; cheap to clone.
@@ -75,33 +130,7 @@ impl PgCatalog {
     /// Connects, applies the migrations not yet applied and creates the
     /// partitions of the weeks ahead.
     pub async fn open(options: &PgOptions) -> Result<PgCatalog, CatalogError> {
-        let mut config: tokio_postgres::Config = options.url.parse().map_err(|_| {
-            CatalogError::Storage("postgres: the connection string is invalid".into())
-        })?;
-        if options.statement_timeout_ms > 0 {
-            config.options(format!(
-                "-c statement_timeout={}",
-                options.statement_timeout_ms
-            ));
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        // A request waits this long at most for a connection, whether the
-        // pool is exhausted or the database does not answer.
-        let wait = Some(POOL_WAIT);
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(wait)
-            .create_timeout(wait)
-            .recycle_timeout(wait)
-            .build()
-            .map_err(storage)?;
+        let pool = pool(options)?;
         migrations::apply(&pool).await?;
         let catalog = PgCatalog {
             pool,
@@ -111,6 +140,19 @@ impl PgCatalog {
         catalog.load_counts().await?;
         partitions::create_ahead(&catalog.pool, wall_clock()).await?;
         Ok(catalog)
+    }
+
+    /// Applies the migrations not yet applied and creates the partitions
+    /// of the weeks ahead, as `open` does, without opening a catalog: the
+    /// versions applied now, none when the schema was up to date.
+    pub async fn migrate(options: &PgOptions) -> Result<Migrated, CatalogError> {
+        let pool = pool(options)?;
+        let applied = migrations::apply(&pool).await?;
+        partitions::create_ahead(&pool, wall_clock()).await?;
+        Ok(Migrated {
+            applied,
+            latest: migrations::latest(),
+        })
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, CatalogError> {
