@@ -128,7 +128,7 @@ async fn partitions_follow_the_clock() {
     let held = partitions(&engine.url).await;
     assert!(held.contains(&week_name(old.end())), "{held:?}");
     assert!(held.contains(&week_name(gone + 4 * WEEK)), "{held:?}");
-    // Emptied, it goes at the next week's upkeep.
+    // Past retention, it goes whole with its segment.
     assert_eq!(catalog.sweep(gone, 100).await.unwrap().segments, 1);
     catalog.sweep(gone + WEEK, 100).await.unwrap();
     let held = partitions(&engine.url).await;
@@ -190,4 +190,91 @@ async fn replicas_starting_together_migrate_once() {
         .unwrap()
         .get(0);
     assert_eq!(applied, 1);
+}
+
+/// Weeks wholly past retention go as partitions, with their keys and
+/// their count, oldest first and a week at a time; the week at the edge
+/// of retention goes row by row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_weeks_are_dropped_whole() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const WEEK: i64 = 7 * DAY;
+    let week_name = |at: i64| format!("segments_w{}", at.div_euclid(WEEK));
+    let mut engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    // A week start far from the wall clock, so open made none of these.
+    let base = (NOW + 300 * DAY).div_euclid(WEEK) * WEEK;
+    catalog.sweep(base, 0).await.unwrap();
+    let mut segments = back_to_back("live/w/a", base + DAY, 3);
+    segments.extend(back_to_back("live/w/b", base + WEEK + DAY, 2));
+    let swept_at = base + 2 * WEEK + 90 * DAY + 3600 * SECOND;
+    // The edge week: one expired at the sweep, one live.
+    segments.push(segment("live/w/edge.ts", base + 2 * WEEK, 6 * SECOND));
+    let live = segment("live/w/live.ts", base + 2 * WEEK + 2 * DAY, 6 * SECOND);
+    segments.push(live.clone());
+    register(&*catalog, "w", segments, base + 3 * WEEK).await;
+    assert_eq!(catalog.stored().segments, 7);
+
+    // One week fills a batch of 1.
+    assert_eq!(catalog.sweep(swept_at, 1).await.unwrap().segments, 3);
+    let held = partitions(&engine.url).await;
+    assert!(!held.contains(&week_name(base)), "{held:?}");
+    assert!(held.contains(&week_name(base + WEEK)), "{held:?}");
+    assert_eq!(catalog.sweep(swept_at, 100).await.unwrap().segments, 3);
+    let held = partitions(&engine.url).await;
+    assert!(!held.contains(&week_name(base + WEEK)), "{held:?}");
+    assert!(held.contains(&week_name(base + 2 * WEEK)), "{held:?}");
+    assert_eq!(catalog.stored().segments, 1);
+
+    let client = connect_url(&engine.url).await;
+    let keys: i64 = client
+        .query_one("SELECT count(*) FROM segment_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 1);
+    let id = stream_id(&*catalog, "w").await;
+    assert_eq!(scan(&*catalog, id, 0, swept_at, swept_at).await, vec![live]);
+    drop(catalog);
+    engine.reopen().await;
+    assert_eq!(engine.catalog().stored().segments, 1);
+}
+
+/// A sweep skips its round while another session holds the sweep lock,
+/// as another replica's sweep does, and sweeps once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_sweeps_at_a_time() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const SWEEP_LOCK: i64 = 0x7265_6373_7765_6570;
+    let engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    register(&*catalog, "l", back_to_back("live/l", NOW, 3), NOW).await;
+    let later = NOW + 100 * DAY;
+    let other = connect_url(&engine.url).await;
+    let taken: bool = other
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(taken);
+    assert_eq!(catalog.sweep(later, 100).await.unwrap(), Default::default());
+    assert_eq!(catalog.stored().segments, 3);
+
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap();
+    assert_eq!(catalog.sweep(later, 100).await.unwrap().segments, 3);
+    assert_eq!(catalog.stored().segments, 0);
+    // The sweep gave its lock back.
+    let free: bool = other
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(free);
 }

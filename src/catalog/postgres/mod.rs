@@ -18,6 +18,7 @@ mod migrations;
 mod partitions;
 mod retention;
 mod segments;
+mod sweep_lock;
 mod tokens;
 
 use std::sync::Arc;
@@ -138,7 +139,7 @@ impl PgCatalog {
             partitions_week: Arc::new(AtomicI64::new(i64::MIN)),
         };
         catalog.load_counts().await?;
-        partitions::create_ahead(&catalog.pool, wall_clock()).await?;
+        partitions::create_ahead(&catalog.client().await?, wall_clock()).await?;
         Ok(catalog)
     }
 
@@ -148,7 +149,7 @@ impl PgCatalog {
     pub async fn migrate(options: &PgOptions) -> Result<Migrated, CatalogError> {
         let pool = pool(options)?;
         let applied = migrations::apply(&pool).await?;
-        partitions::create_ahead(&pool, wall_clock()).await?;
+        partitions::create_ahead(&pool.get().await.map_err(storage)?, wall_clock()).await?;
         Ok(Migrated {
             applied,
             latest: migrations::latest(),
