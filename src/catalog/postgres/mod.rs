@@ -8,8 +8,11 @@
 //! Every contract call is one transaction or one statement; the database
 //! enforces what must hold across replicas (unique keys, row locks), never
 //! a lock of this process. The schema is in `migrations/`, applied at open
-//! (see `migrations.rs`); segments are range-partitioned by end time (see
-//! `partitions.rs`).
+//! (see `migrations.rs`, or `record-index migrate`); segments are
+//! range-partitioned by end time (see `partitions.rs`). The sweep runs on
+//! one replica at a time (`sweep_lock.rs`) and drops weeks past retention
+//! whole. Failures a retry can fix are `CatalogError::Unavailable`
+//! (`errors.rs`). `docs/postgres.md` is the operator's view.
 
 mod engine;
 mod errors;
