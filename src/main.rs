@@ -123,6 +123,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Applies the catalog's schema migrations to the configured PostgreSQL
+    /// database and exits, without serving: run it before rolling out a
+    /// release, so replicas start on a schema that is ready. Safe to run
+    /// again, and alongside starting replicas. With the sled engine there
+    /// is nothing to migrate: it says so and exits 0.
+    Migrate {
+        /// Config file whose `[catalog]` names the database.
+        #[arg(long, env = "RECORD_INDEX_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Restores a backup into a new catalog in `{data_dir}/catalog`; refuses
     /// a data directory that already holds one.
     Restore {
@@ -308,6 +318,7 @@ async fn main() -> ExitCode {
             out,
         } => backup(config, data_dir, &out),
         Command::Restore { from, data_dir } => restore(&from, &data_dir),
+        Command::Migrate { config } => migrate(config).await,
         Command::MigrateCatalog { config, from_sled } => migrate_catalog(config, &from_sled).await,
         Command::Import {
             config,
@@ -378,6 +389,53 @@ fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::P
         }
         Err(err) => {
             eprintln!("record-index: backup failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `record-index migrate`: the configured PostgreSQL catalog's schema up
+/// to date.
+async fn migrate(config: Option<PathBuf>) -> ExitCode {
+    use record_index::catalog::postgres::{PgCatalog, PgOptions};
+    use record_index::config::CatalogEngine;
+    let config = match load_config(config, None, None) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("record-index: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.catalog.engine == CatalogEngine::Sled {
+        println!("record-index: the sled catalog has no schema to migrate; nothing to do");
+        return ExitCode::SUCCESS;
+    }
+    let options = match PgOptions::from_config(&config.catalog) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("record-index: catalog: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match PgCatalog::migrate(&options).await {
+        Ok(migrated) if migrated.applied.is_empty() => {
+            println!(
+                "record-index: the catalog schema is up to date (version {})",
+                migrated.latest
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(migrated) => {
+            let versions: Vec<String> = migrated.applied.iter().map(i32::to_string).collect();
+            println!(
+                "record-index: applied catalog migrations {}; the schema is at version {}",
+                versions.join(", "),
+                migrated.latest
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("record-index: migrate failed: {err}");
             ExitCode::FAILURE
         }
     }

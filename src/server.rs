@@ -355,13 +355,7 @@ pub async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartErro
                 path: format!("PostgreSQL (${})", settings.url_env),
                 message,
             };
-            let url = std::env::var(&settings.url_env)
-                .map_err(|_| failed(format!("{} is not set", settings.url_env)))?;
-            let options = PgOptions {
-                url,
-                pool_size: settings.pool_size,
-                statement_timeout_ms: settings.statement_timeout_ms,
-            };
+            let options = PgOptions::from_config(settings).map_err(failed)?;
             let catalog = PgCatalog::open(&options)
                 .await
                 .map_err(|err| failed(err.to_string()))?;

@@ -31,17 +31,27 @@ pub const MAX_SCAN_PAGE: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// The engine could not do the work (I/O, connection, timeout); the
-    /// request may succeed later.
+    /// The engine failed on the work itself (a refused statement, data it
+    /// cannot store): trying again will not help.
     #[error("catalog storage failed: {0}")]
     Storage(String),
+    /// The engine could not be reached or did not answer in time (a lost
+    /// connection, no free connection, a statement timeout, a conflict
+    /// the database gave up on): the same request may succeed later.
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
     #[error("catalog data is corrupt: {0}")]
     Corrupt(String),
 }
 
+/// UNAVAILABLE tells a client to retry, later or on another replica;
+/// INTERNAL that retrying is of no use.
 impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> ApiError {
-        ApiError::internal(err)
+        match err {
+            CatalogError::Unavailable(_) => ApiError::unavailable(err),
+            CatalogError::Storage(_) | CatalogError::Corrupt(_) => ApiError::internal(err),
+        }
     }
 }
 

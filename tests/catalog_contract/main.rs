@@ -6,6 +6,8 @@
 
 mod fixtures;
 mod manifests;
+#[path = "../common/pg_server.rs"]
+mod pg_server;
 mod retention;
 mod segments;
 mod tokens;

@@ -1,192 +1,17 @@
 //! The PostgreSQL engine, against a server this test binary starts once
-//! from the Debian package's binaries, with a database of its own for
-//! each test so tests run in parallel.
-//!
-//! The server lives in a fresh temporary directory on a free port and is
-//! killed by the kernel when this process exits (a parent-death signal),
-//! so a run never meets the server of an earlier one.
+//! (`tests/common/pg_server.rs`), with a database of its own for each
+//! test so tests run in parallel.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use record_index::catalog::Catalog;
 use record_index::catalog::postgres::{PgCatalog, PgOptions};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
-const DIR_PREFIX: &str = "record-index-pg-";
+use crate::pg_server::{connect_url, free_port, shared_database};
 
-struct Server {
-    port: u16,
-}
-
-static SERVER: OnceLock<Server> = OnceLock::new();
-static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
-
-fn binary(name: &str) -> PathBuf {
-    let path = Path::new(BIN).join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: the PostgreSQL tests need PostgreSQL 15; \
-         run `apt-get install postgresql` (scripts/install-tools.sh does)",
-        path.display()
-    );
-    path
-}
-
-/// The uid and gid to run the server as: initdb refuses root, so root
-/// runs it as the package's `postgres` user.
-fn server_user() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| {
-        let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
-        String::from_utf8(out.stdout)
-            .ok()?
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    Some((
-        id("-u").expect("no postgres user"),
-        id("-g").expect("no postgres group"),
-    ))
-}
-
-fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid);
-    }
-    command
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Removes the directories of earlier runs whose server is gone. A
-/// directory younger than a few minutes may be another run's that has
-/// not started its server yet.
-fn remove_stale_dirs() {
-    let settled = |entry: &std::fs::DirEntry| {
-        entry
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(600))
-    };
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(DIR_PREFIX) || !settled(&entry) {
-            continue;
-        }
-        let pid_file = entry.path().join("data/postmaster.pid");
-        let alive = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
-            // SAFETY: signal 0 only asks whether the process exists.
-            .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn start() -> Server {
-    remove_stale_dirs();
-    let (initdb, postgres) = (binary("initdb"), binary("postgres"));
-    let user = server_user();
-    let dir = tempfile::Builder::new()
-        .prefix(DIR_PREFIX)
-        .tempdir()
-        .unwrap()
-        .keep();
-    if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-    }
-    let data = dir.join("data");
-    let status = as_server_user(&mut Command::new(initdb), user)
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
-        .arg("--no-sync")
-        .stdout(Stdio::null())
-        .status()
-        .expect("initdb");
-    assert!(status.success(), "initdb failed");
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let mut command = Command::new(postgres);
-    as_server_user(&mut command, user)
-        .arg("-D")
-        .arg(&data)
-        .arg("-k")
-        .arg(&dir)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-        .args(["-c", "max_connections=300"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    // SAFETY: prctl is async-signal-safe; it runs after the uid change,
-    // which would otherwise clear it.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
-            Ok(())
-        });
-    }
-    spawn_from_lasting_thread(command);
-    Server { port }
-}
-
-/// The parent-death signal follows the thread that spawned the child: a
-/// test's runtime thread ends with its test, this one with the process.
-fn spawn_from_lasting_thread(mut command: Command) {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let child = command.spawn();
-        sender.send(child.map(|_| ())).unwrap();
-        loop {
-            std::thread::park();
-        }
-    });
-    receiver.recv().unwrap().expect("postgres did not start");
-}
-
-fn url(port: u16, database: &str) -> String {
-    format!("host=127.0.0.1 port={port} user=postgres dbname={database}")
-}
-
-/// A new empty database on the shared server, once it answers.
 async fn create_database() -> String {
-    let port = SERVER.get_or_init(start).port;
-    let database = format!("contract_{}", NEXT_DATABASE.fetch_add(1, Ordering::SeqCst));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = loop {
-        match tokio_postgres::connect(&url(port, "postgres"), tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                break client;
-            }
-            Err(err) if Instant::now() > deadline => panic!("postgres did not answer: {err}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    client
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    url(port, &database)
+    shared_database("contract").await
 }
 
 async fn open_at(url: &str) -> Arc<dyn Catalog> {
@@ -263,10 +88,7 @@ async fn segment_fields_round_trip() {
 
 /// The partitions of the segments table in the database at `url`.
 async fn partitions(url: &str) -> Vec<String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_url(url).await;
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -306,7 +128,7 @@ async fn partitions_follow_the_clock() {
     let held = partitions(&engine.url).await;
     assert!(held.contains(&week_name(old.end())), "{held:?}");
     assert!(held.contains(&week_name(gone + 4 * WEEK)), "{held:?}");
-    // Emptied, it goes at the next week's upkeep.
+    // Past retention, it goes whole with its segment.
     assert_eq!(catalog.sweep(gone, 100).await.unwrap().segments, 1);
     catalog.sweep(gone + WEEK, 100).await.unwrap();
     let held = partitions(&engine.url).await;
@@ -319,9 +141,16 @@ async fn partitions_follow_the_clock() {
 #[tokio::test]
 async fn errors_keep_the_connection_string_out() {
     let port = free_port();
-    for url in [
-        format!("postgres://indexer:hunter2-secret@127.0.0.1:{port}/catalog"),
-        "postgres://indexer:hunter2-secret@[::1".to_string(),
+    // No server answers: a retry may succeed; a broken string: never.
+    for (url, kind) in [
+        (
+            format!("postgres://indexer:hunter2-secret@127.0.0.1:{port}/catalog"),
+            "catalog unavailable: postgres: ",
+        ),
+        (
+            "postgres://indexer:hunter2-secret@[::1".to_string(),
+            "catalog storage failed: postgres: ",
+        ),
     ] {
         let options = PgOptions {
             url,
@@ -332,10 +161,7 @@ async fn errors_keep_the_connection_string_out() {
             Ok(_) => panic!("opened a catalog with no server"),
             Err(err) => err.to_string(),
         };
-        assert!(
-            err.starts_with("catalog storage failed: postgres: "),
-            "{err}"
-        );
+        assert!(err.starts_with(kind), "{err}");
         assert!(
             !err.contains("hunter2") && !err.contains("indexer"),
             "{err}"
@@ -357,14 +183,98 @@ async fn replicas_starting_together_migrate_once() {
     for replica in opening {
         replica.await.unwrap().check().await.unwrap();
     }
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_url(&url).await;
     let applied: i64 = client
         .query_one("SELECT count(*) FROM schema_migrations", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(applied, 1);
+}
+
+/// Weeks wholly past retention go as partitions, with their keys and
+/// their count, oldest first and a week at a time; the week at the edge
+/// of retention goes row by row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_weeks_are_dropped_whole() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const WEEK: i64 = 7 * DAY;
+    let week_name = |at: i64| format!("segments_w{}", at.div_euclid(WEEK));
+    let mut engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    // A week start far from the wall clock, so open made none of these.
+    let base = (NOW + 300 * DAY).div_euclid(WEEK) * WEEK;
+    catalog.sweep(base, 0).await.unwrap();
+    let mut segments = back_to_back("live/w/a", base + DAY, 3);
+    segments.extend(back_to_back("live/w/b", base + WEEK + DAY, 2));
+    let swept_at = base + 2 * WEEK + 90 * DAY + 3600 * SECOND;
+    // The edge week: one expired at the sweep, one live.
+    segments.push(segment("live/w/edge.ts", base + 2 * WEEK, 6 * SECOND));
+    let live = segment("live/w/live.ts", base + 2 * WEEK + 2 * DAY, 6 * SECOND);
+    segments.push(live.clone());
+    register(&*catalog, "w", segments, base + 3 * WEEK).await;
+    assert_eq!(catalog.stored().segments, 7);
+
+    // One week fills a batch of 1.
+    assert_eq!(catalog.sweep(swept_at, 1).await.unwrap().segments, 3);
+    let held = partitions(&engine.url).await;
+    assert!(!held.contains(&week_name(base)), "{held:?}");
+    assert!(held.contains(&week_name(base + WEEK)), "{held:?}");
+    assert_eq!(catalog.sweep(swept_at, 100).await.unwrap().segments, 3);
+    let held = partitions(&engine.url).await;
+    assert!(!held.contains(&week_name(base + WEEK)), "{held:?}");
+    assert!(held.contains(&week_name(base + 2 * WEEK)), "{held:?}");
+    assert_eq!(catalog.stored().segments, 1);
+
+    let client = connect_url(&engine.url).await;
+    let keys: i64 = client
+        .query_one("SELECT count(*) FROM segment_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 1);
+    let id = stream_id(&*catalog, "w").await;
+    assert_eq!(scan(&*catalog, id, 0, swept_at, swept_at).await, vec![live]);
+    drop(catalog);
+    engine.reopen().await;
+    assert_eq!(engine.catalog().stored().segments, 1);
+}
+
+/// A sweep skips its round while another session holds the sweep lock,
+/// as another replica's sweep does, and sweeps once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_sweeps_at_a_time() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const SWEEP_LOCK: i64 = 0x7265_6373_7765_6570;
+    let engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    register(&*catalog, "l", back_to_back("live/l", NOW, 3), NOW).await;
+    let later = NOW + 100 * DAY;
+    let other = connect_url(&engine.url).await;
+    let taken: bool = other
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(taken);
+    assert_eq!(catalog.sweep(later, 100).await.unwrap(), Default::default());
+    assert_eq!(catalog.stored().segments, 3);
+
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap();
+    assert_eq!(catalog.sweep(later, 100).await.unwrap().segments, 3);
+    assert_eq!(catalog.stored().segments, 0);
+    // The sweep gave its lock back.
+    let free: bool = other
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(free);
 }

@@ -14,7 +14,13 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.s
 /// Key of the advisory lock held while migrating ("recindex" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7265_6369_6e64_6578;
 
-pub(super) async fn apply(pool: &Pool) -> Result<(), CatalogError> {
+/// The newest version of the schema.
+pub(super) fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |(version, _)| *version)
+}
+
+/// Applies the migrations not yet applied: their versions.
+pub(super) async fn apply(pool: &Pool) -> Result<Vec<i32>, CatalogError> {
     let mut client = pool.get().await.map_err(storage)?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -28,12 +34,12 @@ pub(super) async fn apply(pool: &Pool) -> Result<(), CatalogError> {
         // A session lock must not go back to the pool with the connection.
         drop(deadpool_postgres::Object::take(client));
     }
-    applied?;
+    let applied = applied?;
     unlocked.map_err(storage)?;
-    Ok(())
+    Ok(applied)
 }
 
-async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<(), CatalogError> {
+async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, CatalogError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -50,6 +56,7 @@ async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<(), Cata
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         if done.contains(version) {
             continue;
@@ -64,6 +71,7 @@ async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<(), Cata
         .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         tracing::info!(version, "catalog schema migrated");
+        applied.push(*version);
     }
-    Ok(())
+    Ok(applied)
 }

@@ -8,15 +8,20 @@
 //! Every contract call is one transaction or one statement; the database
 //! enforces what must hold across replicas (unique keys, row locks), never
 //! a lock of this process. The schema is in `migrations/`, applied at open
-//! (see `migrations.rs`); segments are range-partitioned by end time (see
-//! `partitions.rs`).
+//! (see `migrations.rs`, or `record-index migrate`); segments are
+//! range-partitioned by end time (see `partitions.rs`). The sweep runs on
+//! one replica at a time (`sweep_lock.rs`) and drops weeks past retention
+//! whole. Failures a retry can fix are `CatalogError::Unavailable`
+//! (`errors.rs`). `docs/postgres.md` is the operator's view.
 
 mod engine;
+mod errors;
 mod manifests;
 mod migrations;
 mod partitions;
 mod retention;
 mod segments;
+mod sweep_lock;
 mod tokens;
 
 use std::sync::Arc;
@@ -24,6 +29,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+pub(crate) use errors::storage;
 
 use super::{CatalogError, Stored};
 use crate::manifest::Micros;
@@ -42,6 +49,20 @@ pub struct PgOptions {
     pub statement_timeout_ms: u64,
 }
 
+impl PgOptions {
+    /// The options of `[catalog]`, the connection string read from the
+    /// environment variable it names. An error names the variable only.
+    pub fn from_config(settings: &crate::config::CatalogConfig) -> Result<PgOptions, String> {
+        let url = std::env::var(&settings.url_env)
+            .map_err(|_| format!("{} is not set", settings.url_env))?;
+        Ok(PgOptions {
+            url,
+            pool_size: settings.pool_size,
+            statement_timeout_ms: settings.statement_timeout_ms,
+        })
+    }
+}
+
 impl std::fmt::Debug for PgOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgOptions")
@@ -49,6 +70,47 @@ impl std::fmt::Debug for PgOptions {
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish_non_exhaustive()
     }
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Versions applied by this call, in order.
+    pub applied: Vec<i32>,
+    /// The newest version this binary knows.
+    pub latest: i32,
+}
+
+/// A pool whose connections carry the options; it connects lazily.
+fn pool(options: &PgOptions) -> Result<Pool, CatalogError> {
+    let mut config: tokio_postgres::Config = options
+        .url
+        .parse()
+        .map_err(|_| CatalogError::Storage("postgres: the connection string is invalid".into()))?;
+    if options.statement_timeout_ms > 0 {
+        config.options(format!(
+            "-c statement_timeout={}",
+            options.statement_timeout_ms
+        ));
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    // A request waits this long at most for a connection, whether the
+    // pool is exhausted or the database does not answer.
+    let wait = Some(POOL_WAIT);
+    Pool::builder(manager)
+        .max_size(options.pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(wait)
+        .create_timeout(wait)
+        .recycle_timeout(wait)
+        .build()
+        .map_err(storage)
 }
 
 /// The PostgreSQL engine; cheap to clone.
@@ -68,54 +130,11 @@ struct Counts {
     manifests: AtomicI64,
 }
 
-/// A database error as the contract reports it, with its causes (the
-/// socket's error, the server's message): the top-level text alone is
-/// often just "db error". None of them holds the connection string.
-pub(crate) fn storage(err: impl std::error::Error) -> CatalogError {
-    let mut message = format!("postgres: {err}");
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = inner.source();
-    }
-    CatalogError::Storage(message)
-}
-
 impl PgCatalog {
     /// Connects, applies the migrations not yet applied and creates the
     /// partitions of the weeks ahead.
     pub async fn open(options: &PgOptions) -> Result<PgCatalog, CatalogError> {
-        let mut config: tokio_postgres::Config = options.url.parse().map_err(|_| {
-            CatalogError::Storage("postgres: the connection string is invalid".into())
-        })?;
-        if options.statement_timeout_ms > 0 {
-            config.options(format!(
-                "-c statement_timeout={}",
-                options.statement_timeout_ms
-            ));
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        // A request waits this long at most for a connection, whether the
-        // pool is exhausted or the database does not answer.
-        let wait = Some(POOL_WAIT);
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(wait)
-            .create_timeout(wait)
-            .recycle_timeout(wait)
-            .build()
-            .map_err(storage)?;
+        let pool = pool(options)?;
         migrations::apply(&pool).await?;
         let catalog = PgCatalog {
             pool,
@@ -123,8 +142,21 @@ impl PgCatalog {
             partitions_week: Arc::new(AtomicI64::new(i64::MIN)),
         };
         catalog.load_counts().await?;
-        partitions::create_ahead(&catalog.pool, wall_clock()).await?;
+        partitions::create_ahead(&catalog.client().await?, wall_clock()).await?;
         Ok(catalog)
+    }
+
+    /// Applies the migrations not yet applied and creates the partitions
+    /// of the weeks ahead, as `open` does, without opening a catalog: the
+    /// versions applied now, none when the schema was up to date.
+    pub async fn migrate(options: &PgOptions) -> Result<Migrated, CatalogError> {
+        let pool = pool(options)?;
+        let applied = migrations::apply(&pool).await?;
+        partitions::create_ahead(&pool.get().await.map_err(storage)?, wall_clock()).await?;
+        Ok(Migrated {
+            applied,
+            latest: migrations::latest(),
+        })
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, CatalogError> {

@@ -1,11 +1,19 @@
 //! The segments table's weekly range partitions by end time: created a
-//! few weeks ahead at open and at every sweep, dropped whole once every
-//! segment they could hold is past retention and the row sweep emptied
-//! them. A scan of a time range touches only its weeks' partitions.
+//! few weeks ahead at open and once a week by the sweep, dropped whole by
+//! the sweep once every segment they can hold is past retention. A scan
+//! of a time range touches only its weeks' partitions.
+//!
+//! A segment ends before its partition's upper bound and starts no later
+//! than it ends, so once that bound is 90 days past, every row expired:
+//! the partition goes in one transaction with its keys and its count,
+//! instead of row by row. The drop locks the partition against writes
+//! first (reads go on), then takes the parent's exclusive lock for the
+//! moment of the drop, within a short lock timeout so that reads never
+//! queue long behind it; a round that times out is tried again.
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::Object;
 
-use super::{before, storage};
+use super::{PgCatalog, before, storage};
 use crate::catalog::CatalogError;
 use crate::manifest::range::SEGMENT_RETENTION;
 use crate::manifest::{MICROS_PER_DAY, Micros};
@@ -13,9 +21,8 @@ use crate::manifest::{MICROS_PER_DAY, Micros};
 const WEEK: Micros = 7 * MICROS_PER_DAY;
 /// Partitions of the weeks from the current one to this many ahead exist.
 const WEEKS_AHEAD: i64 = 4;
-/// A partition is dropped this long after its last possible segment
-/// expired, so a clock a little behind never sees it gone.
-const DROP_MARGIN: Micros = 14 * MICROS_PER_DAY;
+/// Longest wait of a partition drop for a lock.
+const DROP_LOCK_TIMEOUT: &str = "1s";
 
 /// The week an instant falls in, counted from the epoch.
 pub(super) fn week(at: Micros) -> i64 {
@@ -34,9 +41,8 @@ fn name(week: i64) -> String {
 /// A week the default partition already holds rows of (an import of old
 /// recordings, say) is left to the default partition: the database
 /// refuses to create it, and reads are the same either way.
-pub(super) async fn create_ahead(pool: &Pool, now: Micros) -> Result<(), CatalogError> {
-    let client = pool.get().await.map_err(storage)?;
-    let existing = children(&client).await?;
+pub(super) async fn create_ahead(client: &Object, now: Micros) -> Result<(), CatalogError> {
+    let existing = children(client).await?;
     let first = week(now);
     for week in first..=first + WEEKS_AHEAD {
         if existing.contains(&name(week)) {
@@ -56,32 +62,62 @@ pub(super) async fn create_ahead(pool: &Pool, now: Micros) -> Result<(), Catalog
     Ok(())
 }
 
-/// Drops the partitions whose every segment expired more than
-/// [`DROP_MARGIN`] ago and that hold no row any more.
-pub(super) async fn drop_expired(pool: &Pool, now: Micros) -> Result<(), CatalogError> {
-    let client = pool.get().await.map_err(storage)?;
-    let bound = before(now, SEGMENT_RETENTION.saturating_add(DROP_MARGIN));
-    for table in children(&client).await? {
-        let Some(week) = week_of(&table) else {
-            continue;
-        };
-        // Segments end at or before their partition's upper bound and
-        // start no later than they end.
-        if (week + 1).saturating_mul(WEEK) > bound {
-            continue;
+impl PgCatalog {
+    /// Drops the oldest partitions whose every segment expired, until
+    /// `batch` segments are removed (the last drop may pass it): the
+    /// segments removed.
+    pub(super) async fn drop_expired_weeks(
+        &self,
+        client: &mut Object,
+        now: Micros,
+        batch: usize,
+    ) -> Result<usize, CatalogError> {
+        let bound = before(now, SEGMENT_RETENTION);
+        let mut weeks: Vec<i64> = children(client)
+            .await?
+            .iter()
+            .filter_map(|table| week_of(table))
+            .filter(|week| (week + 1).saturating_mul(WEEK) <= bound)
+            .collect();
+        weeks.sort_unstable();
+        let mut removed = 0;
+        for week in weeks {
+            if removed >= batch {
+                break;
+            }
+            removed += self.drop_week(client, week).await?;
         }
+        Ok(removed)
+    }
+
+    /// Drops one week's partition with its segments' keys: its rows.
+    async fn drop_week(&self, client: &mut Object, week: i64) -> Result<usize, CatalogError> {
         // The name made here, not the one read: nothing read goes into SQL.
         let table = name(week);
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table})");
-        let held: bool = client.query_one(&sql, &[]).await.map_err(storage)?.get(0);
-        if !held {
-            let sql = format!("DROP TABLE IF EXISTS {table}");
-            if let Err(err) = client.batch_execute(&sql).await {
-                tracing::debug!(table, error = %err, "segment partition not dropped");
-            }
-        }
+        let tx = client.transaction().await.map_err(storage)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}';
+             LOCK TABLE {table} IN EXCLUSIVE MODE"
+        ))
+        .await
+        .map_err(storage)?;
+        let sql = format!("SELECT count(*) FROM {table}");
+        let rows: i64 = tx.query_one(&sql, &[]).await.map_err(storage)?.get(0);
+        let sql = format!(
+            "DELETE FROM segment_keys k USING {table} s
+             WHERE k.stream_id = s.stream_id AND k.bucket = s.bucket
+               AND k.object = s.object AND k.end_us = s.end_us"
+        );
+        tx.execute(&sql, &[]).await.map_err(storage)?;
+        PgCatalog::count_in(&tx, -rows, 0).await?;
+        tx.batch_execute(&format!("DROP TABLE {table}"))
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        self.counted(-rows, 0);
+        tracing::info!(table, segments = rows, "expired segment partition dropped");
+        Ok(rows as usize)
     }
-    Ok(())
 }
 
 /// The names of the segments table's partitions.
