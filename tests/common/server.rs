@@ -27,6 +27,8 @@ pub struct Server {
     /// RLIMIT_NOFILE (soft and hard) the process starts with, when a test
     /// runs it short of descriptors; otherwise it inherits the test's.
     open_files: Option<u64>,
+    /// Environment variables set for the process on top of the test's.
+    env: Vec<(String, String)>,
     /// Declared before `_dir` so the process is dead before its files go.
     process: Option<Guarded>,
     /// Removed on drop; the guard removes it too if the test binary dies
@@ -72,6 +74,20 @@ impl Server {
         (server, log)
     }
 
+    /// Like [`Server::start_keeping_log`], with `env` set for the process
+    /// (the variables a config's `url_env` names).
+    pub async fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> (Server, ServerLog) {
+        let (args, data_dir, dir) = configured(extra_toml);
+        let log = ServerLog::default();
+        let mut server = Server::unstarted(args, data_dir, dir, Some(log.clone()));
+        server.env = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        server.spawn().await;
+        (server, log)
+    }
+
     async fn launch(
         args: Vec<OsString>,
         data_dir: PathBuf,
@@ -96,6 +112,7 @@ impl Server {
             args,
             log,
             open_files: None,
+            env: Vec::new(),
             process: None,
             _dir: dir,
         }
@@ -116,6 +133,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.env("GUARD_STATUS_FILE", self.workdir.join("exit-status"));
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         if let Some(limit) = self.open_files {
             limit_open_files(&mut command, limit);
         }
