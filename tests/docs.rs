@@ -148,6 +148,7 @@ fn toml_path(config_struct: &str) -> Option<&'static str> {
         "MetricsConfig" => "metrics",
         "ConnectionsConfig" => "connections",
         "CatalogConfig" => "catalog",
+        "LimitsConfig" => "limits",
         _ => return None,
     })
 }

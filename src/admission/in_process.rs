@@ -59,6 +59,20 @@ pub struct InProcessLimiter {
 
 impl InProcessLimiter {
     pub fn new(config: &Config, account_ids: &[String], clock: Arc<dyn Clock>) -> Self {
+        Self::shared_by(config, account_ids, clock, 1)
+    }
+
+    /// One of `replicas` processes' share of every limit: each admits the
+    /// limit / `replicas`, rounded up and at least 1, so together they
+    /// admit about the limit. The refusals still name the whole limit, the
+    /// account's contract.
+    pub fn shared_by(
+        config: &Config,
+        account_ids: &[String],
+        clock: Arc<dyn Clock>,
+        replicas: u32,
+    ) -> Self {
+        let replicas = replicas.max(1);
         let ticks = Ticks {
             clock,
             latest: Default::default(),
@@ -68,7 +82,8 @@ impl InProcessLimiter {
             let gcra = by_rate
                 .entry((operation, rate))
                 .or_insert_with(|| {
-                    let per_second = NonZeroU32::new(rate.max(1)).expect("at least 1");
+                    let share = rate.div_ceil(replicas).max(1);
+                    let per_second = NonZeroU32::new(share).expect("at least 1");
                     // The burst is one second's worth: `rate` requests pass
                     // at once, the next waits for the next cell.
                     Arc::new(Gcra::dashmap_with_clock(
@@ -106,10 +121,9 @@ impl InProcessLimiter {
     pub fn tracked(&self) -> usize {
         self.all.iter().map(|limiter| limiter.len()).sum()
     }
-}
 
-impl Admission for InProcessLimiter {
-    fn admit(&self, account: &str, operation: Operation) -> Result<(), Throttle> {
+    /// [`Admission::admit`] without waiting: nothing here ever waits.
+    pub fn check(&self, account: &str, operation: Operation) -> Result<(), Throttle> {
         let account = account.to_string();
         let limit = match self.by_account.get(&(operation, account.clone())) {
             Some(limit) => limit,
@@ -126,6 +140,13 @@ impl Admission for InProcessLimiter {
                     .wait_time_from(governor::clock::Clock::now(&self.ticks))
                     .max(MIN_RETRY_AFTER),
             })
+    }
+}
+
+#[async_trait::async_trait]
+impl Admission for InProcessLimiter {
+    async fn admit(&self, account: &str, operation: Operation) -> Result<(), Throttle> {
+        self.check(account, operation)
     }
 
     /// Forgets accounts whose budget is full again.
@@ -166,9 +187,9 @@ mod tests {
             &["a", "b"],
         );
         for _ in 0..45 {
-            assert!(limiter.admit("a", CREATE).is_ok());
+            assert!(limiter.check("a", CREATE).is_ok());
         }
-        let throttle = limiter.admit("a", CREATE).unwrap_err();
+        let throttle = limiter.check("a", CREATE).unwrap_err();
         assert_eq!(throttle.rate, 45);
         let wait = throttle.retry_after;
         assert!(
@@ -178,17 +199,17 @@ mod tests {
         // Another account, and another operation of the same account, are
         // untouched.
         for _ in 0..45 {
-            assert!(limiter.admit("b", CREATE).is_ok());
+            assert!(limiter.check("b", CREATE).is_ok());
         }
-        assert!(limiter.admit("a", REGISTER).is_ok());
+        assert!(limiter.check("a", REGISTER).is_ok());
         // Within the same second no more pass; the next second, all again.
         advance(&clock, Duration::from_millis(20));
-        assert!(limiter.admit("a", CREATE).is_err());
+        assert!(limiter.check("a", CREATE).is_err());
         advance(&clock, Duration::from_millis(980));
         for _ in 0..45 {
-            assert!(limiter.admit("a", CREATE).is_ok());
+            assert!(limiter.check("a", CREATE).is_ok());
         }
-        assert!(limiter.admit("a", CREATE).is_err());
+        assert!(limiter.check("a", CREATE).is_err());
     }
 
     #[test]
@@ -197,18 +218,18 @@ mod tests {
         let day = 86_400_000_000;
         clock.set(NOW + day);
         for _ in 0..10 {
-            limiter.admit("a", CREATE).unwrap();
+            limiter.check("a", CREATE).unwrap();
         }
         // What is left of the budget passes; it refills only once the clock
         // is past where it stood.
         clock.set(NOW);
         for _ in 0..35 {
-            limiter.admit("a", CREATE).unwrap();
+            limiter.check("a", CREATE).unwrap();
         }
-        assert!(limiter.admit("a", CREATE).is_err());
+        assert!(limiter.check("a", CREATE).is_err());
         clock.set(NOW + day + 1_000_000);
         for _ in 0..45 {
-            limiter.admit("a", CREATE).unwrap();
+            limiter.check("a", CREATE).unwrap();
         }
     }
 
@@ -222,7 +243,7 @@ mod tests {
         );
         let passed = |account: &str| {
             (0..20)
-                .filter(|_| limiter.admit(account, REGISTER).is_ok())
+                .filter(|_| limiter.check(account, REGISTER).is_ok())
                 .count()
         };
         assert_eq!(passed("fast"), 10);
@@ -235,11 +256,28 @@ mod tests {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let (limiter, clock) = limiter("", &refs);
         for id in &ids {
-            limiter.admit(id, CREATE).unwrap();
+            limiter.check(id, CREATE).unwrap();
         }
         assert_eq!(limiter.tracked(), 1000);
         advance(&clock, Duration::from_secs(2));
         limiter.prune();
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn a_share_of_the_limit_rounds_up_and_keeps_the_limit_in_refusals() {
+        let config = Config::from_toml("").unwrap().finish().unwrap();
+        let clock = Arc::new(FixedClock::new(NOW));
+        let ids = vec!["a".to_string()];
+        let limiter = InProcessLimiter::shared_by(&config, &ids, clock, 4);
+        // 45 / 4 = 11.25: 12 pass.
+        let passed = (0..45)
+            .filter(|_| limiter.check("a", CREATE).is_ok())
+            .count();
+        assert_eq!(passed, 12);
+        assert_eq!(limiter.check("a", CREATE).unwrap_err().rate, 45);
+        let many = InProcessLimiter::shared_by(&config, &ids, Arc::new(FixedClock::new(NOW)), 1000);
+        assert!(many.check("a", CREATE).is_ok());
+        assert!(many.check("a", CREATE).is_err());
     }
 }

@@ -133,23 +133,15 @@ impl Drop for Outcome {
 }
 
 impl<S> Gate<S> {
-    /// Authenticates and rate-limits one request of `operation`; nothing
-    /// else of the request is looked at before both pass.
-    fn admit<B>(
-        &self,
-        operation: Operation,
-        request: &Request<B>,
-        span: &Span,
-    ) -> Result<Caller, ApiError> {
+    /// Authenticates one request of `operation`; nothing else of the
+    /// request is looked at before it passes and its rate is admitted.
+    fn authenticate<B>(&self, request: &Request<B>, span: &Span) -> Result<Caller, ApiError> {
         let authorization = request
             .headers()
             .get("authorization")
             .and_then(|value| value.to_str().ok());
         let caller = self.shared.accounts.authenticate(authorization)?;
         span.record("account", caller.account.id.as_str());
-        self.shared
-            .admission
-            .admit_or_throttle(&caller.account.id, operation)?;
         Ok(caller)
     }
 }
@@ -237,9 +229,11 @@ where
             latency_ms = tracing::field::Empty
         );
         let outcome = Outcome::start(rpc, span.clone(), self.shared.in_flight.clone());
+        let mut rate_limited = None;
         if let Some(operation) = operation {
-            match self.admit(operation, &request, &span) {
+            match self.authenticate(&request, &span) {
                 Ok(caller) => {
+                    rate_limited = Some((caller.account.id.clone(), operation));
                     request.extensions_mut().insert(RequestContext {
                         request_id: request_id.clone(),
                         caller,
@@ -256,7 +250,13 @@ where
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(deadline::parse_grpc_timeout);
+        let admission = self.shared.admission.clone();
         let handled = async move {
+            if let Some((account, operation)) = rate_limited
+                && let Err(err) = admission.admit_or_throttle(&account, operation).await
+            {
+                return Ok(error_response(&err, &request_id, outcome));
+            }
             let call = inner.call(request);
             let mut response = match timeout {
                 None => call.await?,

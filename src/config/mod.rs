@@ -12,8 +12,10 @@ use crate::operations::Operation;
 
 mod accounts;
 mod catalog;
+mod limits;
 pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
 pub use catalog::{CatalogConfig, CatalogEngine};
+pub use limits::{LimitsBackend, LimitsConfig};
 
 /// Name of the object storage endpoint that local mode offers.
 pub const LOCAL_ENDPOINT: &str = "localhost";
@@ -85,6 +87,10 @@ pub struct Config {
     /// The catalog's engine: sled in `data_dir` unless PostgreSQL is named.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// Where rate limits are kept: this process, or a Redis shared by
+    /// every replica.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Every connection holds a file descriptor and some memory, whether or not
@@ -393,6 +399,7 @@ impl Default for Config {
             max_register_batch: default_max_register_batch(),
             connections: ConnectionsConfig::default(),
             catalog: CatalogConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -441,6 +448,7 @@ impl Config {
         }
         self.check_numbers()?;
         self.catalog.check()?;
+        self.limits.check()?;
         self.finish_endpoints()?;
         check_rate_limits("rate_limits", &self.rate_limits)?;
         accounts::check(&self.accounts)?;

@@ -34,10 +34,13 @@ pub const SWEEPS: &str = "record_index_sweeps_total";
 pub const SWEPT: &str = "record_index_swept_records_total";
 /// 1 while the catalog and every object store answer, else 0.
 pub const READY: &str = "record_index_ready";
+/// With `[limits] backend = "redis"`: 1 while limits are shared through
+/// Redis, 0 while this replica limits on its own.
+pub const LIMITS_SHARED: &str = "record_index_limits_shared";
 
 /// Every metric, with its type and help text, in the order `/metrics`
 /// documents them.
-pub const ALL: [(&str, Kind, &str); 11] = [
+pub const ALL: [(&str, Kind, &str); 12] = [
     (
         REQUESTS,
         Kind::Counter,
@@ -88,6 +91,11 @@ pub const ALL: [(&str, Kind, &str); 11] = [
         READY,
         Kind::Gauge,
         "1 while the catalog and every object store answer, else 0.",
+    ),
+    (
+        LIMITS_SHARED,
+        Kind::Gauge,
+        "1 while rate limits are shared through Redis, 0 while this replica limits on its own.",
     ),
 ];
 
@@ -157,4 +165,10 @@ pub fn swept(segments: usize, manifests: usize, tokens: usize) {
 
 pub fn ready(ready: bool) {
     gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Whether rate limits are decided in Redis for the fleet (true) or by
+/// this replica alone because Redis cannot be reached (false).
+pub fn limits_shared(shared: bool) {
+    gauge!(LIMITS_SHARED).set(if shared { 1.0 } else { 0.0 });
 }

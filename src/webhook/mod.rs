@@ -142,6 +142,7 @@ impl Webhook {
         if let Err(err) = self
             .admission
             .admit_or_throttle(&account, Operation::RegisterLiveStreamRecordSegments)
+            .await
         {
             return refuse(&err);
         }

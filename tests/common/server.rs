@@ -27,7 +27,7 @@ pub struct Server {
     /// RLIMIT_NOFILE (soft and hard) the process starts with, when a test
     /// runs it short of descriptors; otherwise it inherits the test's.
     open_files: Option<u64>,
-    /// Environment variables the process starts with, beyond the test's.
+    /// Environment variables set for the process on top of the test's.
     env: Vec<(String, String)>,
     /// Declared before `_dir` so the process is dead before its files go.
     process: Option<Guarded>,
@@ -74,8 +74,8 @@ impl Server {
         (server, log)
     }
 
-    /// Like [`Server::start_keeping_log`], with these environment
-    /// variables set for the process (a catalog's connection string).
+    /// Like [`Server::start_keeping_log`], with `env` set for the process
+    /// (the variables a config's `url_env` names).
     pub async fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> (Server, ServerLog) {
         let (args, data_dir, dir) = configured(extra_toml);
         let log = ServerLog::default();
