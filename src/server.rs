@@ -393,6 +393,15 @@ impl Server {
             token_locks: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
+        // Before anything reports a metric, so none is lost.
+        let metrics = match &config.metrics {
+            Some(metrics) => {
+                let listener = bind_http(metrics.listen)?;
+                telemetry::exporter::install();
+                Some(listener)
+            }
+            None => None,
+        };
         let admission = crate::admission::from_config(
             config,
             &accounts.account_ids(),
@@ -410,14 +419,6 @@ impl Server {
                 )
                 .map_err(StartError::Webhook)?;
                 Some((Arc::new(hook), bind_http(webhook_config.listen)?))
-            }
-            None => None,
-        };
-        let metrics = match &config.metrics {
-            Some(metrics) => {
-                let listener = bind_http(metrics.listen)?;
-                telemetry::exporter::install();
-                Some(listener)
             }
             None => None,
         };

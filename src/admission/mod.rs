@@ -76,6 +76,7 @@ pub fn from_config(
 ) -> Result<Arc<dyn Admission>, String> {
     let limits = &config.limits;
     if limits.backend == LimitsBackend::Local {
+        crate::telemetry::limits_shared(false);
         return Ok(Arc::new(InProcessLimiter::new(config, account_ids, clock)));
     }
     let name = limits.url_env.as_deref().unwrap_or_default();
