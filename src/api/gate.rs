@@ -189,6 +189,34 @@ fn client_body_error(code: i32, message: &str) -> Option<ApiError> {
     None
 }
 
+/// Ends the request's log line with the status the handler answered; a
+/// status tonic made of a body it could not read is handed back as the
+/// API's error instead.
+fn finish_with_status<B>(
+    response: &Response<B>,
+    outcome: Outcome,
+) -> Result<(), (ApiError, Outcome)> {
+    let Some((code, message)) = header_status(response) else {
+        outcome.finish("OK", None);
+        return Ok(());
+    };
+    if let Some(err) = client_body_error(code, &message) {
+        return Err((err, outcome));
+    }
+    if code == 0 {
+        outcome.finish("OK", None);
+    } else {
+        // The service's errors start with their code.
+        let api_code = message
+            .split_once(": ")
+            .map(|(code, _)| code)
+            .filter(|code| !code.is_empty() && !code.contains(' '));
+        let fallback = format!("{:?}", tonic::Code::from_i32(code));
+        outcome.finish(api_code.unwrap_or(&fallback), Some(&message));
+    }
+    Ok(())
+}
+
 fn error_response<B: Default>(err: &ApiError, request_id: &str, outcome: Outcome) -> Response<B> {
     outcome.finish(err.code(), Some(&err.message()));
     to_status(err, request_id).into_http()
@@ -274,24 +302,8 @@ where
                     }
                 }
             };
-            match header_status(&response) {
-                None => outcome.finish("OK", None),
-                Some((code, message)) => {
-                    if let Some(err) = client_body_error(code, &message) {
-                        return Ok(error_response(&err, &request_id, outcome));
-                    }
-                    if code == 0 {
-                        outcome.finish("OK", None);
-                    } else {
-                        // The service's errors start with their code.
-                        let api_code = message
-                            .split_once(": ")
-                            .map(|(code, _)| code)
-                            .filter(|code| !code.is_empty() && !code.contains(' '));
-                        let fallback = format!("{:?}", tonic::Code::from_i32(code));
-                        outcome.finish(api_code.unwrap_or(&fallback), Some(&message));
-                    }
-                }
+            if let Err((err, outcome)) = finish_with_status(&response, outcome) {
+                return Ok(error_response(&err, &request_id, outcome));
             }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
