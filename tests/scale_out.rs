@@ -232,3 +232,144 @@ async fn delete(client: &mut RecordIndexClient<Channel>, place: &Place, record_i
         .collect();
     assert_eq!(outcomes, [(record_id, "OK")]);
 }
+
+// ---------------------------------------------------------------------------
+// 2. One limit for the fleet
+// ---------------------------------------------------------------------------
+
+/// The documented default of CreateLiveStreamRecordIndexFiles per account.
+const CREATE_LIMIT: usize = 45;
+/// Calls that may pass beyond a GCRA's allowance: a cell refilled while
+/// the flood's last answers travelled back.
+const SLACK: usize = 3;
+const FLOOD: Duration = Duration::from_secs(3);
+
+/// What a flood got through each replica: passed and refused.
+#[derive(Default)]
+struct Flood {
+    passed: [usize; REPLICAS],
+    refused: [usize; REPLICAS],
+    elapsed: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_held_to_one_limit_across_the_fleet() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(DEFAULT_LIMITS).await;
+    let start = recording_start(Duration::from_secs(30 * 60));
+    let flooded = fleet.place(ALPHA, &unique_name("cam"), start);
+    let quiet = fleet.place(BETA, &unique_name("cam"), start);
+    for place in [&flooded, &quiet] {
+        fleet.replicas[0]
+            .client()
+            .register_live_stream_record_segments(place.register(0..10))
+            .await
+            .unwrap();
+    }
+    let channels: Vec<Channel> = fleet.replicas.iter().map(|r| r.channel.clone()).collect();
+
+    let steady = tokio::spawn(steady_creates(channels.clone(), quiet));
+    let flood = create_flood(&channels, &flooded).await;
+    let steady_passed = steady.await.unwrap();
+
+    let passed: usize = flood.passed.iter().sum();
+    let refused: usize = flood.refused.iter().sum();
+    let seconds = flood.elapsed.as_secs_f64();
+    let most = (CREATE_LIMIT as f64 * (seconds + 1.0)).ceil() as usize + SLACK;
+    // Alone, one replica would admit a third of the limit while Redis is
+    // away, or the whole limit on its own budget: the fleet admits the
+    // limit once, whichever replica is asked.
+    let least = (CREATE_LIMIT as f64 * seconds * 0.8) as usize;
+    println!(
+        "flood: {passed} passed, {refused} refused in {:?} (per replica {:?} / {:?}); \
+         the other account: {steady_passed} passed",
+        flood.elapsed, flood.passed, flood.refused
+    );
+    assert!(
+        (least..=most).contains(&passed),
+        "{passed} Creates passed over {REPLICAS} replicas in {:?}; the account's limit allows {least}..={most}",
+        flood.elapsed
+    );
+    for replica in 0..REPLICAS {
+        assert!(flood.passed[replica] > 0 && flood.refused[replica] > 0);
+    }
+    // Four a second were sent, one after the other: some wait on the flood.
+    assert!(
+        steady_passed >= 2 * FLOOD.as_secs() as usize,
+        "{steady_passed}"
+    );
+}
+
+/// Creates for `place` from 9 tasks at once, each sending to the replicas
+/// in turn, for [`FLOOD`]. Every answer must be a pass or Throttling.User
+/// with a RetryInfo, within 2 s.
+async fn create_flood(channels: &[Channel], place: &Place) -> Flood {
+    const TASKS: usize = 9;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let (channels, place) = (channels.to_vec(), place.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut flood = Flood::default();
+            let mut n = task;
+            while start.elapsed() < FLOOD {
+                let replica = n % REPLICAS;
+                let mut client = RecordIndexClient::new(channels[replica].clone());
+                let call = client.create_live_stream_record_index_files(place.create(0..10));
+                match tokio::time::timeout(Duration::from_secs(2), call).await {
+                    Ok(Ok(_)) => flood.passed[replica] += 1,
+                    Ok(Err(status)) => {
+                        assert_throttled(&status);
+                        flood.refused[replica] += 1;
+                    }
+                    Err(_) => panic!("a Create was not answered within 2 s"),
+                }
+                n += 1;
+            }
+            flood
+        }));
+    }
+    let mut total = Flood::default();
+    for task in tasks {
+        let flood = task.await.unwrap();
+        for replica in 0..REPLICAS {
+            total.passed[replica] += flood.passed[replica];
+            total.refused[replica] += flood.refused[replica];
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// The refusal a client backs off on: RESOURCE_EXHAUSTED Throttling.User
+/// with a RetryInfo of at most a second.
+fn assert_throttled(status: &Status) {
+    assert_error(status, Code::ResourceExhausted, "Throttling.User");
+    let delay = status
+        .get_details_retry_info()
+        .and_then(|retry| retry.retry_delay)
+        .unwrap_or_else(|| panic!("no RetryInfo with a delay in {status:?}"));
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(1),
+        "retry delay {delay:?}"
+    );
+}
+
+/// Creates for `place` four times a second through the replicas in turn
+/// for as long as the flood lasts; each must pass. How many passed.
+async fn steady_creates(channels: Vec<Channel>, place: Place) -> usize {
+    let start = Instant::now();
+    let mut passed = 0;
+    while start.elapsed() < FLOOD {
+        let mut client = RecordIndexClient::new(channels[passed % REPLICAS].clone());
+        if let Err(status) = client
+            .create_live_stream_record_index_files(place.create(0..10))
+            .await
+        {
+            panic!("a Create of the other account failed during the flood: {status:?}");
+        }
+        passed += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    passed
+}
