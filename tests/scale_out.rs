@@ -17,7 +17,6 @@ mod common;
 #[path = "common/fleet.rs"]
 mod fleet;
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -372,4 +371,298 @@ async fn steady_creates(channels: Vec<Channel>, place: Place) -> usize {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     passed
+}
+
+// ---------------------------------------------------------------------------
+// Load that remembers what it was told
+// ---------------------------------------------------------------------------
+
+/// Streams registered, one recorder each.
+const STREAMS: usize = 3;
+/// Clients creating playlists of what was registered.
+const CREATORS: usize = 2;
+/// Pause between one client's calls.
+const PACE: Duration = Duration::from_millis(20);
+
+/// A call that failed, with when it was sent and how long its answer took.
+#[derive(Debug)]
+struct Failure {
+    rpc: &'static str,
+    replica: usize,
+    sent: Instant,
+    took: Duration,
+    status: Status,
+}
+
+impl Failure {
+    fn answered(&self) -> Instant {
+        self.sent + self.took
+    }
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Register batches acknowledged: stream and segment numbers.
+    batches: Vec<(usize, Range<usize>)>,
+    /// Manifests acknowledged: stream, Create's answer, its segments.
+    manifests: Vec<(usize, RecordInfo, Range<usize>)>,
+    failures: Vec<Failure>,
+    /// When each call succeeded, and through which replica.
+    answered: Vec<(Instant, usize)>,
+    /// Answers that break the contract.
+    broken: Vec<String>,
+}
+
+impl Ledger {
+    fn answered_by(&self, replica: usize, after: Instant) -> usize {
+        self.answered
+            .iter()
+            .filter(|(at, by)| *by == replica && *at > after)
+            .count()
+    }
+}
+
+/// Recorders registering [`STREAMS`] streams of [`ALPHA`] and creators
+/// indexing what was acknowledged, through the replicas in turn, each call
+/// under [`DEADLINE`]; a failed Register is sent again, as a recorder
+/// does.
+struct Load {
+    places: Vec<Place>,
+    channels: Vec<Channel>,
+    /// Per stream, segments `0..n` were acknowledged.
+    registered: Vec<AtomicUsize>,
+    /// Replicas a load balancer took out of rotation.
+    out: Vec<AtomicBool>,
+    stop: AtomicBool,
+    ledger: Mutex<Ledger>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Load {
+    fn start(fleet: &Fleet) -> Arc<Load> {
+        let start = recording_start(Duration::from_secs(60 * 60));
+        let load = Arc::new(Load {
+            places: (0..STREAMS)
+                .map(|_| fleet.place(ALPHA, &unique_name("cam"), start))
+                .collect(),
+            channels: fleet.replicas.iter().map(|r| r.channel.clone()).collect(),
+            registered: (0..STREAMS).map(|_| AtomicUsize::new(0)).collect(),
+            out: (0..REPLICAS).map(|_| AtomicBool::new(false)).collect(),
+            stop: AtomicBool::new(false),
+            ledger: Mutex::default(),
+            tasks: Mutex::default(),
+        });
+        let mut tasks = load.tasks.lock().unwrap();
+        for stream in 0..STREAMS {
+            tasks.push(tokio::spawn(recorder(load.clone(), stream)));
+        }
+        for number in 0..CREATORS {
+            tasks.push(tokio::spawn(creator(load.clone(), number)));
+        }
+        drop(tasks);
+        load
+    }
+
+    /// The replica for a client's `n`th call: the next one in rotation.
+    fn route(&self, n: usize) -> usize {
+        (0..REPLICAS)
+            .map(|k| (n + k) % REPLICAS)
+            .find(|&replica| !self.out[replica].load(Ordering::SeqCst))
+            .expect("a replica in rotation")
+    }
+
+    fn client(&self, replica: usize) -> RecordIndexClient<Channel> {
+        RecordIndexClient::new(self.channels[replica].clone())
+    }
+
+    fn note<T>(
+        &self,
+        rpc: &'static str,
+        replica: usize,
+        sent: Instant,
+        result: &Result<T, Status>,
+    ) {
+        let mut ledger = self.ledger.lock().unwrap();
+        match result {
+            Ok(_) => ledger.answered.push((Instant::now(), replica)),
+            Err(status) => ledger.failures.push(Failure {
+                rpc,
+                replica,
+                sent,
+                took: sent.elapsed(),
+                status: status.clone(),
+            }),
+        }
+    }
+
+    /// Stops the clients and hands over what they were told.
+    async fn finish(&self) -> Ledger {
+        self.stop.store(true, Ordering::SeqCst);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+        for task in tasks {
+            task.await.unwrap();
+        }
+        std::mem::take(&mut *self.ledger.lock().unwrap())
+    }
+}
+
+/// Registers the next one to three segments of its stream again and again.
+async fn recorder(load: Arc<Load>, stream: usize) {
+    let place = &load.places[stream];
+    let (mut n, mut retry) = (stream, None);
+    while !load.stop.load(Ordering::SeqCst) {
+        let first = load.registered[stream].load(Ordering::SeqCst);
+        let again = retry.is_some();
+        let batch: Range<usize> = retry.take().unwrap_or(first..first + 1 + n % 3);
+        let replica = load.route(n);
+        n += 1;
+        let sent = Instant::now();
+        let request = within(place.register(batch.clone()), DEADLINE);
+        let result = load
+            .client(replica)
+            .register_live_stream_record_segments(request)
+            .await
+            .map(|answer| answer.into_inner());
+        load.note("Register", replica, sent, &result);
+        match result {
+            Ok(answer) => {
+                let count = batch.len() as i32;
+                // A batch sent again may have been stored before its first
+                // answer was lost; a new one never was.
+                let expected = if again {
+                    answer.accepted + answer.duplicates == count
+                } else {
+                    (answer.accepted, answer.duplicates) == (count, 0)
+                };
+                let mut ledger = load.ledger.lock().unwrap();
+                if !expected {
+                    let said = format!("Register {batch:?} (again: {again}) answered {answer:?}");
+                    ledger.broken.push(said);
+                }
+                ledger.batches.push((stream, batch.clone()));
+                load.registered[stream].store(batch.end, Ordering::SeqCst);
+            }
+            Err(_) => retry = Some(batch),
+        }
+        tokio::time::sleep(PACE).await;
+    }
+}
+
+/// Creates playlists of the last (up to) four acknowledged segments of
+/// each stream in turn.
+async fn creator(load: Arc<Load>, number: usize) {
+    let mut n = number;
+    while !load.stop.load(Ordering::SeqCst) {
+        let stream = n % STREAMS;
+        let end = load.registered[stream].load(Ordering::SeqCst);
+        let segments = end.saturating_sub(4)..end;
+        if segments.is_empty() {
+            tokio::time::sleep(PACE).await;
+            continue;
+        }
+        let replica = load.route(n);
+        n += 1;
+        let sent = Instant::now();
+        let request = within(load.places[stream].create(segments.clone()), DEADLINE);
+        let result = load
+            .client(replica)
+            .create_live_stream_record_index_files(request)
+            .await
+            .map(|answer| answer.into_inner().record_info.unwrap());
+        load.note("Create", replica, sent, &result);
+        if let Ok(info) = result {
+            let mut ledger = load.ledger.lock().unwrap();
+            ledger.manifests.push((stream, info, segments));
+        }
+        tokio::time::sleep(PACE).await;
+    }
+}
+
+/// Everything the load was told still holds, asked through `replica`: an
+/// acknowledged batch sent again is all duplicates; an acknowledged
+/// manifest is described as Create answered, its playlist listing its
+/// segments.
+async fn assert_acknowledged_kept(load: &Load, ledger: &Ledger, replica: usize) {
+    use futures::StreamExt;
+    let batches = futures::stream::iter(&ledger.batches)
+        .map(|(stream, batch)| async move {
+            let request = load.places[*stream].register(batch.clone());
+            let answer = load
+                .client(replica)
+                .register_live_stream_record_segments(request)
+                .await
+                .unwrap_or_else(|status| panic!("Register {batch:?} again: {status:?}"))
+                .into_inner();
+            let count = batch.len() as i32;
+            assert_eq!(
+                (answer.accepted, answer.duplicates),
+                (0, count),
+                "{batch:?}"
+            );
+        })
+        .buffer_unordered(8);
+    batches.collect::<Vec<()>>().await;
+    let manifests = futures::stream::iter(&ledger.manifests)
+        .map(|(stream, info, segments)| async move {
+            let place = &load.places[*stream];
+            let described = describe(&mut load.client(replica), place, &info.record_id)
+                .await
+                .unwrap_or_else(|status| panic!("acknowledged {info:?}: {status:?}"));
+            assert_eq!(&described, info);
+            let listed = playlist_objects(place, &info.oss_object).await;
+            assert_eq!(listed, objects(place, segments.clone()));
+        })
+        .buffer_unordered(8);
+    manifests.collect::<Vec<()>>().await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. A replica killed under load
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_nothing_it_acknowledged() {
+    const VICTIM: usize = 1;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut fleet = Fleet::start(HIGH_LIMITS).await;
+    let load = Load::start(&fleet);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let killed_at = Instant::now();
+    fleet.replicas[VICTIM].server.kill();
+    // What a load balancer's health check takes to notice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.out[VICTIM].store(true, Ordering::SeqCst);
+    let out_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ledger = load.finish().await;
+
+    let from_victim = ledger.answered_by(VICTIM, Instant::now() - Duration::from_secs(3600));
+    println!(
+        "{} batches and {} manifests acknowledged, {from_victim} calls by the killed replica; \
+         {} calls failed",
+        ledger.batches.len(),
+        ledger.manifests.len(),
+        ledger.failures.len()
+    );
+    assert!(
+        from_victim > 0,
+        "the killed replica answered nothing before"
+    );
+    assert!(ledger.broken.is_empty(), "{:#?}", ledger.broken);
+    for failure in &ledger.failures {
+        assert!(
+            failure.replica == VICTIM && failure.answered() >= killed_at,
+            "only calls to the killed replica may fail, once killed: {failure:?}"
+        );
+    }
+    for survivor in [0, 2] {
+        assert!(
+            ledger.answered_by(survivor, out_at) > 0,
+            "replica {survivor} stopped"
+        );
+        let url = fleet.replicas[survivor].server.url();
+        assert_eq!(health_status(&url).await, Ok(ServingStatus::Serving));
+    }
+    assert_acknowledged_kept(&load, &ledger, 0).await;
 }
