@@ -670,3 +670,75 @@ async fn a_replica_killed_under_load_loses_nothing_it_acknowledged() {
     }
     assert_acknowledged_kept(&load, &ledger, 0).await;
 }
+
+// ---------------------------------------------------------------------------
+// 4. The database crashes under load and comes back
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_rides_out_a_database_crash_by_itself() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut fleet = Fleet::start(HIGH_LIMITS).await;
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.server.url()).collect();
+    let load = Load::start(&fleet);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let stopped_at = Instant::now();
+    tokio::task::block_in_place(|| fleet.database.stop_immediate());
+    for url in &urls {
+        await_health(url, ServingStatus::NotServing, Duration::from_secs(15)).await;
+    }
+    // The load meets the outage for a while.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| fleet.database.start_again());
+    let mut back = Duration::ZERO;
+    for url in &urls {
+        back = back.max(await_health(url, ServingStatus::Serving, Duration::from_secs(30)).await);
+    }
+    let recovered_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ledger = load.finish().await;
+
+    let slowest = ledger.failures.iter().map(|f| f.took).max();
+    println!(
+        "{} batches and {} manifests acknowledged; {} calls failed, the slowest answer in {slowest:?}; \
+         serving again {back:?} after the database",
+        ledger.batches.len(),
+        ledger.manifests.len(),
+        ledger.failures.len(),
+    );
+    assert!(!ledger.failures.is_empty(), "the load never met the outage");
+    assert!(ledger.broken.is_empty(), "{:#?}", ledger.broken);
+    for failure in &ledger.failures {
+        assert_outage_answer(failure, stopped_at, recovered_at);
+    }
+    for replica in 0..REPLICAS {
+        assert!(
+            ledger.answered_by(replica, recovered_at) > 0,
+            "replica {replica} answered nothing once the database was back"
+        );
+    }
+    assert_acknowledged_kept(&load, &ledger, 2).await;
+}
+
+/// A call that failed in the outage failed as documented: UNAVAILABLE
+/// `InternalError`, answered well before the client's deadline, and only
+/// while the database was away.
+fn assert_outage_answer(failure: &Failure, stopped_at: Instant, recovered_at: Instant) {
+    let status = &failure.status;
+    assert_eq!(status.code(), Code::Unavailable, "{failure:?}");
+    assert!(
+        status.message().starts_with("InternalError: "),
+        "{failure:?}"
+    );
+    assert!(
+        status.get_details_error_info().is_some(),
+        "not answered by the service: {failure:?}"
+    );
+    assert!(failure.took < DEADLINE / 2, "{failure:?}");
+    assert!(
+        failure.answered() >= stopped_at && failure.sent <= recovered_at,
+        "{} failed outside the outage: {failure:?}",
+        failure.rpc
+    );
+}

@@ -55,10 +55,9 @@ pub const BETA: Account = Account {
 };
 const ACCOUNTS: [Account; 2] = [ALPHA, BETA];
 
-/// One replica: the process, its log, and a channel to it.
+/// One replica: the process and a channel to it.
 pub struct Replica {
     pub server: Server,
-    pub log: ServerLog,
     pub channel: Channel,
 }
 
@@ -73,7 +72,8 @@ pub struct Fleet {
     pub replicas: Vec<Replica>,
     /// Owned by the fleet so a test can stop it and start it again.
     pub database: PgServer,
-    pub redis: Redis,
+    /// Kept for the fleet's lifetime: dropping it stops Redis.
+    _redis: Redis,
     /// The OssEndpoint of SeaweedFS, as clients name it.
     pub endpoint: String,
     /// Each account's bucket, in the order of [`ACCOUNTS`].
@@ -116,16 +116,12 @@ impl Fleet {
                 .connect()
                 .await
                 .unwrap();
-            replicas.push(Replica {
-                server,
-                log,
-                channel,
-            });
+            replicas.push(Replica { server, channel });
         }
         Fleet {
             replicas,
             database,
-            redis,
+            _redis: redis,
             endpoint: seaweed.endpoint_name(Addressing::Path),
             buckets,
         }
