@@ -261,12 +261,17 @@ async fn an_account_is_held_to_one_limit_across_the_fleet() {
     let start = recording_start(Duration::from_secs(30 * 60));
     let flooded = fleet.place(ALPHA, &unique_name("cam"), start);
     let quiet = fleet.place(BETA, &unique_name("cam"), start);
-    for place in [&flooded, &quiet] {
-        fleet.replicas[0]
-            .client()
-            .register_live_stream_record_segments(place.register(0..10))
-            .await
-            .unwrap();
+    // Through every replica: a replica dials Redis on its first limited
+    // request, and a first dial slower than Redis's 100 ms budget (on a
+    // busy machine) would have it limit on its own during the flood.
+    for replica in &fleet.replicas {
+        for place in [&flooded, &quiet] {
+            replica
+                .client()
+                .register_live_stream_record_segments(place.register(0..10))
+                .await
+                .unwrap();
+        }
     }
     let channels: Vec<Channel> = fleet.replicas.iter().map(|r| r.channel.clone()).collect();
 
@@ -277,20 +282,21 @@ async fn an_account_is_held_to_one_limit_across_the_fleet() {
     let passed: usize = flood.passed.iter().sum();
     let refused: usize = flood.refused.iter().sum();
     let seconds = flood.elapsed.as_secs_f64();
-    let most = (CREATE_LIMIT as f64 * (seconds + 1.0)).ceil() as usize + SLACK;
+    let most = allowance(&fleet, seconds);
     // Each replica on a budget of its own would admit the limit three
     // times over, and one replica's share while Redis is away is a third
     // of it: the fleet admits the whole limit once, whoever is asked.
     let least = (CREATE_LIMIT as f64 * seconds * 0.8) as usize;
     println!(
-        "flood: {passed} passed, {refused} refused in {:?} (per replica {:?} / {:?}); \
-         the other account: {steady_passed} passed",
+        "flood: {passed} passed, {refused} refused in {:?} (per replica {:?} / {:?}), \
+         {least}..={most} allowed; the other account: {steady_passed} passed",
         flood.elapsed, flood.passed, flood.refused
     );
     assert!(refused > passed, "the flood was not well over the limit");
     assert!(
         (least..=most).contains(&passed),
-        "{passed} Creates passed over {REPLICAS} replicas in {:?}; the account's limit allows {least}..={most}",
+        "{passed} Creates passed over {REPLICAS} replicas in {:?}; the account's limit allows \
+         {least}..={most}",
         flood.elapsed
     );
     for replica in 0..REPLICAS {
@@ -301,6 +307,24 @@ async fn an_account_is_held_to_one_limit_across_the_fleet() {
         steady_passed >= 2 * FLOOD.as_secs() as usize,
         "{steady_passed}"
     );
+}
+
+/// The most Creates the fleet may pass in `seconds`: the limit with one
+/// second of burst. A replica whose Redis call goes unanswered for 100 ms
+/// (a starved machine) limits on its own at its share for a while, as
+/// documented; each one that did adds its share.
+fn allowance(fleet: &Fleet, seconds: f64) -> usize {
+    let shared = (CREATE_LIMIT as f64 * (seconds + 1.0)).ceil() as usize + SLACK;
+    let alone: Vec<String> = fleet
+        .replicas
+        .iter()
+        .filter_map(|replica| replica.log.matching("Redis unreachable").pop())
+        .collect();
+    if !alone.is_empty() {
+        println!("replicas that limited on their own for a while: {alone:#?}");
+    }
+    let share = CREATE_LIMIT.div_ceil(REPLICAS) as f64;
+    shared + alone.len() * (share * (seconds + 1.0)).ceil() as usize
 }
 
 /// Creates for `place` from 9 tasks at once, each sending to the replicas

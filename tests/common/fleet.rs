@@ -55,9 +55,10 @@ pub const BETA: Account = Account {
 };
 const ACCOUNTS: [Account; 2] = [ALPHA, BETA];
 
-/// One replica: the process and a channel to it.
+/// One replica: the process, its log, and a channel to it.
 pub struct Replica {
     pub server: Server,
+    pub log: ServerLog,
     pub channel: Channel,
 }
 
@@ -116,7 +117,11 @@ impl Fleet {
                 .connect()
                 .await
                 .unwrap();
-            replicas.push(Replica { server, channel });
+            replicas.push(Replica {
+                server,
+                log,
+                channel,
+            });
         }
         Fleet {
             replicas,
