@@ -41,9 +41,9 @@ async fn postgres_bytes(url: &str) -> u64 {
     let client = common::connect_url(url).await;
     let row = client
         .query_one(
-            "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(i.inhrelid)), 0)
+            "SELECT ((SELECT COALESCE(SUM(pg_total_relation_size(i.inhrelid)), 0)
                      FROM pg_inherits i WHERE i.inhparent = 'segments'::regclass)
-                  + pg_total_relation_size('segment_keys')",
+                  + pg_total_relation_size('segment_keys'))::bigint",
             &[],
         )
         .await
