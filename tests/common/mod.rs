@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod checks;
+mod engines;
 mod guard;
 mod in_process;
 mod media;
