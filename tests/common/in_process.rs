@@ -22,15 +22,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use super::engines::Engine;
 use super::pg_server::shared_database;
 use super::requests::NOW;
-
-/// Which engine keeps the catalog of a server in this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sled,
-    Postgres,
-}
 
 /// Connections one in-process server keeps at most: tests run side by
 /// side against one PostgreSQL server, and none needs more.

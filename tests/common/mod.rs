@@ -30,6 +30,7 @@ mod server;
 mod tools;
 
 pub use checks::*;
+pub use engines::*;
 pub use in_process::*;
 pub use media::*;
 pub use net::*;
