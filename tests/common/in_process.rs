@@ -99,20 +99,6 @@ impl InProcess {
         }
     }
 
-    /// The connection string of the catalog's database, when it is in
-    /// PostgreSQL: for a test to look at or hold the database itself.
-    pub fn database_url(&self) -> Option<&str> {
-        self.postgres.as_ref().map(|options| options.url.as_str())
-    }
-
-    /// The engine the catalog is on.
-    pub fn engine(&self) -> Engine {
-        match self.postgres {
-            Some(_) => Engine::Postgres,
-            None => Engine::Sled,
-        }
-    }
-
     /// Stops the server, waits until it has shut down cleanly, and starts it
     /// again on the same data dir, with the clock where it is now.
     pub async fn restart(&mut self) {
