@@ -337,6 +337,15 @@ fn grpc_builder(
     }
 }
 
+/// Warns of what the config allows but should not, and loads the TLS
+/// files it names.
+fn check_config(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
+    if let Some(warning) = config.shared_bucket_warning() {
+        tracing::warn!("{warning}");
+    }
+    load_tls(config)
+}
+
 /// The catalog of the configured engine.
 pub async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartError> {
     match config.catalog.engine {
@@ -375,11 +384,32 @@ impl Server {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, StartError> {
-        if let Some(warning) = config.shared_bucket_warning() {
-            tracing::warn!("{warning}");
-        }
-        let tls = load_tls(config)?;
+        // The checks of the file come first: a mistake in it is reported
+        // without reaching for the database.
+        let tls = check_config(config)?;
         let catalog = open_catalog(config).await?;
+        Server::assemble(config, tls, catalog, clock).await
+    }
+
+    /// Serves `catalog`, opened by the caller, in place of the one
+    /// `[catalog]` names: for a process that embeds the service and
+    /// reaches its catalog by other means than an environment variable
+    /// (the PostgreSQL connection string is read from one otherwise).
+    pub async fn bind_with_catalog(
+        config: &Config,
+        catalog: Arc<dyn Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, StartError> {
+        let tls = check_config(config)?;
+        Server::assemble(config, tls, catalog, clock).await
+    }
+
+    async fn assemble(
+        config: &Config,
+        tls: Option<ServerTlsConfig>,
+        catalog: Arc<dyn Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, StartError> {
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
         let clock_for_sweeper = clock.clone();
         let service_storage = storage.clone();

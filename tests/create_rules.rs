@@ -1,7 +1,8 @@
 //! Every rule of Create and Register through the real gRPC server (started
 //! in this process on 127.0.0.1:0 with a clock the test controls and the
 //! local directory store): each error code, the order of the rules, and that
-//! a rejected request writes nothing.
+//! a rejected request writes nothing. The tests of what the catalog answers
+//! run once with each engine (`on_sled::`, `on_postgres::`).
 
 mod common;
 
@@ -28,10 +29,28 @@ struct Harness {
 }
 
 async fn start(extra_config: &str) -> Harness {
+    start_on(Engine::Sled, extra_config).await
+}
+
+async fn start_on(engine: Engine, extra_config: &str) -> Harness {
     Harness {
-        server: InProcess::start(extra_config).await,
+        server: InProcess::start_on(engine, extra_config).await,
     }
 }
+
+// What a Create selects, and the rules that depend on what is stored (a
+// stream's longest segment, its content), come from the catalog: these
+// tests run on sled and on PostgreSQL. The rules checked before the catalog
+// is read run on sled only.
+on_both_engines!(
+    creates_a_playlist_and_echoes_the_request,
+    selection_follows_upload_time_and_end_time_included,
+    holes_and_resolution_changes_are_discontinuities,
+    segments_in_another_bucket_get_absolute_urls,
+    rule_4_time_range,
+    rule_6_and_7_content_checks,
+    register_is_idempotent_and_accepts_fractional_starts,
+);
 
 /// Six-second segments of s1 back to back, as [`back_to_back`], numbered
 /// from 100 as by a recorder that has run a while: a playlist's media
@@ -120,9 +139,8 @@ fn uris(playlist: &str) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
-async fn creates_a_playlist_and_echoes_the_request() {
-    let mut h = start("").await;
+async fn creates_a_playlist_and_echoes_the_request(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     let registered = h.register(recorded(10)).await.unwrap();
     assert_eq!((registered.accepted, registered.duplicates), (10, 0));
     assert!(uuid::Uuid::parse_str(&registered.request_id).is_ok());
@@ -186,9 +204,8 @@ async fn creates_a_playlist_and_echoes_the_request() {
     assert!(playlist.ends_with("#EXT-X-ENDLIST\n"));
 }
 
-#[tokio::test]
-async fn selection_follows_upload_time_and_end_time_included() {
-    let mut h = start("").await;
+async fn selection_follows_upload_time_and_end_time_included(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     h.register(recorded(10)).await.unwrap();
     // StartTime equal to a segment's end excludes it; EndTime equal includes.
     let info = h.create(create_request("s1", -582, -552)).await.unwrap();
@@ -214,9 +231,8 @@ async fn selection_follows_upload_time_and_end_time_included() {
     assert_eq!(info.duration, 36.0);
 }
 
-#[tokio::test]
-async fn holes_and_resolution_changes_are_discontinuities() {
-    let mut h = start("").await;
+async fn holes_and_resolution_changes_are_discontinuities(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     let mut segments = recorded(6);
     segments.remove(2);
     segments[3].width = 1280;
@@ -240,9 +256,8 @@ async fn holes_and_resolution_changes_are_discontinuities() {
     assert_eq!((info.width, info.height), (640, 360));
 }
 
-#[tokio::test]
-async fn segments_in_another_bucket_get_absolute_urls() {
-    let mut h = start("").await;
+async fn segments_in_another_bucket_get_absolute_urls(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     h.register(recorded(3)).await.unwrap();
     let mut request = create_request("s1", -600, -580);
     request.oss_bucket = "playlists".into();
@@ -382,9 +397,8 @@ async fn rule_3_malformed_storage_fields() {
     }
 }
 
-#[tokio::test]
-async fn rule_4_time_range() {
-    let mut h = start("").await;
+async fn rule_4_time_range(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     h.register(recorded(10)).await.unwrap();
     let mismatched_start = [(1, 60), (-90 * 86_400 - 1, -90 * 86_400 + 60)];
     for (start, end) in mismatched_start {
@@ -480,9 +494,8 @@ async fn rule_5_bucket_of_another_account() {
     assert_error(&status, Code::Unauthenticated, "InvalidAccessKeyId");
 }
 
-#[tokio::test]
-async fn rule_6_and_7_content_checks() {
-    let mut h = start("max_segments_per_manifest = 4\n").await;
+async fn rule_6_and_7_content_checks(engine: Engine) {
+    let mut h = start_on(engine, "max_segments_per_manifest = 4\n").await;
     let mut request = create_request("s1", -588, -558);
     h.create_fails(request.clone(), "InvalidStream.NotFound", Code::NotFound)
         .await;
@@ -616,9 +629,8 @@ async fn register_validates_the_whole_batch() {
     .await;
 }
 
-#[tokio::test]
-async fn register_is_idempotent_and_accepts_fractional_starts() {
-    let mut h = start("").await;
+async fn register_is_idempotent_and_accepts_fractional_starts(engine: Engine) {
+    let mut h = start_on(engine, "").await;
     let first = h.register(recorded(4)).await.unwrap();
     assert_eq!((first.accepted, first.duplicates), (4, 0));
     let mut again = recorded(6);

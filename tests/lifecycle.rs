@@ -3,8 +3,9 @@
 //! deleting it (with and without its playlist), the recorded spans of a
 //! stream, retention of manifests, segments and ClientTokens, and the
 //! background sweeper. Most tests run the server in this process on
-//! 127.0.0.1:0 with a clock the test controls and the local directory store;
-//! the tests against S3 run the `record-index` binary with SeaweedFS.
+//! 127.0.0.1:0 with a clock the test controls and the local directory store,
+//! once with each catalog engine (`on_sled::`, `on_postgres::`); the tests
+//! against S3 run the `record-index` binary with SeaweedFS.
 
 mod common;
 
@@ -24,7 +25,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use common::{
-    InProcess, NOW, at, back_to_back, create_request, register_request, segment_at, with_key,
+    Engine, InProcess, NOW, at, back_to_back, create_request, register_request, segment_at,
+    with_key,
 };
 
 const SECOND: i64 = 1_000_000;
@@ -40,6 +42,37 @@ const RATE_LIMITS: &str = "rate_limits = { CreateLiveStreamRecordIndexFiles = 10
      RegisterLiveStreamRecordSegments = 10000, DescribeLiveStreamRecordIndexFile = 10000, \
      DescribeLiveStreamRecordIndexFiles = 10000, DeleteLiveStreamRecordIndexFiles = 10000, \
      DescribeLiveStreamRecordContent = 10000 }\n";
+
+// Every test of the server in this process is about what the catalog keeps,
+// so each runs on sled and on PostgreSQL.
+on_both_engines!(
+    describe_returns_what_create_returned,
+    describe_is_not_found_for_ids_that_are_not_the_streams,
+    a_manifest_expires_180_days_after_its_creation,
+    listing_walks_every_manifest_once_in_creation_order,
+    listing_defaults_and_parameter_errors,
+    listing_is_per_stream,
+    delete_reports_each_id_in_request_order,
+    delete_takes_1_to_20_ids,
+    delete_with_remove_file_removes_the_local_playlist,
+    deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied,
+    content_lists_continuous_spans,
+    content_includes_segments_overlapping_the_range,
+    content_rejects_bad_ranges_and_unknown_streams,
+    content_span_gap_is_configurable,
+    segments_expire_90_days_after_their_start_for_create_and_content,
+    the_sweeper_reclaims_expired_records,
+    without_a_sweep_expired_records_are_only_hidden,
+    a_create_retried_with_its_token_returns_the_first_answer,
+    concurrent_creates_with_one_token_make_one_manifest(
+        flavor = "multi_thread",
+        worker_threads = 2
+    ),
+    a_token_is_kept_for_24_hours,
+    a_token_used_again_after_24_hours_keeps_its_new_answer,
+    malformed_tokens_are_invalid_params,
+    a_register_retried_with_its_token_returns_the_first_answer,
+);
 
 // ---------------------------------------------------------------------------
 // The server and its clients
@@ -58,10 +91,10 @@ struct Harness {
     client: Client,
 }
 
-/// Starts the server in this process with the local store, generous rate
-/// limits and `extra_config`, its clock at NOW.
-async fn start(extra_config: &str) -> Harness {
-    let server = InProcess::start(&format!("{RATE_LIMITS}{extra_config}")).await;
+/// Starts the server in this process with the local store, its catalog on
+/// `engine`, generous rate limits and `extra_config`, its clock at NOW.
+async fn start(engine: Engine, extra_config: &str) -> Harness {
+    let server = InProcess::start_on(engine, &format!("{RATE_LIMITS}{extra_config}")).await;
     let client = Client {
         grpc: server.client.clone(),
         key: None,
@@ -317,9 +350,8 @@ fn expect_not_found(result: Result<RecordInfo, tonic::Status>) {
 // DescribeLiveStreamRecordIndexFile
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn describe_returns_what_create_returned() {
-    let mut h = start("").await;
+async fn describe_returns_what_create_returned(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let created = h
         .client
@@ -348,9 +380,8 @@ async fn describe_returns_what_create_returned() {
     assert_eq!(found.duration, 60.0);
 }
 
-#[tokio::test]
-async fn describe_is_not_found_for_ids_that_are_not_the_streams() {
-    let mut h = start("").await;
+async fn describe_is_not_found_for_ids_that_are_not_the_streams(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     h.client.register("s2", back_to_back("s2", 10)).await;
     let info = h
@@ -405,9 +436,8 @@ async fn describe_is_not_found_for_ids_that_are_not_the_streams() {
     expect_not_found(h.client.describe("s1", &info.record_id).await);
 }
 
-#[tokio::test]
-async fn a_manifest_expires_180_days_after_its_creation() {
-    let mut h = start("").await;
+async fn a_manifest_expires_180_days_after_its_creation(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let info = h
         .client
@@ -470,9 +500,8 @@ async fn many_manifests(h: &mut Harness) -> Vec<(i64, RecordInfo)> {
     created
 }
 
-#[tokio::test]
-async fn listing_walks_every_manifest_once_in_creation_order() {
-    let mut h = start("").await;
+async fn listing_walks_every_manifest_once_in_creation_order(engine: Engine) {
+    let mut h = start(engine, "").await;
     let created = many_manifests(&mut h).await;
     let offset_of = |id: &str| {
         created
@@ -553,9 +582,8 @@ async fn listing_walks_every_manifest_once_in_creation_order() {
     assert_eq!(all.record_index_info_list, walks[0]);
 }
 
-#[tokio::test]
-async fn listing_defaults_and_parameter_errors() {
-    let mut h = start("").await;
+async fn listing_defaults_and_parameter_errors(engine: Engine) {
+    let mut h = start(engine, "").await;
     let created = many_manifests(&mut h).await;
 
     let answer = h
@@ -660,9 +688,8 @@ async fn listing_defaults_and_parameter_errors() {
     assert_eq!(created.len(), 23);
 }
 
-#[tokio::test]
-async fn listing_is_per_stream() {
-    let mut h = start("").await;
+async fn listing_is_per_stream(engine: Engine) {
+    let mut h = start(engine, "").await;
     let created = many_manifests(&mut h).await;
     let s1 = h.client.list_all("s1", -10, 600).await;
     assert_eq!(s1.total_num, 23);
@@ -700,9 +727,8 @@ async fn listing_is_per_stream() {
 // DeleteLiveStreamRecordIndexFiles
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn delete_reports_each_id_in_request_order() {
-    let mut h = start("").await;
+async fn delete_reports_each_id_in_request_order(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     h.client.register("s2", back_to_back("s2", 10)).await;
     let a = h
@@ -774,9 +800,8 @@ async fn delete_reports_each_id_in_request_order() {
     assert_eq!(h.client.list_all("s1", -10, 600).await.total_num, 0);
 }
 
-#[tokio::test]
-async fn delete_takes_1_to_20_ids() {
-    let mut h = start("").await;
+async fn delete_takes_1_to_20_ids(engine: Engine) {
+    let mut h = start(engine, "").await;
     let status = h.client.delete("s1", &[], false).await.unwrap_err();
     common::assert_error(&status, Code::InvalidArgument, "InvalidParams");
     let ids: Vec<String> = (0..21).map(|_| uuid::Uuid::new_v4().to_string()).collect();
@@ -803,9 +828,8 @@ async fn delete_takes_1_to_20_ids() {
     common::assert_error(&status, Code::InvalidArgument, "InvalidParams");
 }
 
-#[tokio::test]
-async fn delete_with_remove_file_removes_the_local_playlist() {
-    let mut h = start("").await;
+async fn delete_with_remove_file_removes_the_local_playlist(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let kept = h
         .client
@@ -862,16 +886,18 @@ fn account_toml(id: &str, domains: &str, buckets: &str, key: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied() {
+async fn deleting_a_manifest_in_a_bucket_of_another_account_is_access_denied(engine: Engine) {
     // Account 42 writes a manifest into its bucket; then the operator moves
     // that bucket to account 43 (no host may belong to two accounts, so 43
     // streams under another domain).
-    let mut h = start(&format!(
-        "{}{}",
-        account_toml("42", "\"example.com\"", "\"rec-bucket\"", KEY_A),
-        account_toml("43", "\"other.example.net\"", "\"other-bucket\"", KEY_B)
-    ))
+    let mut h = start(
+        engine,
+        &format!(
+            "{}{}",
+            account_toml("42", "\"example.com\"", "\"rec-bucket\"", KEY_A),
+            account_toml("43", "\"other.example.net\"", "\"other-bucket\"", KEY_B)
+        ),
+    )
     .await;
     let mut a = h.with_key(KEY_A);
     a.register("s1", back_to_back("s1", 10)).await;
@@ -1042,9 +1068,8 @@ fn recording_with_holes() -> Vec<Segment> {
     ]
 }
 
-#[tokio::test]
-async fn content_lists_continuous_spans() {
-    let mut h = start("").await;
+async fn content_lists_continuous_spans(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("c1", recording_with_holes()).await;
     let spans = h.client.content("c1", -700, -400).await.unwrap();
     assert_eq!(
@@ -1068,9 +1093,8 @@ async fn content_lists_continuous_spans() {
     );
 }
 
-#[tokio::test]
-async fn content_includes_segments_overlapping_the_range() {
-    let mut h = start("").await;
+async fn content_includes_segments_overlapping_the_range(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("c1", recording_with_holes()).await;
     // Segment 0 ends at -593.75, before -593; segment 5 starts at -568.75,
     // after -570: segments 1 to 4 remain, the first from -593.75.
@@ -1099,9 +1123,8 @@ async fn content_includes_segments_overlapping_the_range() {
     assert_eq!(h.client.content("c1", -495, 3600).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn content_rejects_bad_ranges_and_unknown_streams() {
-    let mut h = start("").await;
+async fn content_rejects_bad_ranges_and_unknown_streams(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("c1", recording_with_holes()).await;
     // At most four days.
     let four_days = 4 * 86_400;
@@ -1160,9 +1183,8 @@ async fn content_rejects_bad_ranges_and_unknown_streams() {
     common::assert_error(&status, Code::NotFound, "InvalidStream.NotFound");
 }
 
-#[tokio::test]
-async fn content_span_gap_is_configurable() {
-    let mut h = start("span_gap_seconds = 1.0\n").await;
+async fn content_span_gap_is_configurable(engine: Engine) {
+    let mut h = start(engine, "span_gap_seconds = 1.0\n").await;
     h.client.register("c1", recording_with_holes()).await;
     assert_eq!(
         h.client.content("c1", -700, -400).await.unwrap(),
@@ -1180,9 +1202,8 @@ async fn content_span_gap_is_configurable() {
 // Retention
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn segments_expire_90_days_after_their_start_for_create_and_content() {
-    let mut h = start("").await;
+async fn segments_expire_90_days_after_their_start_for_create_and_content(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 3)).await;
     // Segment 0 starts at -600 s: it expires 90 days later, at once for
     // every read.
@@ -1235,7 +1256,8 @@ async fn expire_and_come_back(h: &Harness, wait: Duration) {
     h.server.clock.set(NOW + 181 * DAY);
     tokio::time::sleep(wait).await;
     h.server.clock.set(NOW + SECOND);
-    // A sweep that started with the later time finishes before the checks.
+    // A sweep that started with the later time mostly finishes before the
+    // checks; one that has not is seen as records not swept yet.
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
@@ -1251,9 +1273,39 @@ async fn records_to_expire(
     (info, request)
 }
 
-#[tokio::test]
-async fn the_sweeper_reclaims_expired_records() {
-    let mut h = start("sweep_interval_secs = 0.05\n").await;
+/// Whether the sweeps removed every record of [`records_to_expire`]: the
+/// manifest, the segments, and the token, so that the same request with it
+/// is new work, which finds nothing to index. A sweep removes each kind in
+/// a step of its own (PostgreSQL commits each), so with the clock brought
+/// back a record whose step has not run yet is visible: the token gives
+/// the first answer, until the sweep gets to it.
+async fn all_swept(
+    h: &mut Harness,
+    info: &RecordInfo,
+    request: &CreateLiveStreamRecordIndexFilesRequest,
+) -> bool {
+    if h.client.describe("s1", &info.record_id).await.is_ok()
+        || !h.client.content("s1", -700, -500).await.unwrap().is_empty()
+    {
+        return false;
+    }
+    match h.client.create(request.clone()).await {
+        Ok(answer) => {
+            assert_eq!(
+                &answer, info,
+                "a Create with no segments left made a manifest"
+            );
+            false
+        }
+        Err(status) => {
+            common::assert_error(&status, Code::NotFound, "NoRecordContent");
+            true
+        }
+    }
+}
+
+async fn the_sweeper_reclaims_expired_records(engine: Engine) {
+    let mut h = start(engine, "sweep_interval_secs = 0.05\n").await;
     let (info, request) = records_to_expire(&mut h).await;
 
     h.server.clock.set(NOW + 181 * DAY);
@@ -1261,20 +1313,13 @@ async fn the_sweeper_reclaims_expired_records() {
     let mut swept = false;
     for _ in 0..20 {
         expire_and_come_back(&h, Duration::from_millis(250)).await;
-        if h.client.describe("s1", &info.record_id).await.is_err() {
+        if all_swept(&mut h, &info, &request).await {
             swept = true;
             break;
         }
     }
-    assert!(swept, "the manifest was not swept within 20 rounds");
-    expect_not_found(h.client.describe("s1", &info.record_id).await);
+    assert!(swept, "the records were not swept within 20 rounds");
     assert_eq!(h.client.list_all("s1", -10, 600).await.total_num, 0);
-    // The segments are gone ...
-    assert!(h.client.content("s1", -700, -500).await.unwrap().is_empty());
-    // ... and so is the token: the same request with it is new work, which
-    // finds nothing to index.
-    let status = h.client.create(request).await.unwrap_err();
-    common::assert_error(&status, Code::NotFound, "NoRecordContent");
 
     // After expiry, a recorder reusing an object key adds a new segment.
     h.server.clock.set(NOW + 181 * DAY);
@@ -1291,12 +1336,11 @@ async fn the_sweeper_reclaims_expired_records() {
     assert_eq!((answer.accepted, answer.duplicates), (1, 0));
 }
 
-#[tokio::test]
-async fn without_a_sweep_expired_records_are_only_hidden() {
+async fn without_a_sweep_expired_records_are_only_hidden(engine: Engine) {
     // The counterpart of the test above: the first sweep runs at start and
     // the next one an hour later, so the records are still stored and come
     // back with the clock.
-    let mut h = start("sweep_interval_secs = 3600\n").await;
+    let mut h = start(engine, "sweep_interval_secs = 3600\n").await;
     let (info, request) = records_to_expire(&mut h).await;
     expire_and_come_back(&h, Duration::from_millis(300)).await;
     assert_eq!(
@@ -1315,9 +1359,8 @@ async fn without_a_sweep_expired_records_are_only_hidden() {
 // ClientToken
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_create_retried_with_its_token_returns_the_first_answer() {
-    let mut h = start("").await;
+async fn a_create_retried_with_its_token_returns_the_first_answer(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let mut request = create_request("s1", -600, -570);
     request.client_token = "retry-1_a.b".into();
@@ -1356,9 +1399,8 @@ async fn a_create_retried_with_its_token_returns_the_first_answer() {
     assert_eq!(h.client.create(request).await.unwrap(), first);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_creates_with_one_token_make_one_manifest() {
-    let mut h = start("").await;
+async fn concurrent_creates_with_one_token_make_one_manifest(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let mut request = create_request("s1", -600, -570);
     request.client_token = "concurrent".into();
@@ -1377,9 +1419,8 @@ async fn concurrent_creates_with_one_token_make_one_manifest() {
     assert_eq!(listed.record_index_info_list, vec![first]);
 }
 
-#[tokio::test]
-async fn a_token_is_kept_for_24_hours() {
-    let mut h = start("").await;
+async fn a_token_is_kept_for_24_hours(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let mut request = create_request("s1", -600, -570);
     request.client_token = "daily".into();
@@ -1397,10 +1438,9 @@ async fn a_token_is_kept_for_24_hours() {
     assert_eq!(listed.total_num, 2);
 }
 
-#[tokio::test]
-async fn a_token_used_again_after_24_hours_keeps_its_new_answer() {
+async fn a_token_used_again_after_24_hours_keeps_its_new_answer(engine: Engine) {
     // Sweeps run when the server starts, then once an hour.
-    let mut h = start("sweep_interval_secs = 3600\n").await;
+    let mut h = start(engine, "sweep_interval_secs = 3600\n").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     let mut request = create_request("s1", -600, -570);
@@ -1427,9 +1467,8 @@ async fn a_token_used_again_after_24_hours_keeps_its_new_answer() {
     assert_eq!(h.client.list_all("s1", -10, 86_500).await.total_num, 2);
 }
 
-#[tokio::test]
-async fn malformed_tokens_are_invalid_params() {
-    let mut h = start("").await;
+async fn malformed_tokens_are_invalid_params(engine: Engine) {
+    let mut h = start(engine, "").await;
     h.client.register("s1", back_to_back("s1", 10)).await;
     for token in ["a".repeat(65), "a b".into(), "tok/en".into(), "ü".into()] {
         let mut request = create_request("s1", -600, -570);
@@ -1447,9 +1486,8 @@ async fn malformed_tokens_are_invalid_params() {
     assert!(h.client.create(request).await.is_ok());
 }
 
-#[tokio::test]
-async fn a_register_retried_with_its_token_returns_the_first_answer() {
-    let mut h = start("").await;
+async fn a_register_retried_with_its_token_returns_the_first_answer(engine: Engine) {
+    let mut h = start(engine, "").await;
     let mut request = register_request("s1", back_to_back("s1", 5));
     request.client_token = "batch-1".into();
     let first = h.client.register_request(request.clone()).await.unwrap();

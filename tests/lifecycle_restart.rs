@@ -1,7 +1,9 @@
 //! Manifests, their deletion and the segments behind them survive the
 //! `record-index` binary being killed (SIGKILL, nothing flushed on the way
 //! out) and started again on the same data directory; an operator's config
-//! change applies to the manifests already stored.
+//! change applies to the manifests already stored. Each test runs on sled
+//! and on PostgreSQL (`on_sled::`, `on_postgres::`), whose catalog outlives
+//! the process in its database.
 
 mod common;
 
@@ -19,6 +21,8 @@ use record_index::proto::{
 use sha2::Digest;
 use tonic::Code;
 use tonic::transport::Channel;
+
+use common::Engine;
 
 const DOMAIN: &str = "example.com";
 const APP: &str = "live";
@@ -223,9 +227,13 @@ fn assert_not_found(result: Result<RecordInfo, tonic::Status>) {
     common::assert_error(&status, Code::NotFound, "InvalidRecordId.NotFound");
 }
 
-#[tokio::test]
-async fn manifests_and_their_deletion_survive_restarts() {
-    let mut server = common::Server::start(RATE_LIMITS).await;
+on_both_engines!(
+    manifests_and_their_deletion_survive_restarts,
+    a_manifest_in_a_bucket_the_account_no_longer_owns_cannot_be_deleted,
+);
+
+async fn manifests_and_their_deletion_survive_restarts(engine: Engine) {
+    let mut server = common::Server::start_on(engine, RATE_LIMITS).await;
     let mut client = Client::connect(&server, None).await;
     let test_start = Utc::now().trunc_subsecs(0) - seconds(5);
     let start = common::recording_start(Duration::from_secs(600));
@@ -306,15 +314,17 @@ async fn manifests_and_their_deletion_survive_restarts() {
     }
 }
 
-#[tokio::test]
-async fn a_manifest_in_a_bucket_the_account_no_longer_owns_cannot_be_deleted() {
+async fn a_manifest_in_a_bucket_the_account_no_longer_owns_cannot_be_deleted(engine: Engine) {
     let digest = hex::encode(sha2::Sha256::digest(KEY.as_bytes()));
     let owned = "buckets = [\"rec-bucket\", \"old-bucket\"]";
-    let mut server = common::Server::start(&format!(
-        "{RATE_LIMITS}[[accounts]]\nid = \"42\"\ndomains = [\"example.com\"]\n{owned}\n\
-         [[accounts.keys]]\nsha256 = \"{digest}\"\n\
-         allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:42:domain/*\"] }}]\n"
-    ))
+    let mut server = common::Server::start_on(
+        engine,
+        &format!(
+            "{RATE_LIMITS}[[accounts]]\nid = \"42\"\ndomains = [\"example.com\"]\n{owned}\n\
+             [[accounts.keys]]\nsha256 = \"{digest}\"\n\
+             allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:42:domain/*\"] }}]\n"
+        ),
+    )
     .await;
     let mut client = Client::connect(&server, Some(KEY)).await;
     let start = common::recording_start(Duration::from_secs(600));

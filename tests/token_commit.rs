@@ -5,8 +5,9 @@
 //! instead of doing the work again.
 //!
 //! The stop comes from the fault point debug builds have
-//! (`RECORD_INDEX_FAULT`). The variable is set in this test process, which
-//! the server inherits, so this file holds one test.
+//! (`RECORD_INDEX_FAULT`), set for the server process only. The test runs
+//! on each catalog engine (`on_sled::`, `on_postgres::`): the answer and
+//! the records must be one commit in either.
 
 mod common;
 
@@ -19,17 +20,6 @@ use record_index::proto::{
 };
 
 const FAULT_ENV: &str = "RECORD_INDEX_FAULT";
-
-fn set_fault(value: Option<&str>) {
-    // SAFETY: this binary runs one test, and no other thread reads the
-    // environment while it is changed.
-    unsafe {
-        match value {
-            Some(value) => std::env::set_var(FAULT_ENV, value),
-            None => std::env::remove_var(FAULT_ENV),
-        }
-    }
-}
 
 fn segments(start: chrono::DateTime<chrono::Utc>, first: i64, count: i64) -> Vec<Segment> {
     let place = ("localhost", "token-bucket", "live/cam");
@@ -48,16 +38,17 @@ fn retried_register(segments: Vec<Segment>) -> RegisterLiveStreamRecordSegmentsR
 /// Starts the server again after the fault stopped it, without the fault.
 async fn start_after_fault(server: &mut Server) {
     server.kill();
-    set_fault(None);
+    server.set_env(FAULT_ENV, None);
     server.start_again().await;
 }
 
-#[tokio::test]
-async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer() {
+on_both_engines!(a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer);
+
+async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer(engine: Engine) {
     let start = recording_start(Duration::from_secs(3600));
 
-    set_fault(Some("after-commit:register"));
-    let mut server = Server::start("").await;
+    let fault = [(FAULT_ENV, "after-commit:register")];
+    let mut server = Server::start_on_with_env(engine, "", &fault).await;
     let mut client = server.client().await;
     let cut_off = client
         .register_live_stream_record_segments(retried_register(segments(start, 0, 5)))
@@ -78,7 +69,7 @@ async fn a_retry_after_a_stop_right_after_the_commit_gets_the_first_answer() {
     assert_eq!((retried.accepted, retried.duplicates), (5, 0));
 
     server.kill();
-    set_fault(Some("after-commit:create"));
+    server.set_env(FAULT_ENV, Some("after-commit:create"));
     server.start_again().await;
     let mut client = server.client().await;
     let create = CreateLiveStreamRecordIndexFilesRequest {

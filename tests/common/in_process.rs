@@ -1,13 +1,20 @@
 //! The server run inside the test's own process, on 127.0.0.1:0 with the
 //! local directory store and a clock the test sets: for rules that depend
 //! on "now" (time windows, expiry, retention) without waiting for them.
+//!
+//! Its catalog is on either engine ([`Engine`]): sled in the data dir, or
+//! a fresh database of the PostgreSQL server the test binary shares. The
+//! PostgreSQL catalog is opened here and handed to the server, so tests
+//! running side by side in one process need no environment variable each.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use record_index::catalog::Catalog;
+use record_index::catalog::postgres::{PgCatalog, PgOptions};
 use record_index::clock::FixedClock;
-use record_index::config::Config;
+use record_index::config::{CatalogEngine, Config};
 use record_index::proto::RecordInfo;
 use record_index::proto::record_index_client::RecordIndexClient;
 use record_index::server::{Server, StartError};
@@ -15,7 +22,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use super::engines::Engine;
+use super::pg_server::shared_database;
 use super::requests::NOW;
+
+/// Connections one in-process server keeps at most: tests run side by
+/// side against one PostgreSQL server, and none needs more.
+const PG_POOL_SIZE: usize = 4;
 
 /// A server running in this process. Dropping it stops the server.
 pub struct InProcess {
@@ -25,6 +38,8 @@ pub struct InProcess {
     /// Root of the local store: one sub-directory per bucket.
     pub objects: PathBuf,
     pub config: Config,
+    /// Where the catalog is when it is in PostgreSQL; restarts reopen it.
+    postgres: Option<PgOptions>,
     /// The SRS callback listener, when the config has one.
     pub webhook: Option<SocketAddr>,
     /// None only while restarting.
@@ -41,25 +56,43 @@ struct Running {
 
 impl InProcess {
     /// Starts the server with a fresh data dir and `extra_config` (accounts,
-    /// endpoints, limits) after the listen address, its clock at [`NOW`].
+    /// endpoints, limits) after the listen address, its clock at [`NOW`],
+    /// its catalog in sled.
     pub async fn start(extra_config: &str) -> InProcess {
+        InProcess::start_on(Engine::Sled, extra_config).await
+    }
+
+    /// As [`InProcess::start`], with the catalog on `engine`.
+    pub async fn start_on(engine: Engine, extra_config: &str) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}",
             dir.path().join("data").display()
         );
-        let config = Config::from_toml(&text).unwrap().finish().unwrap();
+        let mut config = Config::from_toml(&text).unwrap().finish().unwrap();
+        let postgres = match engine {
+            Engine::Sled => None,
+            Engine::Postgres => {
+                config.catalog.engine = CatalogEngine::Postgres;
+                Some(PgOptions {
+                    url: shared_database("in_process").await,
+                    pool_size: PG_POOL_SIZE,
+                    statement_timeout_ms: config.catalog.statement_timeout_ms,
+                })
+            }
+        };
         let objects = config
             .endpoint("localhost")
             .and_then(|e| e.path.clone())
             .unwrap_or_default();
         let clock = Arc::new(FixedClock::new(NOW));
-        let (client, webhook, running) = launch(&config, &clock).await;
+        let (client, webhook, running) = launch(&config, postgres.as_ref(), &clock).await;
         InProcess {
             client,
             clock,
             objects,
             config,
+            postgres,
             webhook,
             running: Some(running),
             _dir: dir,
@@ -73,7 +106,8 @@ impl InProcess {
         let Running { stop, task } = self.running.take().unwrap();
         stop.send(()).unwrap();
         task.await.unwrap().unwrap();
-        let (client, webhook, running) = launch(&self.config, &self.clock).await;
+        let (client, webhook, running) =
+            launch(&self.config, self.postgres.as_ref(), &self.clock).await;
         self.client = client;
         self.webhook = webhook;
         self.running = Some(running);
@@ -87,11 +121,17 @@ impl InProcess {
 
 async fn launch(
     config: &Config,
+    postgres: Option<&PgOptions>,
     clock: &Arc<FixedClock>,
 ) -> (RecordIndexClient<Channel>, Option<SocketAddr>, Running) {
-    let server = Server::bind_with_clock(config, clock.clone())
-        .await
-        .unwrap();
+    let server = match postgres {
+        None => Server::bind_with_clock(config, clock.clone()).await,
+        Some(options) => {
+            let catalog: Arc<dyn Catalog> = Arc::new(PgCatalog::open(options).await.unwrap());
+            Server::bind_with_catalog(config, catalog, clock.clone()).await
+        }
+    }
+    .unwrap();
     let address = server.local_addr().unwrap();
     let webhook = server.webhook_addr();
     let (stop, stopped) = oneshot::channel::<()>();

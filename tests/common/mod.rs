@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod checks;
+mod engines;
 mod guard;
 mod in_process;
 mod media;
@@ -29,6 +30,7 @@ mod server;
 mod tools;
 
 pub use checks::*;
+pub use engines::*;
 pub use in_process::*;
 pub use media::*;
 pub use net::*;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use record_index::proto::record_index_client::RecordIndexClient;
 use tonic::transport::Channel;
 
+use super::engines::{Engine, catalog_on};
 use super::guard::{Guarded, guarded_command};
 
 /// A running `record-index serve`, killed when dropped.
@@ -44,6 +45,31 @@ impl Server {
     pub async fn start(extra_toml: &str) -> Server {
         let (args, data_dir, dir) = configured(extra_toml);
         Server::launch(args, data_dir, dir, None).await
+    }
+
+    /// Like [`Server::start`], with the catalog on `engine`: on PostgreSQL,
+    /// a fresh database of the server this test binary shares, the same
+    /// across restarts.
+    pub async fn start_on(engine: Engine, extra_toml: &str) -> Server {
+        Server::start_on_with_env(engine, extra_toml, &[]).await
+    }
+
+    /// Like [`Server::start_on`], with `env` set for the process.
+    pub async fn start_on_with_env(
+        engine: Engine,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let (catalog, mut catalog_env) = catalog_on(engine).await;
+        let (args, data_dir, dir) = configured(&format!("{extra_toml}{catalog}"));
+        let mut server = Server::unstarted(args, data_dir, dir, None);
+        catalog_env.extend(
+            env.iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        server.env = catalog_env;
+        server.spawn().await;
+        server
     }
 
     /// Starts the server as a user does, with no config file, in an empty
@@ -223,6 +249,15 @@ impl Server {
             process.kill_keeping_files();
         }
         self.spawn().await;
+    }
+
+    /// Sets `name` to `value` for the process from its next start on, or
+    /// leaves it unset with None.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(set, _)| set != name);
+        if let Some(value) = value {
+            self.env.push((name.to_string(), value.to_string()));
+        }
     }
 
     /// Kills the server (SIGKILL: nothing is flushed on the way out) and
