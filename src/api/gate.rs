@@ -189,32 +189,26 @@ fn client_body_error(code: i32, message: &str) -> Option<ApiError> {
     None
 }
 
-/// Ends the request's log line with the status the handler answered; a
-/// status tonic made of a body it could not read is handed back as the
-/// API's error instead.
-fn finish_with_status<B>(
-    response: &Response<B>,
-    outcome: Outcome,
-) -> Result<(), (ApiError, Outcome)> {
+/// The code (and message) a handler's status ends the request's log line
+/// with; a status tonic made of a body it could not read is the API's
+/// error instead.
+fn status_outcome<B>(response: &Response<B>) -> Result<(String, Option<String>), ApiError> {
     let Some((code, message)) = header_status(response) else {
-        outcome.finish("OK", None);
-        return Ok(());
+        return Ok(("OK".into(), None));
     };
     if let Some(err) = client_body_error(code, &message) {
-        return Err((err, outcome));
+        return Err(err);
     }
     if code == 0 {
-        outcome.finish("OK", None);
-    } else {
-        // The service's errors start with their code.
-        let api_code = message
-            .split_once(": ")
-            .map(|(code, _)| code)
-            .filter(|code| !code.is_empty() && !code.contains(' '));
-        let fallback = format!("{:?}", tonic::Code::from_i32(code));
-        outcome.finish(api_code.unwrap_or(&fallback), Some(&message));
+        return Ok(("OK".into(), None));
     }
-    Ok(())
+    // The service's errors start with their code.
+    let api_code = message
+        .split_once(": ")
+        .map(|(code, _)| code.to_string())
+        .filter(|code| !code.is_empty() && !code.contains(' '))
+        .unwrap_or_else(|| format!("{:?}", tonic::Code::from_i32(code)));
+    Ok((api_code, Some(message)))
 }
 
 fn error_response<B: Default>(err: &ApiError, request_id: &str, outcome: Outcome) -> Response<B> {
@@ -302,8 +296,9 @@ where
                     }
                 }
             };
-            if let Err((err, outcome)) = finish_with_status(&response, outcome) {
-                return Ok(error_response(&err, &request_id, outcome));
+            match status_outcome(&response) {
+                Ok((code, message)) => outcome.finish(&code, message.as_deref()),
+                Err(err) => return Ok(error_response(&err, &request_id, outcome)),
             }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
