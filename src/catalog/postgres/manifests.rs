@@ -4,7 +4,9 @@
 
 use prost::Message;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
+use super::statements::{self, execute, prepare, query_one};
 use super::{PgCatalog, storage, tokens};
 use crate::catalog::{
     CatalogError, Commit, ManifestPage, ManifestQuery, ManifestRecord, Order, TokenAnswer,
@@ -20,6 +22,16 @@ fn ids(records: &[ManifestRecord]) -> Vec<Vec<u8>> {
     records.iter().map(|r| r.id_bytes().to_vec()).collect()
 }
 
+const PUT_MANIFEST: &str = "INSERT INTO manifests
+        (record_id, stream_id, created, expires, endpoint, bucket, object, record)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (record_id) DO UPDATE
+        SET stream_id = EXCLUDED.stream_id, created = EXCLUDED.created,
+            expires = EXCLUDED.expires, endpoint = EXCLUDED.endpoint,
+            bucket = EXCLUDED.bucket, object = EXCLUDED.object,
+            record = EXCLUDED.record
+    RETURNING xmax = 0";
+
 impl PgCatalog {
     pub async fn put_manifest(
         &self,
@@ -28,38 +40,35 @@ impl PgCatalog {
     ) -> Result<Commit<()>, CatalogError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;
-        if let Some(answer) = &answer
-            && let Some(first) = tokens::claim(&tx, &answer.key, &answer.record).await?
-        {
+        // The claim, then the record, in one round trip (both prepared
+        // first, so each is sent when polled, in this order); when the
+        // token was answered before, the record is rolled back unseen.
+        futures::try_join!(prepare(&tx, tokens::CLAIM), prepare(&tx, PUT_MANIFEST))?;
+        let claim = async {
+            match &answer {
+                Some(answer) => tokens::claim(&tx, &answer.key, &answer.record).await,
+                None => Ok(None),
+            }
+        };
+        let (id, encoded) = (record.id_bytes(), record.encode_to_vec());
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &id.as_slice(),
+            &(record.stream_id as i64),
+            &record.created,
+            &record.expires,
+            &record.oss_endpoint,
+            &record.oss_bucket,
+            &record.oss_object,
+            &encoded,
+        ];
+        let (claimed, inserted) = futures::join!(claim, query_one(&tx, PUT_MANIFEST, &params));
+        // The claim's outcome first: an earlier answer stands whatever
+        // became of the record after it.
+        if let Some(first) = claimed? {
             tx.rollback().await.map_err(storage)?;
             return Ok(Commit::Answered(first));
         }
-        let inserted: bool = tx
-            .query_one(
-                "INSERT INTO manifests
-                     (record_id, stream_id, created, expires, endpoint, bucket, object, record)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (record_id) DO UPDATE
-                     SET stream_id = EXCLUDED.stream_id, created = EXCLUDED.created,
-                         expires = EXCLUDED.expires, endpoint = EXCLUDED.endpoint,
-                         bucket = EXCLUDED.bucket, object = EXCLUDED.object,
-                         record = EXCLUDED.record
-                 RETURNING xmax = 0",
-                &[
-                    &record.id_bytes().as_slice(),
-                    &(record.stream_id as i64),
-                    &record.created,
-                    &record.expires,
-                    &record.oss_endpoint,
-                    &record.oss_bucket,
-                    &record.oss_object,
-                    &record.encode_to_vec(),
-                ],
-            )
-            .await
-            .map_err(storage)?
-            .get(0);
-        let added = i64::from(inserted);
+        let added = i64::from(inserted?.get::<_, bool>(0));
         PgCatalog::count_in(&tx, 0, added).await?;
         tx.commit().await.map_err(storage)?;
         self.counted(0, added);
@@ -76,14 +85,13 @@ impl PgCatalog {
         }
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record_id, record FROM manifests
-                 WHERE record_id = ANY($1::bytea[]) AND expires > $2",
-                &[&keys, &now],
-            )
-            .await
-            .map_err(storage)?;
+        let rows = statements::query(
+            &client,
+            "SELECT record_id, record FROM manifests
+             WHERE record_id = ANY($1::bytea[]) AND expires > $2",
+            &[&keys, &now],
+        )
+        .await?;
         let mut found = std::collections::HashMap::new();
         for row in &rows {
             let id: Vec<u8> = row.get(0);
@@ -98,13 +106,12 @@ impl PgCatalog {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;
-        let removed = tx
-            .execute(
-                "DELETE FROM manifests WHERE record_id = ANY($1::bytea[])",
-                &[&ids(records)],
-            )
-            .await
-            .map_err(storage)? as i64;
+        let removed = execute(
+            &tx,
+            "DELETE FROM manifests WHERE record_id = ANY($1::bytea[])",
+            &[&ids(records)],
+        )
+        .await? as i64;
         PgCatalog::count_in(&tx, 0, -removed).await?;
         tx.commit().await.map_err(storage)?;
         self.counted(0, -removed);
@@ -123,19 +130,18 @@ impl PgCatalog {
         let buckets: Vec<&str> = records.iter().map(|r| r.oss_bucket.as_str()).collect();
         let objects: Vec<&str> = records.iter().map(|r| r.oss_object.as_str()).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT EXISTS (
-                     SELECT 1 FROM manifests m
-                     WHERE m.endpoint = r.endpoint AND m.bucket = r.bucket
-                       AND m.object = r.object AND m.record_id <> r.id AND m.expires > $5)
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
-                     WITH ORDINALITY AS r(endpoint, bucket, object, id, n)
-                 ORDER BY r.n",
-                &[&endpoints, &buckets, &objects, &ids(records), &now],
-            )
-            .await
-            .map_err(storage)?;
+        let rows = statements::query(
+            &client,
+            "SELECT EXISTS (
+                 SELECT 1 FROM manifests m
+                 WHERE m.endpoint = r.endpoint AND m.bucket = r.bucket
+                   AND m.object = r.object AND m.record_id <> r.id AND m.expires > $5)
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+                 WITH ORDINALITY AS r(endpoint, bucket, object, id, n)
+             ORDER BY r.n",
+            &[&endpoints, &buckets, &objects, &ids(records), &now],
+        )
+        .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
@@ -166,22 +172,19 @@ impl PgCatalog {
             .start()
             .await
             .map_err(storage)?;
-        let total: i64 = tx
-            .query_one(
+        // Both read the transaction's snapshot: one round trip.
+        let range: [&(dyn ToSql + Sync); 6] =
+            [&stream_id, &query.from, &query.until, &now, &skip, &take];
+        let (total, rows) = futures::try_join!(
+            query_one(
+                &tx,
                 "SELECT count(*) FROM manifests
                  WHERE stream_id = $1 AND created BETWEEN $2 AND $3 AND expires > $4",
-                &[&stream_id, &query.from, &query.until, &now],
-            )
-            .await
-            .map_err(storage)?
-            .get(0);
-        let rows = tx
-            .query(
-                &page_sql,
-                &[&stream_id, &query.from, &query.until, &now, &skip, &take],
-            )
-            .await
-            .map_err(storage)?;
+                &range[..4],
+            ),
+            statements::query(&tx, &page_sql, &range),
+        )?;
+        let total: i64 = total.get(0);
         tx.commit().await.map_err(storage)?;
         Ok(ManifestPage {
             total: total as usize,

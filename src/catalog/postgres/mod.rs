@@ -21,6 +21,7 @@ mod migrations;
 mod partitions;
 mod retention;
 mod segments;
+mod statements;
 mod sweep_lock;
 mod tokens;
 
@@ -189,13 +190,13 @@ impl PgCatalog {
             return Ok(());
         }
         let slot = i16::from(rand_slot());
-        tx.execute(
+        statements::execute(
+            tx,
             "UPDATE record_counts SET segments = segments + $2, manifests = manifests + $3
              WHERE slot = $1",
             &[&slot, &segments, &manifests],
         )
-        .await
-        .map_err(storage)?;
+        .await?;
         Ok(())
     }
 

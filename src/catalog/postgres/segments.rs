@@ -9,9 +9,10 @@
 use std::collections::HashSet;
 
 use deadpool_postgres::Transaction;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
+use super::statements::{prepare, query, query_one};
 use super::{PgCatalog, before, storage, tokens};
 use crate::catalog::{
     CatalogError, Commit, MAX_SCAN_PAGE, RegisterAnswer, RegisterOutcome, ScanFrom, Stream,
@@ -104,18 +105,17 @@ impl PgCatalog {
         let apps: Vec<&str> = names.iter().map(|n| n.app.as_str()).collect();
         let streams: Vec<&str> = names.iter().map(|n| n.stream.as_str()).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT s.id, s.longest_segment
-                 FROM unnest($1::text[], $2::text[], $3::text[])
-                     WITH ORDINALITY AS n(domain, app, stream, i)
-                 LEFT JOIN streams s
-                     ON s.domain = n.domain AND s.app = n.app AND s.stream = n.stream
-                 ORDER BY n.i",
-                &[&domains, &apps, &streams],
-            )
-            .await
-            .map_err(storage)?;
+        let rows = query(
+            &client,
+            "SELECT s.id, s.longest_segment
+             FROM unnest($1::text[], $2::text[], $3::text[])
+                 WITH ORDINALITY AS n(domain, app, stream, i)
+             LEFT JOIN streams s
+                 ON s.domain = n.domain AND s.app = n.app AND s.stream = n.stream
+             ORDER BY n.i",
+            &[&domains, &apps, &streams],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -130,15 +130,14 @@ impl PgCatalog {
 
     pub async fn ensure_stream(&self, name: &StreamName) -> Result<Stream, CatalogError> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO streams AS s (domain, app, stream) VALUES ($1, $2, $3)
-                 ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
-                 RETURNING id, longest_segment",
-                &[&name.domain, &name.app, &name.stream],
-            )
-            .await
-            .map_err(storage)?;
+        let row = query_one(
+            &client,
+            "INSERT INTO streams AS s (domain, app, stream) VALUES ($1, $2, $3)
+             ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
+             RETURNING id, longest_segment",
+            &[&name.domain, &name.app, &name.stream],
+        )
+        .await?;
         Ok(Stream {
             id: row.get::<_, i64>(0) as u64,
             longest_segment: row.get(1),
@@ -156,25 +155,24 @@ impl PgCatalog {
         }
         let batch = Batch { segments };
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT EXISTS (
-                     SELECT 1 FROM streams s JOIN segment_keys k ON k.stream_id = s.id
-                     WHERE s.domain = $1 AND s.app = $2 AND s.stream = $3
-                       AND k.bucket = i.bucket AND k.object = i.object AND k.start_us > $6)
-                 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS i(bucket, object, n)
-                 ORDER BY i.n",
-                &[
-                    &name.domain,
-                    &name.app,
-                    &name.stream,
-                    &batch.text(|s| &s.bucket),
-                    &batch.text(|s| &s.object),
-                    &before(now, SEGMENT_RETENTION),
-                ],
-            )
-            .await
-            .map_err(storage)?;
+        let rows = query(
+            &client,
+            "SELECT EXISTS (
+                 SELECT 1 FROM streams s JOIN segment_keys k ON k.stream_id = s.id
+                 WHERE s.domain = $1 AND s.app = $2 AND s.stream = $3
+                   AND k.bucket = i.bucket AND k.object = i.object AND k.start_us > $6)
+             FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS i(bucket, object, n)
+             ORDER BY i.n",
+            &[
+                &name.domain,
+                &name.app,
+                &name.stream,
+                &batch.text(|s| &s.bucket),
+                &batch.text(|s| &s.object),
+                &before(now, SEGMENT_RETENTION),
+            ],
+        )
+        .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
@@ -187,38 +185,49 @@ impl PgCatalog {
     ) -> Result<Commit<RegisterOutcome>, CatalogError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;
+        let (segments, repeats) = first_of_each(segments);
         // The token first, then the stream: every writer locks in this
-        // order, so two never wait on each other.
-        let claimed = match &answer {
-            Some(answer) => {
-                let placeholder = answer.answer(&RegisterOutcome::default());
-                tokens::claim(&tx, &answer.key, &placeholder.record).await?
-            }
-            None => None,
-        };
+        // order, so two never wait on each other. Both go in one round
+        // trip; when the token was answered before, the stream's lock is
+        // rolled back with the rest. Both are prepared first, so each is
+        // sent as soon as it is polled, in this order.
+        futures::try_join!(prepare(&tx, tokens::CLAIM), prepare(&tx, LOCK_STREAM))?;
+        let (claimed, stream_id) = futures::try_join!(
+            claim(&tx, answer.as_ref()),
+            lock_stream(&tx, name, !segments.is_empty()),
+        )?;
         if let Some(first) = claimed {
             tx.rollback().await.map_err(storage)?;
             return Ok(Commit::Answered(first));
         }
-        let (segments, repeats) = first_of_each(segments);
         let mut outcome = RegisterOutcome {
             accepted: 0,
             duplicates: repeats,
         };
         let mut delta = 0;
-        if !segments.is_empty() {
-            let stream_id = lock_stream(&tx, name).await?;
-            let replaced = remove_expired_copies(&tx, stream_id, &segments, now).await?;
-            let accepted = insert_new(&tx, stream_id, &segments).await?;
+        if let Some(stream_id) = stream_id {
+            // In order, in one round trip: the expired copies go before
+            // the insert meets their keys.
+            let (remove, insert) =
+                futures::try_join!(prepare(&tx, REMOVE_EXPIRED), prepare(&tx, INSERT_NEW))?;
+            let (replaced, accepted) = futures::try_join!(
+                remove_expired_copies(&tx, &remove, stream_id, &segments, now),
+                insert_new(&tx, &insert, stream_id, &segments),
+            )?;
             outcome.accepted = accepted as u32;
             outcome.duplicates += (segments.len() as u64 - accepted) as u32;
             delta = accepted as i64 - replaced;
-            PgCatalog::count_in(&tx, delta, 0).await?;
         }
-        if let Some(answer) = &answer {
-            let response = (answer.response)(&outcome);
-            tokens::set_response(&tx, &answer.key, &response).await?;
-        }
+        let respond = async {
+            match &answer {
+                Some(answer) => {
+                    let response = (answer.response)(&outcome);
+                    tokens::set_response(&tx, &answer.key, &response).await
+                }
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(PgCatalog::count_in(&tx, delta, 0), respond)?;
         tx.commit().await.map_err(storage)?;
         self.counted(delta, 0);
         Ok(Commit::Done(outcome))
@@ -272,32 +281,38 @@ fn scan_sql(position: &str) -> String {
     )
 }
 
-/// The stream's id, the stream made if new, its row locked until commit.
-async fn lock_stream(tx: &Transaction<'_>, name: &StreamName) -> Result<i64, CatalogError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO streams AS s (domain, app, stream) VALUES ($1, $2, $3)
-             ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
-             RETURNING id",
-            &[&name.domain, &name.app, &name.stream],
-        )
-        .await
-        .map_err(storage)?;
-    Ok(row.get(0))
+/// Claims the Register's token, if it has one: the first answer when
+/// the token was answered before.
+async fn claim(
+    tx: &Transaction<'_>,
+    answer: Option<&RegisterAnswer>,
+) -> Result<Option<crate::catalog::TokenRecord>, CatalogError> {
+    let Some(answer) = answer else {
+        return Ok(None);
+    };
+    let placeholder = answer.answer(&RegisterOutcome::default());
+    tokens::claim(tx, &answer.key, &placeholder.record).await
 }
 
-/// Deletes the stored copies of these objects that are past retention,
-/// so the batch's copies replace them; the count of segments removed.
-async fn remove_expired_copies(
+/// The stream's id, the stream made if new, its row locked until commit;
+/// nothing unless `wanted`.
+async fn lock_stream(
     tx: &Transaction<'_>,
-    stream_id: i64,
-    segments: &[Segment],
-    now: Micros,
-) -> Result<i64, CatalogError> {
-    let batch = Batch { segments };
-    let removed = tx
-        .execute(
-            "WITH gone AS (
+    name: &StreamName,
+    wanted: bool,
+) -> Result<Option<i64>, CatalogError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let row = query_one(tx, LOCK_STREAM, &[&name.domain, &name.app, &name.stream]).await?;
+    Ok(Some(row.get(0)))
+}
+
+const LOCK_STREAM: &str = "INSERT INTO streams AS s (domain, app, stream) VALUES ($1, $2, $3)
+    ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
+    RETURNING id";
+
+const REMOVE_EXPIRED: &str = "WITH gone AS (
                  DELETE FROM segment_keys k
                  USING unnest($2::text[], $3::text[]) AS i(bucket, object)
                  WHERE k.stream_id = $1 AND k.bucket = i.bucket AND k.object = i.object
@@ -305,7 +320,22 @@ async fn remove_expired_copies(
                  RETURNING k.bucket, k.object, k.end_us)
              DELETE FROM segments s USING gone
              WHERE s.stream_id = $1 AND s.end_us = gone.end_us
-               AND s.bucket = gone.bucket AND s.object = gone.object",
+               AND s.bucket = gone.bucket AND s.object = gone.object";
+
+/// Deletes the stored copies of these objects that are past retention,
+/// so the batch's copies replace them, with [`REMOVE_EXPIRED`]; the
+/// count of segments removed.
+async fn remove_expired_copies(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    stream_id: i64,
+    segments: &[Segment],
+    now: Micros,
+) -> Result<i64, CatalogError> {
+    let batch = Batch { segments };
+    let removed = tx
+        .execute(
+            statement,
             &[
                 &stream_id,
                 &batch.text(|s| &s.bucket),
@@ -323,6 +353,7 @@ async fn remove_expired_copies(
 /// many were inserted.
 async fn insert_new(
     tx: &Transaction<'_>,
+    statement: &Statement,
     stream_id: i64,
     segments: &[Segment],
 ) -> Result<u64, CatalogError> {
@@ -339,9 +370,33 @@ async fn insert_new(
         .iter()
         .map(|s| i16::from(s.format.to_u8()))
         .collect();
-    let statement = tx
-        .prepare_cached(
-            "WITH i AS (
+    let row = tx
+        .query_one(
+            statement,
+            &[
+                &stream_id,
+                &batch.text(|s| &s.endpoint),
+                &batch.text(|s| &s.bucket),
+                &batch.text(|s| &s.object),
+                &batch.int(|s| s.start),
+                &batch.int(|s| s.duration),
+                &batch.int(Segment::end),
+                &batch.int(|s| s.sequence),
+                &batch.int(|s| i64::from(s.width)),
+                &batch.int(|s| i64::from(s.height)),
+                &formats,
+                &batch.int(|s| s.size as i64),
+                &codecs,
+                &first_pts,
+            ],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// Inserts a batch's new segments; see [`insert_new`].
+const INSERT_NEW: &str = "WITH i AS (
                  SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
                      $11::int2[], $12::int8[], $13::int2[], $14::int8[])
@@ -364,31 +419,4 @@ async fn insert_new(
                  UPDATE streams SET longest_segment = GREATEST(longest_segment, m.longest)
                  FROM (SELECT max(duration_us) AS longest FROM s) m
                  WHERE id = $1 AND m.longest IS NOT NULL)
-             SELECT count(*) FROM s",
-        )
-        .await
-        .map_err(storage)?;
-    let row = tx
-        .query_one(
-            &statement,
-            &[
-                &stream_id,
-                &batch.text(|s| &s.endpoint),
-                &batch.text(|s| &s.bucket),
-                &batch.text(|s| &s.object),
-                &batch.int(|s| s.start),
-                &batch.int(|s| s.duration),
-                &batch.int(Segment::end),
-                &batch.int(|s| s.sequence),
-                &batch.int(|s| i64::from(s.width)),
-                &batch.int(|s| i64::from(s.height)),
-                &formats,
-                &batch.int(|s| s.size as i64),
-                &codecs,
-                &first_pts,
-            ],
-        )
-        .await
-        .map_err(storage)?;
-    Ok(row.get::<_, i64>(0) as u64)
-}
+             SELECT count(*) FROM s";

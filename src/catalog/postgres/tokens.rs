@@ -6,6 +6,7 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use super::statements::{execute, query_one, query_opt};
 use super::{PgCatalog, before, storage};
 use crate::catalog::{CatalogError, Commit, TOKEN_RETENTION, TokenAnswer, TokenRecord};
 use crate::manifest::Micros;
@@ -18,6 +19,16 @@ fn record(row: &Row) -> TokenRecord {
     }
 }
 
+/// Claims a key: see [`claim`].
+pub(super) const CLAIM: &str = "INSERT INTO tokens AS t (key, created, fingerprint, response)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (key) DO UPDATE
+        SET created = EXCLUDED.created,
+            fingerprint = EXCLUDED.fingerprint,
+            response = EXCLUDED.response
+        WHERE t.created <= $5
+    RETURNING 1";
+
 /// Stores `answer` under `key` unless the key holds an answer still live
 /// at `answer.created`; then that answer is returned and the caller must
 /// roll back. A dead answer under the key is replaced.
@@ -27,38 +38,29 @@ pub(super) async fn claim(
     answer: &TokenRecord,
 ) -> Result<Option<TokenRecord>, CatalogError> {
     let dead_before = before(answer.created, TOKEN_RETENTION);
-    let claimed = tx
-        .query_opt(
-            "INSERT INTO tokens AS t (key, created, fingerprint, response)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key) DO UPDATE
-                 SET created = EXCLUDED.created,
-                     fingerprint = EXCLUDED.fingerprint,
-                     response = EXCLUDED.response
-                 WHERE t.created <= $5
-             RETURNING 1",
-            &[
-                &key,
-                &answer.created,
-                &answer.fingerprint,
-                &answer.response,
-                &dead_before,
-            ],
-        )
-        .await
-        .map_err(storage)?;
+    let claimed = query_opt(
+        tx,
+        CLAIM,
+        &[
+            &key,
+            &answer.created,
+            &answer.fingerprint,
+            &answer.response,
+            &dead_before,
+        ],
+    )
+    .await?;
     if claimed.is_some() {
         return Ok(None);
     }
     // The conflicting answer is committed: this statement's snapshot,
     // taken after the claim waited for it, sees it.
-    let row = tx
-        .query_one(
-            "SELECT created, fingerprint, response FROM tokens WHERE key = $1",
-            &[&key],
-        )
-        .await
-        .map_err(storage)?;
+    let row = query_one(
+        tx,
+        "SELECT created, fingerprint, response FROM tokens WHERE key = $1",
+        &[&key],
+    )
+    .await?;
     Ok(Some(record(&row)))
 }
 
@@ -68,12 +70,12 @@ pub(super) async fn set_response(
     key: &[u8],
     response: &[u8],
 ) -> Result<(), CatalogError> {
-    tx.execute(
+    execute(
+        tx,
         "UPDATE tokens SET response = $2 WHERE key = $1",
         &[&key, &response],
     )
-    .await
-    .map_err(storage)?;
+    .await?;
     Ok(())
 }
 
@@ -84,14 +86,13 @@ impl PgCatalog {
         now: Micros,
     ) -> Result<Option<TokenRecord>, CatalogError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT created, fingerprint, response FROM tokens
-                 WHERE key = $1 AND created > $2",
-                &[&key, &before(now, TOKEN_RETENTION)],
-            )
-            .await
-            .map_err(storage)?;
+        let row = query_opt(
+            &client,
+            "SELECT created, fingerprint, response FROM tokens
+             WHERE key = $1 AND created > $2",
+            &[&key, &before(now, TOKEN_RETENTION)],
+        )
+        .await?;
         Ok(row.as_ref().map(record))
     }
 
