@@ -77,9 +77,9 @@ fn select_and_render() {
         assert_eq!(count as i64, SEGMENTS);
 
         let started = Instant::now();
-        let mut selection = Selection::new(start, end, false, 100_000);
-        runtime
-            .block_on(contract.scan_all(stream_id, start, end, now, |s| selection.offer(s)))
+        let selection = Selection::new(start, end, false, 100_000);
+        let selection = runtime
+            .block_on(contract.scan_all(stream_id, start, end, now, selection))
             .unwrap();
         let selected = selection.finish().unwrap();
         let rendered = playlist::render(&selected, |s| uri::relative_uri(playlist_key, &s.object));

@@ -118,9 +118,9 @@ async fn select_and_render(catalog: &dyn Catalog) -> Duration {
     let mut samples = Vec::new();
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        let mut selection = Selection::new(start, end, false, 100_000);
-        catalog
-            .scan_all(stream.id, start, end, now, |s| selection.offer(s))
+        let selection = Selection::new(start, end, false, 100_000);
+        let selection = catalog
+            .scan_all(stream.id, start, end, now, selection)
             .await
             .unwrap();
         let selected = selection.finish().unwrap();

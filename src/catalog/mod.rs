@@ -171,6 +171,35 @@ impl ScanFrom {
     }
 }
 
+/// Takes the segments of a scan one at a time: a Create's
+/// selection, the spans of a listing. An engine that can hand segments
+/// over as it reads them (see [`Catalog::scan_into`]) saves holding pages.
+pub trait SegmentSink: Send + 'static {
+    fn offer(&mut self, segment: Segment);
+    /// For [`Catalog::scan_all`] to give the sink back as its own type.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+impl SegmentSink for Vec<Segment> {
+    fn offer(&mut self, segment: Segment) {
+        self.push(segment);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+impl SegmentSink for crate::manifest::selection::Selection {
+    fn offer(&mut self, segment: Segment) {
+        crate::manifest::selection::Selection::offer(self, segment);
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
 /// Listing order by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -281,6 +310,35 @@ pub trait Catalog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Segment>, CatalogError>;
 
+    /// Offers `sink` each live segment of a stream that ends in (after,
+    /// until] once, and gives it back. The order is not to be relied on
+    /// (pages of [`Catalog::scan_by_end`] are ordered). By default a page at
+    /// a time; an engine that reads locally may hand segments over as it
+    /// decodes them.
+    async fn scan_into(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        mut sink: Box<dyn SegmentSink>,
+    ) -> Result<Box<dyn SegmentSink>, CatalogError> {
+        let mut from = ScanFrom::EndsAfter(after);
+        loop {
+            let page = self
+                .scan_by_end(stream_id, &from, until, now, MAX_SCAN_PAGE)
+                .await?;
+            let done = page.len() < MAX_SCAN_PAGE;
+            if let Some(last) = page.last() {
+                from = ScanFrom::past(last);
+            }
+            page.into_iter().for_each(|segment| sink.offer(segment));
+            if done {
+                return Ok(sink);
+            }
+        }
+    }
+
     /// Stores a manifest and, when given, its ClientToken's answer in one
     /// durable commit: both or neither, and once only: if the token has a
     /// live answer already, nothing is written.
@@ -373,29 +431,24 @@ impl dyn Catalog {
         Ok(found.pop().flatten())
     }
 
-    /// Visits, in end order, every live segment of a stream that ends in
-    /// (after, until], a page at a time.
-    pub async fn scan_all(
+    /// [`Catalog::scan_into`] for a sink of a known type, given back as
+    /// that type.
+    pub async fn scan_all<S: SegmentSink>(
         &self,
         stream_id: u64,
         after: Micros,
         until: Micros,
         now: Micros,
-        mut visit: impl FnMut(Segment) + Send,
-    ) -> Result<(), CatalogError> {
-        let mut from = ScanFrom::EndsAfter(after);
-        loop {
-            let page = self
-                .scan_by_end(stream_id, &from, until, now, MAX_SCAN_PAGE)
-                .await?;
-            let done = page.len() < MAX_SCAN_PAGE;
-            if let Some(last) = page.last() {
-                from = ScanFrom::past(last);
-            }
-            page.into_iter().for_each(&mut visit);
-            if done {
-                return Ok(());
-            }
+        sink: S,
+    ) -> Result<S, CatalogError> {
+        let sink = self
+            .scan_into(stream_id, after, until, now, Box::new(sink))
+            .await?;
+        match sink.into_any().downcast::<S>() {
+            Ok(sink) => Ok(*sink),
+            Err(_) => Err(CatalogError::Corrupt(
+                "the engine gave back another sink than it was given".into(),
+            )),
         }
     }
 }

@@ -48,14 +48,13 @@ impl IndexService {
         // A segment overlapping the range ends after StartTime and at most
         // one segment after EndTime.
         let scan_until = end.saturating_add(stream.longest_segment);
-        let mut segments = Vec::new();
-        self.catalog
-            .scan_all(stream.id, start, scan_until, now, |segment| {
-                if segment.start < end {
-                    segments.push(segment);
-                }
-            })
+        let mut segments = self
+            .catalog
+            .scan_all(stream.id, start, scan_until, now, Vec::new())
             .await?;
+        // Those that end by EndTime's segment but start after EndTime
+        // are outside the range.
+        segments.retain(|segment| segment.start < end);
         segments.sort_by_key(|segment| (segment.start, segment.end()));
         Ok(proto::DescribeLiveStreamRecordContentResponse {
             request_id: String::new(),

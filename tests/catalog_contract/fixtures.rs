@@ -1,8 +1,8 @@
 //! Records and calls the properties share.
 
 use record_index::catalog::{
-    Catalog, Commit, ManifestRecord, RegisterAnswer, RegisterOutcome, StreamName, TokenAnswer,
-    TokenRecord,
+    Catalog, Commit, MAX_SCAN_PAGE, ManifestRecord, RegisterAnswer, RegisterOutcome, ScanFrom,
+    StreamName, TokenAnswer, TokenRecord,
 };
 use record_index::manifest::{Format, Micros, Segment};
 
@@ -129,8 +129,8 @@ pub async fn stream_id(catalog: &dyn Catalog, stream: &str) -> u64 {
         .id
 }
 
-/// Every live segment of the stream ending in (after, until], through
-/// pages of the contract's own size.
+/// Every live segment of the stream ending in (after, until], in scan
+/// order, through pages of the contract's own size.
 pub async fn scan(
     catalog: &dyn Catalog,
     stream_id: u64,
@@ -139,11 +139,21 @@ pub async fn scan(
     now: Micros,
 ) -> Vec<Segment> {
     let mut found = Vec::new();
-    catalog
-        .scan_all(stream_id, after, until, now, |s| found.push(s))
-        .await
-        .unwrap();
-    found
+    let mut from = ScanFrom::EndsAfter(after);
+    loop {
+        let page = catalog
+            .scan_by_end(stream_id, &from, until, now, MAX_SCAN_PAGE)
+            .await
+            .unwrap();
+        let done = page.len() < MAX_SCAN_PAGE;
+        if let Some(last) = page.last() {
+            from = ScanFrom::past(last);
+        }
+        found.extend(page);
+        if done {
+            return found;
+        }
+    }
 }
 
 pub fn objects(segments: &[Segment]) -> Vec<String> {

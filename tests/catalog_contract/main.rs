@@ -42,6 +42,7 @@ macro_rules! contract_suite {
             segments::concurrent_registers_of_one_stream_accept_each_object_once,
             segments::segments_expire_90_days_after_their_start,
             segments::a_stream_is_made_without_segments_once,
+            segments::a_sink_is_offered_what_the_pages_hold,
             manifests::a_manifest_is_found_by_id_until_it_expires,
             manifests::listings_page_in_creation_order_with_their_total,
             manifests::an_ascending_listing_is_stable_under_new_manifests,

@@ -362,3 +362,27 @@ pub async fn a_stream_is_made_without_segments_once<E: Engine>(engine: &mut E) {
     let other = catalog.ensure_stream(&name("s2"), NOW).await.unwrap();
     assert_ne!(other.id, made.id);
 }
+
+pub async fn a_sink_is_offered_what_the_pages_hold<E: Engine>(engine: &mut E) {
+    let catalog = engine.catalog();
+    let mut segments = back_to_back("live/s1", NOW - 30 * DAY, 25_000);
+    // Ties on end, in several buckets.
+    for (i, segment) in segments.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        segment.bucket = format!("b{}", i % 7);
+        segment.start -= 6 * SECOND;
+    }
+    for chunk in segments.chunks(1000) {
+        register(&*catalog, "s1", chunk.to_vec(), NOW).await;
+    }
+    let id = stream_id(&*catalog, "s1").await;
+    let (after, until) = (NOW - 30 * DAY + 3600 * SECOND, NOW - 29 * DAY);
+    let mut offered = catalog
+        .scan_all(id, after, until, NOW, Vec::new())
+        .await
+        .unwrap();
+    let paged = scan(&*catalog, id, after, until, NOW).await;
+    assert!(paged.len() > MAX_SCAN_PAGE, "{} segments", paged.len());
+    let key = |s: &Segment| (s.end(), s.bucket.clone(), s.object.clone());
+    offered.sort_by_key(key);
+    assert_eq!(offered, paged);
+}

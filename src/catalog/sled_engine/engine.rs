@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::super::{
     Catalog, CatalogError, Commit, MAX_SCAN_PAGE, ManifestPage, ManifestQuery, ManifestRecord,
-    RegisterAnswer, RegisterOutcome, ScanFrom, Stored, Stream, StreamName, SweepReport,
-    TokenAnswer, TokenRecord,
+    RegisterAnswer, RegisterOutcome, ScanFrom, SegmentSink, Stored, Stream, StreamName,
+    SweepReport, TokenAnswer, TokenRecord,
 };
 use super::SledCatalog;
 use crate::manifest::{Micros, Segment};
@@ -102,6 +102,23 @@ impl Catalog for SledEngine {
         let limit = limit.min(MAX_SCAN_PAGE);
         self.run(move |catalog| catalog.scan_page(stream_id, &from, until, now, limit))
             .await
+    }
+
+    async fn scan_into(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        mut sink: Box<dyn SegmentSink>,
+    ) -> Result<Box<dyn SegmentSink>, CatalogError> {
+        // One trip to the blocking pool, each segment handed over as its
+        // block is decoded: no page is held.
+        self.run(move |catalog| {
+            catalog.visit_by_end(stream_id, after, until, now, |segment| sink.offer(segment))?;
+            Ok(sink)
+        })
+        .await
     }
 
     async fn put_manifest(

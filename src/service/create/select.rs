@@ -45,11 +45,10 @@ impl IndexService {
         };
         // Pages come from the engine off the runtime; offering one page's
         // segments is short, so a long range yields between pages.
-        let mut selection = Selection::new(start, end, included, self.max_segments_per_manifest);
-        self.catalog
-            .scan_all(stream.id, start, scan_until, now, |segment| {
-                selection.offer(segment)
-            })
+        let selection = Selection::new(start, end, included, self.max_segments_per_manifest);
+        let selection = self
+            .catalog
+            .scan_all(stream.id, start, scan_until, now, selection)
             .await?;
         selection.finish()
     }
