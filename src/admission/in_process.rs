@@ -11,6 +11,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter as Gcra};
 
+use super::rates::Rates;
 use super::{Admission, Throttle};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -96,17 +97,12 @@ impl InProcessLimiter {
         };
         let mut by_account = HashMap::new();
         let mut defaults = HashMap::new();
-        for operation in Operation::ALL {
-            let default_rate = config
-                .rate_limits
-                .get(operation.name())
-                .copied()
-                .unwrap_or_else(|| operation.default_rate_limit());
-            defaults.insert(operation, limiter_for(operation, default_rate));
-            for account in account_ids {
-                let rate = config.rate_limit(account, operation);
-                by_account.insert((operation, account.clone()), limiter_for(operation, rate));
-            }
+        for (operation, account, rate) in Rates::new(config, account_ids).each() {
+            let limit = limiter_for(operation, rate);
+            match account {
+                None => defaults.insert(operation, limit),
+                Some(account) => by_account.insert((operation, account.to_string()), limit),
+            };
         }
         let all = by_rate.into_values().collect();
         InProcessLimiter {

@@ -43,4 +43,18 @@ impl Rates {
             .to_owned()
             .max(1)
     }
+
+    /// Every limit: each operation's default (no account) and each
+    /// configured account's own.
+    pub fn each(&self) -> impl Iterator<Item = (Operation, Option<&str>, u32)> {
+        let defaults = self
+            .defaults
+            .iter()
+            .map(|(operation, rate)| (*operation, None, *rate));
+        let accounts = self
+            .by_account
+            .iter()
+            .map(|((operation, account), rate)| (*operation, Some(account.as_str()), *rate));
+        defaults.chain(accounts)
+    }
 }
