@@ -351,11 +351,17 @@ pub async fn open_catalog(config: &Config) -> Result<Arc<dyn Catalog>, StartErro
     match config.catalog.engine {
         CatalogEngine::Sled => {
             let path = config.data_dir.join("catalog");
-            let catalog = SledCatalog::open(&path, config.cache_capacity_bytes).map_err(|err| {
-                StartError::Catalog {
-                    path: path.display().to_string(),
-                    message: err.to_string(),
-                }
+            let cache = config.cache_capacity_bytes;
+            // Off the runtime: opening waits for sled's lock and counts
+            // every block of the catalog.
+            let opening = path.clone();
+            let opened = tokio::task::spawn_blocking(move || SledCatalog::open(&opening, cache))
+                .await
+                .map_err(|err| err.to_string())
+                .and_then(|opened| opened.map_err(|err| err.to_string()));
+            let catalog = opened.map_err(|message| StartError::Catalog {
+                path: path.display().to_string(),
+                message,
             })?;
             Ok(Arc::new(SledEngine::new(catalog)))
         }

@@ -9,7 +9,7 @@
 //! The contract is shaped for an engine across a network: a request makes
 //! one call per step (a whole Register batch, a whole Create commit, a page
 //! of a scan), never one per segment, and no engine's types appear in it.
-//! `tests/catalog_contract.rs` holds the suite every engine must pass.
+//! `tests/catalog_contract/` holds the suite every engine must pass.
 
 pub mod postgres;
 pub mod records;

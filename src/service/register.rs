@@ -243,7 +243,12 @@ impl IndexService {
             .filter(|d| d.needs_probe())
             .map(|d| d.segment.clone())
             .collect();
-        let known = self.catalog.registered(&name, &candidates, now).await?;
+        // Most batches carry their metadata: nothing to look up for them.
+        let known = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            self.catalog.registered(&name, &candidates, now).await?
+        };
         let segments = self
             .complete_from_media(skip_known(described, known))
             .await?;
