@@ -173,10 +173,7 @@ async fn import(config: Option<PathBuf>, job: record_index::import::runner::Impo
         .and_then(|config| record_index::storage::Storage::from_config(&config));
     let storage = match storage {
         Ok(storage) => storage,
-        Err(message) => {
-            eprintln!("record-index: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(message),
     };
     match record_index::import::runner::run(&storage, &job).await {
         Ok(_) => ExitCode::SUCCESS,
@@ -192,41 +189,32 @@ async fn migrate_catalog(config: PathBuf, from_sled: &std::path::Path) -> ExitCo
     use record_index::catalog::sled_engine::{SledCatalog, backup::catalog_dir};
     let config = match load_config(Some(config), None, None) {
         Ok(config) if config.catalog.engine == CatalogEngine::Sled => {
-            eprintln!(
-                "record-index: the config's catalog is sled; set [catalog] engine = \"postgres\" to move a catalog into PostgreSQL"
+            return refused(
+                "the config's catalog is sled; set [catalog] engine = \"postgres\" to move a catalog into PostgreSQL",
             );
-            return ExitCode::from(2);
         }
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("record-index: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(message),
     };
     let dir = match catalog_dir(from_sled) {
         dir if dir.join("db").exists() => dir,
         _ => from_sled.to_path_buf(),
     };
     if !dir.join("db").exists() {
-        eprintln!("record-index: no sled catalog in {}", from_sled.display());
-        return ExitCode::from(2);
+        return refused(format!("no sled catalog in {}", from_sled.display()));
     }
     let source = match SledCatalog::open(&dir, config.cache_capacity_bytes) {
         Ok(source) => std::sync::Arc::new(source),
         Err(err) => {
-            eprintln!(
-                "record-index: cannot open the sled catalog in {} (stop the service that uses it): {err}",
+            return refused(format!(
+                "cannot open the sled catalog in {} (stop the service that uses it): {err}",
                 dir.display()
-            );
-            return ExitCode::from(2);
+            ));
         }
     };
     let target = match record_index::server::open_catalog(&config).await {
         Ok(target) => target,
-        Err(err) => {
-            eprintln!("record-index: {err}");
-            return ExitCode::from(2);
-        }
+        Err(err) => return refused(err),
     };
     let now = chrono::Utc::now().timestamp_micros();
     match record_index::catalog::transfer::from_sled(source, &*target, now).await {
@@ -286,6 +274,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Says why a command cannot run as asked (a bad config, a missing
+/// setting): exit code 2, as for a bad flag.
+fn refused(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("record-index: {message}");
+    ExitCode::from(2)
+}
+
 fn load_config(
     path: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
@@ -337,10 +332,7 @@ async fn main() -> ExitCode {
             let source = match (playlist, prefix) {
                 (Some(playlist), _) => ImportSource::Playlist(playlist),
                 (None, Some(prefix)) => ImportSource::Prefix(prefix),
-                (None, None) => {
-                    eprintln!("record-index: import needs --playlist or --prefix");
-                    return ExitCode::from(2);
-                }
+                (None, None) => return refused("import needs --playlist or --prefix"),
             };
             let job = record_index::import::runner::ImportJob {
                 server,
@@ -368,10 +360,7 @@ async fn main() -> ExitCode {
 fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::Path) -> ExitCode {
     let config = match load_config(config, None, data_dir) {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("record-index: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(message),
     };
     let catalog = record_index::catalog::sled_engine::backup::catalog_dir(&config.data_dir);
     match record_index::catalog::sled_engine::backup::backup(
@@ -401,10 +390,7 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
     use record_index::config::CatalogEngine;
     let config = match load_config(config, None, None) {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("record-index: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(message),
     };
     if config.catalog.engine == CatalogEngine::Sled {
         println!("record-index: the sled catalog has no schema to migrate; nothing to do");
@@ -412,10 +398,7 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
     }
     let options = match PgOptions::from_config(&config.catalog) {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("record-index: catalog: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(format!("catalog: {message}")),
     };
     match PgCatalog::migrate(&options).await {
         Ok(migrated) if migrated.applied.is_empty() => {
@@ -469,10 +452,7 @@ async fn serve(
 ) -> ExitCode {
     let config = match load_config(config, listen, data_dir) {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("record-index: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return refused(message),
     };
     let shutdown = shutdown_signal();
     let server = match Server::bind(&config).await {
