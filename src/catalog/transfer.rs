@@ -52,7 +52,7 @@ pub async fn from_sled(
         moved.streams += 1;
         copy_segments(&source, target, &name, stream.id, now, &mut moved).await?;
     }
-    copy_manifests(&source, target, &stream_ids, now, &mut moved).await?;
+    copy_manifests(&source, target, &mut stream_ids, now, &mut moved).await?;
     copy_tokens(&source, target, now, &mut moved).await?;
     Ok(moved)
 }
@@ -89,7 +89,7 @@ async fn copy_segments(
 async fn copy_manifests(
     source: &Arc<SledCatalog>,
     target: &dyn Catalog,
-    stream_ids: &HashMap<u64, u64>,
+    stream_ids: &mut HashMap<u64, u64>,
     now: Micros,
     moved: &mut Moved,
 ) -> Result<(), CatalogError> {
@@ -110,12 +110,15 @@ async fn copy_manifests(
             record.stream_id = match stream_ids.get(&record.stream_id) {
                 Some(id) => *id,
                 None => {
+                    // A manifest whose stream record is gone: made once.
                     let name = StreamName {
                         domain: record.domain_name.clone(),
                         app: record.app_name.clone(),
                         stream: record.stream_name.clone(),
                     };
-                    target.ensure_stream(&name, now).await?.id
+                    let id = target.ensure_stream(&name, now).await?.id;
+                    stream_ids.insert(record.stream_id, id);
+                    id
                 }
             };
             target.put_manifest(&record, None).await?;
