@@ -13,6 +13,7 @@ mod pg_server;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use record_index::catalog::postgres::{PgCatalog, PgOptions};
 use record_index::catalog::{
@@ -27,17 +28,16 @@ const SECOND: Micros = 1_000_000;
 const BATCH: i64 = 1_000;
 
 /// The most round trips each request may take; a change that adds one
-/// fails here. A Register measures 5; the proxy counts a sixth when the
-/// server has answered the delete before the insert pipelined behind it
-/// (100 KB of arrays) has reached it. A put_manifest with a token measures
-/// 4; on a busy machine the proxy likewise counts a fifth when the claim is
-/// answered before the insert pipelined behind it has arrived.
-const REGISTER: u64 = 6;
-const REGISTER_WITH_TOKEN: u64 = 6;
+/// fails here.
+const REGISTER: u64 = 5;
+const REGISTER_WITH_TOKEN: u64 = 5;
 const TOKEN_LOOKUP: u64 = 1;
 const STREAMS: u64 = 1;
 const SCAN_PAGE: u64 = 1;
-const PUT_MANIFEST_WITH_TOKEN: u64 = 5;
+const PUT_MANIFEST_WITH_TOKEN: u64 = 4;
+
+/// How long the client must have sent nothing before an answer reaches it.
+const QUIET: Duration = Duration::from_millis(50);
 
 /// Forwards connections on a port of its own to `upstream`, counting the
 /// turns of every connection in one sum.
@@ -58,15 +58,22 @@ async fn counting_proxy(upstream: u16) -> (u16, Arc<AtomicU64>) {
 fn forward(client: TcpStream, server: TcpStream, turns: Arc<AtomicU64>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    // Requests sent and not yet answered (ReadyForQuery). The server's
-    // answers are counted before they are passed on, so the client's next
-    // request is always read after them.
+    // Requests sent and not yet answered (ReadyForQuery). An answer is
+    // counted when it is passed on, and it is passed on only once the
+    // client has sent nothing for QUIET: a request the client sent without
+    // waiting for an answer (pipelined) is then read while the answer
+    // before it is still held, and is not a turn of its own, however the
+    // machine schedules the two directions.
     let unanswered = Arc::new(AtomicI64::new(0));
     let answered = unanswered.clone();
+    let started = std::time::Instant::now();
+    let client_sent = Arc::new(AtomicU64::new(0));
+    let client_quiet = client_sent.clone();
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 64 * 1024];
         let mut messages = Messages::default();
         while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+            client_sent.store(started.elapsed().as_micros() as u64, Ordering::SeqCst);
             for kind in messages.started(&buffer[..n]) {
                 match kind {
                     // A statement dropped, or the connection: not waited on.
@@ -100,6 +107,14 @@ fn forward(client: TcpStream, server: TcpStream, turns: Arc<AtomicU64>) {
             ..Messages::default()
         };
         while let Ok(n @ 1..) = server_read.read(&mut buffer).await {
+            loop {
+                let sent = Duration::from_micros(client_quiet.load(Ordering::SeqCst));
+                let quiet = started.elapsed().saturating_sub(sent);
+                if quiet >= QUIET {
+                    break;
+                }
+                tokio::time::sleep(QUIET - quiet).await;
+            }
             for kind in messages.started(&buffer[..n]) {
                 if kind == b'Z' {
                     answered.fetch_sub(1, Ordering::SeqCst);
