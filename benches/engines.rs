@@ -36,13 +36,13 @@ const ROUNDS: usize = 9;
 const ADMITS: usize = 20_000;
 
 /// Bytes PostgreSQL holds for the catalog's segments: every partition of
-/// `segments` and `segment_keys`, with their indexes and TOAST.
+/// `segment_blocks` and `segment_keys`, with their indexes and TOAST.
 async fn postgres_bytes(url: &str) -> u64 {
     let client = common::connect_url(url).await;
     let row = client
         .query_one(
             "SELECT ((SELECT COALESCE(SUM(pg_total_relation_size(i.inhrelid)), 0)
-                     FROM pg_inherits i WHERE i.inhparent = 'segments'::regclass)
+                     FROM pg_inherits i WHERE i.inhparent = 'segment_blocks'::regclass)
                   + pg_total_relation_size('segment_keys'))::bigint",
             &[],
         )

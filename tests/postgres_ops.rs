@@ -52,12 +52,15 @@ async fn migrate_applies_the_schema_once_and_exits() {
     let url = shared_database("migrate").await;
     let (code, stdout, stderr) = migrate(&catalog_toml("postgres"), Some(&url));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("applied catalog migrations 1;"), "{stdout}");
+    assert!(
+        stdout.contains("applied catalog migrations 1, 2;"),
+        "{stdout}"
+    );
     let client = connect_url(&url).await;
     let tables: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE tablename IN
-                 ('streams', 'segments', 'segment_keys', 'manifests', 'tokens', 'record_counts')",
+                 ('streams', 'segment_blocks', 'segment_keys', 'manifests', 'tokens', 'record_counts')",
             &[],
         )
         .await
@@ -68,7 +71,7 @@ async fn migrate_applies_the_schema_once_and_exits() {
     let (code, stdout, stderr) = migrate(&catalog_toml("postgres"), Some(&url));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("schema is up to date (version 1)"),
+        stdout.contains("schema is up to date (version 2)"),
         "{stdout}"
     );
     let applied: i64 = client
@@ -76,7 +79,7 @@ async fn migrate_applies_the_schema_once_and_exits() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! of a scan), never one per segment, and no engine's types appear in it.
 //! `tests/catalog_contract/` holds the suite every engine must pass.
 
+pub mod blocks;
 pub mod postgres;
 pub mod records;
 pub mod sled_engine;

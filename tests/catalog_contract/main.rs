@@ -71,6 +71,7 @@ macro_rules! contract_suite {
 }
 
 mod postgres;
+mod postgres_upgrade;
 
 /// The embedded engine, in a temporary directory.
 mod sled {

@@ -55,7 +55,7 @@ impl crate::Engine for Postgres {
 contract_suite!(Postgres);
 
 /// Beyond the contract's fixtures, which carry no probed media: every
-/// field of a segment comes back as it was sent, in its own columns.
+/// field of a segment comes back as it was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_fields_round_trip() {
     use record_index::manifest::{Format, SegmentMedia};
@@ -92,7 +92,7 @@ async fn partitions(url: &str) -> Vec<String> {
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'segments'::regclass ORDER BY 1",
+             WHERE i.inhparent = 'segment_blocks'::regclass ORDER BY 1",
             &[],
         )
         .await
@@ -108,7 +108,7 @@ async fn partitions_follow_the_clock() {
     use crate::fixtures::*;
 
     const WEEK: i64 = 7 * DAY;
-    let week_name = |at: i64| format!("segments_w{}", at.div_euclid(WEEK));
+    let week_name = |at: i64| format!("segment_blocks_w{}", at.div_euclid(WEEK));
     let engine = <Postgres as Engine>::open().await;
     let catalog = engine.catalog();
     let later = NOW + 200 * DAY;
@@ -133,7 +133,7 @@ async fn partitions_follow_the_clock() {
     catalog.sweep(gone + WEEK, 100).await.unwrap();
     let held = partitions(&engine.url).await;
     assert!(!held.contains(&week_name(old.end())), "{held:?}");
-    assert!(held.contains(&"segments_default".to_string()));
+    assert!(held.contains(&"segment_blocks_default".to_string()));
 }
 
 /// The connection string may hold a password: an error opening the
@@ -189,7 +189,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
 }
 
 /// Weeks wholly past retention go as partitions, with their keys and
@@ -201,7 +201,7 @@ async fn expired_weeks_are_dropped_whole() {
     use crate::fixtures::*;
 
     const WEEK: i64 = 7 * DAY;
-    let week_name = |at: i64| format!("segments_w{}", at.div_euclid(WEEK));
+    let week_name = |at: i64| format!("segment_blocks_w{}", at.div_euclid(WEEK));
     let mut engine = <Postgres as Engine>::open().await;
     let catalog = engine.catalog();
     // A week start far from the wall clock, so open made none of these.

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use super::PgCatalog;
 use crate::catalog::{
     Catalog, CatalogError, Commit, ManifestPage, ManifestQuery, ManifestRecord, RegisterAnswer,
-    RegisterOutcome, ScanFrom, Stored, Stream, StreamName, SweepReport, TokenAnswer, TokenRecord,
+    RegisterOutcome, ScanFrom, SegmentSink, Stored, Stream, StreamName, SweepReport, TokenAnswer,
+    TokenRecord,
 };
 use crate::manifest::{Micros, Segment};
 
@@ -53,6 +54,17 @@ impl Catalog for PgCatalog {
         limit: usize,
     ) -> Result<Vec<Segment>, CatalogError> {
         PgCatalog::scan_by_end(self, stream_id, from, until, now, limit).await
+    }
+
+    async fn scan_into(
+        &self,
+        stream_id: u64,
+        after: Micros,
+        until: Micros,
+        now: Micros,
+        sink: Box<dyn SegmentSink>,
+    ) -> Result<Box<dyn SegmentSink>, CatalogError> {
+        PgCatalog::scan_into(self, stream_id, after, until, now, sink).await
     }
 
     async fn put_manifest(

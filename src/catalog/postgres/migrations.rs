@@ -1,15 +1,32 @@
 //! Versioned schema migrations, embedded in the binary and applied at
 //! open. Replicas that start together take turns on an advisory lock, so
 //! exactly one applies each version; `schema_migrations` records what is
-//! applied.
+//! applied. A migration is SQL, and where rows must be rewritten in a
+//! way SQL cannot, a step of this binary, all in one transaction.
 
 use deadpool_postgres::Pool;
 
 use super::storage;
 use crate::catalog::CatalogError;
 
+enum Step {
+    Sql(&'static str),
+    /// Version 1's segment rows into blocks (see `repack.rs`).
+    PackVersion1Rows,
+}
+
 /// Every migration in order; a version once released is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+const MIGRATIONS: &[(i32, &[Step])] = &[
+    (1, &[Step::Sql(include_str!("migrations/0001_catalog.sql"))]),
+    (
+        2,
+        &[
+            Step::Sql(include_str!("migrations/0002_segment_blocks.sql")),
+            Step::PackVersion1Rows,
+            Step::Sql(include_str!("migrations/0002_drop_rows.sql")),
+        ],
+    ),
+];
 
 /// Key of the advisory lock held while migrating ("recindex" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7265_6369_6e64_6578;
@@ -57,12 +74,19 @@ async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>
         .map(|row| row.get(0))
         .collect();
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
+    for (version, steps) in MIGRATIONS {
         if done.contains(version) {
             continue;
         }
         let tx = client.transaction().await.map_err(storage)?;
-        tx.batch_execute(sql).await.map_err(storage)?;
+        for step in *steps {
+            match step {
+                Step::Sql(sql) => tx.batch_execute(sql).await.map_err(storage)?,
+                Step::PackVersion1Rows => {
+                    super::repack::pack_version_1_rows(&tx).await?;
+                }
+            }
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],

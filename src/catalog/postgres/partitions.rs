@@ -1,17 +1,17 @@
-//! The segments table's weekly range partitions by end time: created a
+//! The segment blocks' weekly range partitions by end minute: created a
 //! few weeks ahead at open and once a week by the sweep, dropped whole by
 //! the sweep once every segment they can hold is past retention. A scan
 //! of a time range touches only its weeks' partitions.
 //!
 //! A segment ends before its partition's upper bound and starts no later
-//! than it ends, so once that bound is 90 days past, every row expired:
-//! the partition goes in one transaction with its keys and its count,
-//! instead of row by row. The drop locks the partition against writes
+//! than it ends, so once that bound is 90 days past, every segment
+//! expired: the partition goes in one transaction with its duplicate-index
+//! entries and its count, instead of block by block. The drop locks the partition against writes
 //! first (reads go on), then takes the parent's exclusive lock for the
 //! moment of the drop, within a short lock timeout so that reads never
 //! queue long behind it; a round that times out is tried again.
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{GenericClient, Object};
 
 use super::{PgCatalog, before, storage};
 use crate::catalog::CatalogError;
@@ -29,11 +29,13 @@ pub(super) fn week(at: Micros) -> i64 {
     at.div_euclid(WEEK)
 }
 
+const PREFIX: &str = "segment_blocks_w";
+
 fn name(week: i64) -> String {
     if week < 0 {
-        format!("segments_wm{}", -week)
+        format!("{PREFIX}m{}", -week)
     } else {
-        format!("segments_w{week}")
+        format!("{PREFIX}{week}")
     }
 }
 
@@ -41,15 +43,26 @@ fn name(week: i64) -> String {
 /// A week the default partition already holds rows of (an import of old
 /// recordings, say) is left to the default partition: the database
 /// refuses to create it, and reads are the same either way.
-pub(super) async fn create_ahead(client: &Object, now: Micros) -> Result<(), CatalogError> {
-    let existing = children(client).await?;
+pub(super) async fn create_ahead(
+    client: &impl GenericClient,
+    now: Micros,
+) -> Result<(), CatalogError> {
     let first = week(now);
-    for week in first..=first + WEEKS_AHEAD {
+    create(client, first..=first + WEEKS_AHEAD).await
+}
+
+/// Creates the partitions of these weeks that are missing.
+pub(super) async fn create(
+    client: &impl GenericClient,
+    weeks: impl IntoIterator<Item = i64>,
+) -> Result<(), CatalogError> {
+    let existing = children(client).await?;
+    for week in weeks {
         if existing.contains(&name(week)) {
             continue;
         }
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {} PARTITION OF segments FOR VALUES FROM ({}) TO ({})",
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF segment_blocks FOR VALUES FROM ({}) TO ({})",
             name(week),
             week.saturating_mul(WEEK),
             (week + 1).saturating_mul(WEEK)
@@ -90,7 +103,8 @@ impl PgCatalog {
         Ok(removed)
     }
 
-    /// Drops one week's partition with its segments' keys: its rows.
+    /// Drops one week's partition with its duplicate-index entries: its
+    /// segments.
     async fn drop_week(&self, client: &mut Object, week: i64) -> Result<usize, CatalogError> {
         // The name made here, not the one read: nothing read goes into SQL.
         let table = name(week);
@@ -101,32 +115,34 @@ impl PgCatalog {
         ))
         .await
         .map_err(storage)?;
-        let sql = format!("SELECT count(*) FROM {table}");
-        let rows: i64 = tx.query_one(&sql, &[]).await.map_err(storage)?.get(0);
-        let sql = format!(
-            "DELETE FROM segment_keys k USING {table} s
-             WHERE k.stream_id = s.stream_id AND k.bucket = s.bucket
-               AND k.object = s.object AND k.end_us = s.end_us"
-        );
-        tx.execute(&sql, &[]).await.map_err(storage)?;
-        PgCatalog::count_in(&tx, -rows, 0).await?;
+        let sql = format!("SELECT COALESCE(sum(segments), 0)::bigint FROM {table}");
+        let segments: i64 = tx.query_one(&sql, &[]).await.map_err(storage)?.get(0);
+        // An entry's minute is its block's: those of this week are this
+        // partition's, found through the BRIN index by minute.
+        tx.execute(
+            "DELETE FROM segment_keys WHERE minute_us >= $1 AND minute_us < $2",
+            &[&week.saturating_mul(WEEK), &(week + 1).saturating_mul(WEEK)],
+        )
+        .await
+        .map_err(storage)?;
+        PgCatalog::count_in(&tx, -segments, 0).await?;
         tx.batch_execute(&format!("DROP TABLE {table}"))
             .await
             .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
-        self.counted(-rows, 0);
-        tracing::info!(table, segments = rows, "expired segment partition dropped");
-        Ok(rows as usize)
+        self.counted(-segments, 0);
+        tracing::info!(table, segments, "expired segment partition dropped");
+        Ok(segments as usize)
     }
 }
 
-/// The names of the segments table's partitions.
-async fn children(client: &deadpool_postgres::Object) -> Result<Vec<String>, CatalogError> {
+/// The names of the segment blocks' partitions.
+async fn children(client: &impl GenericClient) -> Result<Vec<String>, CatalogError> {
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'segments'::regclass",
+             WHERE i.inhparent = 'segment_blocks'::regclass",
             &[],
         )
         .await
@@ -135,7 +151,7 @@ async fn children(client: &deadpool_postgres::Object) -> Result<Vec<String>, Cat
 }
 
 fn week_of(table: &str) -> Option<i64> {
-    let digits = table.strip_prefix("segments_w")?;
+    let digits = table.strip_prefix(PREFIX)?;
     match digits.strip_prefix('m') {
         Some(negative) => negative.parse::<i64>().ok().map(|week| -week),
         None => digits.parse().ok(),
@@ -151,6 +167,6 @@ mod tests {
         for week in [-3, 0, 2968] {
             assert_eq!(week_of(&name(week)), Some(week));
         }
-        assert_eq!(week_of("segments_default"), None);
+        assert_eq!(week_of("segment_blocks_default"), None);
     }
 }

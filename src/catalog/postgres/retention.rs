@@ -2,8 +2,8 @@
 //! records; a sweep removes them, oldest first, under the sweep lock (one
 //! replica at a time, see `sweep_lock.rs`):
 //! - segments: whole weekly partitions once every segment they can hold
-//!   has expired (see `partitions.rs`), then rows one by one for the rest
-//!   (the week at the edge of retention, the default partition);
+//!   has expired (see `partitions.rs`), then blocks one by one for the
+//!   rest (the week at the edge of retention, the default partition);
 //! - manifests and token answers: rows, each kind in one transaction with
 //!   its count.
 //!
@@ -13,8 +13,10 @@ use std::sync::atomic::Ordering;
 
 use deadpool_postgres::Object;
 
+use super::segments::{EntryRows, REMOVE_ENTRIES, decode};
 use super::sweep_lock::SweepLock;
 use super::{PgCatalog, before, partitions, storage};
+use crate::catalog::blocks::{minute_of, object_hash};
 use crate::catalog::{CatalogError, SweepReport, TOKEN_RETENTION};
 use crate::manifest::Micros;
 use crate::manifest::range::SEGMENT_RETENTION;
@@ -88,32 +90,78 @@ impl PgCatalog {
         Ok(removed as usize)
     }
 
-    /// Segments expire by start: the keys table's index by start finds
-    /// them, and each key leads to its row in the partition of its end.
+    /// A block goes once its every segment expired: its latest start is
+    /// past retention. The index by latest start finds the oldest; their
+    /// streams are locked as a Register locks them, so no registration is
+    /// rewriting a block while it goes, and each block is checked again
+    /// as it is deleted.
     async fn sweep_segments(
         &self,
         client: &mut Object,
         now: Micros,
         batch: i64,
     ) -> Result<usize, CatalogError> {
+        let bound = before(now, SEGMENT_RETENTION);
         let tx = client.transaction().await.map_err(storage)?;
-        let removed = tx
-            .execute(
-                "WITH due AS (
-                     SELECT stream_id, bucket, object FROM segment_keys WHERE start_us <= $1
-                     ORDER BY start_us LIMIT $2 FOR UPDATE SKIP LOCKED),
-                 gone AS (
-                     DELETE FROM segment_keys k USING due
-                     WHERE k.stream_id = due.stream_id AND k.bucket = due.bucket
-                       AND k.object = due.object
-                     RETURNING k.stream_id, k.bucket, k.object, k.end_us)
-                 DELETE FROM segments s USING gone
-                 WHERE s.stream_id = gone.stream_id AND s.end_us = gone.end_us
-                   AND s.bucket = gone.bucket AND s.object = gone.object",
-                &[&before(now, SEGMENT_RETENTION), &batch],
+        let due = tx
+            .query(
+                "SELECT stream_id, minute_us, segments FROM segment_blocks
+                 WHERE last_start_us <= $1 ORDER BY last_start_us LIMIT $2",
+                &[&bound, &batch],
             )
             .await
-            .map_err(storage)? as i64;
+            .map_err(storage)?;
+        // Whole blocks, the first even when it alone passes the batch.
+        let mut taken = 0;
+        let due: Vec<_> = due
+            .iter()
+            .take_while(|row| {
+                let more = taken == 0 || taken + i64::from(row.get::<_, i32>(2)) <= batch;
+                taken += i64::from(row.get::<_, i32>(2));
+                more
+            })
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let (streams, minutes): (Vec<i64>, Vec<i64>) = due.into_iter().unzip();
+        let mut locked = streams.clone();
+        locked.sort_unstable();
+        locked.dedup();
+        tx.execute(
+            "SELECT id FROM streams WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&locked],
+        )
+        .await
+        .map_err(storage)?;
+        let gone = tx
+            .query(
+                "DELETE FROM segment_blocks b
+                 USING unnest($1::int8[], $2::int8[]) AS d(stream_id, minute_us)
+                 WHERE b.stream_id = d.stream_id AND b.minute_us = d.minute_us
+                   AND b.last_start_us <= $3
+                 RETURNING b.stream_id, b.minute_us, b.block",
+                &[&streams, &minutes, &bound],
+            )
+            .await
+            .map_err(storage)?;
+        let mut entries = EntryRows::default();
+        let mut removed = 0;
+        for row in &gone {
+            let (stream_id, minute): (i64, i64) = (row.get(0), row.get(1));
+            let mut hashes = Vec::new();
+            decode(minute, row.get(2), |segment| {
+                hashes.push(object_hash(&segment))
+            })?;
+            removed += hashes.len() as i64;
+            hashes.sort_unstable();
+            hashes.dedup();
+            for hash in hashes {
+                entries.push(stream_id, (hash, minute_of(minute)));
+            }
+        }
+        entries.apply(&tx, REMOVE_ENTRIES).await?;
         PgCatalog::count_in(&tx, -removed, 0).await?;
         tx.commit().await.map_err(storage)?;
         self.counted(-removed, 0);

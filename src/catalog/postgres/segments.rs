@@ -1,87 +1,29 @@
-//! Streams and their segments: Register's batches and the scans by end.
+//! Streams and their segments: Register's batches and the duplicate
+//! checks. Segments are stored packed, a block per stream and minute of
+//! their end ([`crate::catalog::blocks`]); `segment_keys` maps each
+//! object's hash to the minute of the block holding it.
 //!
 //! A Register is one transaction that first locks its stream's row (the
 //! stream's `longest_segment` is written there anyway), so registrations
 //! of one stream, from any replica, take turns and each sees what the
 //! previous one committed; different streams never wait on each other.
-//! The batch is written with arrays: one statement for any batch size.
+//! Under that lock it reads the blocks the batch can touch, merges the
+//! batch in ([`Merge`]) and writes back what changed, with arrays: a
+//! fixed number of statements for any batch size.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use deadpool_postgres::Transaction;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
+use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::Row;
 
 use super::statements::{prepare, query, query_one};
-use super::{PgCatalog, before, storage, tokens};
+use super::{PgCatalog, storage, tokens};
+use crate::catalog::blocks::merge::{IndexEntry, Merge, Merged};
+use crate::catalog::blocks::{block_base, codec, minute_of, object_hash};
 use crate::catalog::{
-    CatalogError, Commit, MAX_SCAN_PAGE, RegisterAnswer, RegisterOutcome, ScanFrom, Stream,
-    StreamName,
+    CatalogError, Commit, RegisterAnswer, RegisterOutcome, Stream, StreamName, segment_expired,
 };
-use crate::manifest::range::SEGMENT_RETENTION;
-use crate::manifest::{Format, Micros, Segment, SegmentMedia};
-use crate::media::VideoCodec;
-
-const SEGMENT_COLUMNS: &str = "endpoint, bucket, object, start_us, duration_us, sequence, \
-                               width, height, format, size, codec, first_pts";
-
-fn codec_code(codec: VideoCodec) -> i16 {
-    match codec {
-        VideoCodec::H264 => 1,
-        VideoCodec::H265 => 2,
-    }
-}
-
-fn codec_of(code: i16) -> Result<VideoCodec, CatalogError> {
-    match code {
-        1 => Ok(VideoCodec::H264),
-        2 => Ok(VideoCodec::H265),
-        _ => Err(CatalogError::Corrupt(format!("unknown codec {code}"))),
-    }
-}
-
-/// A row selected with [`SEGMENT_COLUMNS`].
-fn segment_of(row: &Row) -> Result<Segment, CatalogError> {
-    let format: i16 = row.get(8);
-    let codec: Option<i16> = row.get(10);
-    let first_pts: Option<i64> = row.get(11);
-    let media = match (codec, first_pts) {
-        (Some(code), Some(pts)) => Some(SegmentMedia {
-            codec: codec_of(code)?,
-            first_pts: pts as u64,
-        }),
-        _ => None,
-    };
-    Ok(Segment {
-        endpoint: row.get(0),
-        bucket: row.get(1),
-        object: row.get(2),
-        start: row.get(3),
-        duration: row.get(4),
-        sequence: row.get(5),
-        width: row.get::<_, i64>(6) as u32,
-        height: row.get::<_, i64>(7) as u32,
-        format: Format::from_u8(format as u8)
-            .ok_or_else(|| CatalogError::Corrupt(format!("unknown format {format}")))?,
-        size: row.get::<_, i64>(9) as u64,
-        media,
-    })
-}
-
-/// A batch's fields as the arrays one statement takes.
-struct Batch<'a> {
-    segments: &'a [Segment],
-}
-
-impl Batch<'_> {
-    fn text(&self, field: impl Fn(&Segment) -> &str) -> Vec<&str> {
-        self.segments.iter().map(field).collect()
-    }
-
-    fn int(&self, field: impl Fn(&Segment) -> i64) -> Vec<i64> {
-        self.segments.iter().map(field).collect()
-    }
-}
+use crate::manifest::{Micros, Segment};
 
 /// The batch without repeats of a (bucket, object), and how many were
 /// dropped: a repeat is a duplicate of the first.
@@ -94,6 +36,79 @@ fn first_of_each(segments: Vec<Segment>) -> (Vec<Segment>, u32) {
         .collect();
     let repeats = (before - unique.len()) as u32;
     (unique, repeats)
+}
+
+/// A block's rows hold its minute's first instant, as `minute_us`.
+pub(super) fn minute_us(minute: u64) -> i64 {
+    block_base(minute)
+}
+
+/// Decodes a block read as (minute_us, block).
+pub(super) fn decode(
+    minute: i64,
+    bytes: &[u8],
+    visit: impl FnMut(Segment),
+) -> Result<(), CatalogError> {
+    codec::decode_block(minute, bytes, visit).map_err(|err| CatalogError::Corrupt(err.to_string()))
+}
+
+fn hashes(segments: &[Segment]) -> Vec<i64> {
+    segments.iter().map(|s| object_hash(s) as i64).collect()
+}
+
+/// The blocks of a stream, named by its names, that hold an object of
+/// one of these hashes or lie at one of these minutes.
+const READ_BLOCKS: &str = "WITH s AS (
+        SELECT id FROM streams WHERE domain = $1 AND app = $2 AND stream = $3)
+    SELECT b.minute_us, b.block FROM segment_blocks b, s
+    WHERE b.stream_id = s.id AND b.minute_us IN (
+        SELECT k.minute_us FROM segment_keys k, s
+        WHERE k.stream_id = s.id AND k.hash = ANY($4::int8[])
+        UNION SELECT unnest($5::int8[]))";
+
+async fn read_blocks(
+    client: &impl GenericClient,
+    name: &StreamName,
+    segments: &[Segment],
+    with_their_minutes: bool,
+) -> Result<BTreeMap<u64, Vec<Segment>>, CatalogError> {
+    if segments.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut minutes: Vec<i64> = Vec::new();
+    if with_their_minutes {
+        minutes = segments
+            .iter()
+            .map(|s| minute_us(minute_of(s.end())))
+            .collect();
+        minutes.sort_unstable();
+        minutes.dedup();
+    }
+    let rows = query(
+        client,
+        READ_BLOCKS,
+        &[
+            &name.domain,
+            &name.app,
+            &name.stream,
+            &hashes(segments),
+            &minutes,
+        ],
+    )
+    .await?;
+    blocks_of(&rows)
+}
+
+/// Rows of (minute_us, block), decoded by minute.
+fn blocks_of(rows: &[Row]) -> Result<BTreeMap<u64, Vec<Segment>>, CatalogError> {
+    let mut blocks = BTreeMap::new();
+    for row in rows {
+        let minute: i64 = row.get(0);
+        let mut block = Vec::new();
+        decode(minute, row.get(1), |segment| block.push(segment))?;
+        blocks.insert(minute_of(minute), block);
+    }
+    Ok(blocks)
 }
 
 impl PgCatalog {
@@ -150,30 +165,18 @@ impl PgCatalog {
         segments: &[Segment],
         now: Micros,
     ) -> Result<Vec<bool>, CatalogError> {
-        if segments.is_empty() {
-            return Ok(Vec::new());
-        }
-        let batch = Batch { segments };
         let client = self.client().await?;
-        let rows = query(
-            &client,
-            "SELECT EXISTS (
-                 SELECT 1 FROM streams s JOIN segment_keys k ON k.stream_id = s.id
-                 WHERE s.domain = $1 AND s.app = $2 AND s.stream = $3
-                   AND k.bucket = i.bucket AND k.object = i.object AND k.start_us > $6)
-             FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS i(bucket, object, n)
-             ORDER BY i.n",
-            &[
-                &name.domain,
-                &name.app,
-                &name.stream,
-                &batch.text(|s| &s.bucket),
-                &batch.text(|s| &s.object),
-                &before(now, SEGMENT_RETENTION),
-            ],
-        )
-        .await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        let blocks = read_blocks(&client, name, segments, false).await?;
+        let live: HashSet<(&str, &str)> = blocks
+            .values()
+            .flatten()
+            .filter(|stored| !segment_expired(stored, now))
+            .map(|stored| (stored.bucket.as_str(), stored.object.as_str()))
+            .collect();
+        Ok(segments
+            .iter()
+            .map(|s| live.contains(&(s.bucket.as_str(), s.object.as_str())))
+            .collect())
     }
 
     pub async fn register(
@@ -187,37 +190,31 @@ impl PgCatalog {
         let tx = client.transaction().await.map_err(storage)?;
         let (segments, repeats) = first_of_each(segments);
         // The token first, then the stream: every writer locks in this
-        // order, so two never wait on each other. Both go in one round
-        // trip; when the token was answered before, the stream's lock is
-        // rolled back with the rest. Both are prepared first, so each is
-        // sent as soon as it is polled, in this order.
-        futures::try_join!(prepare(&tx, tokens::CLAIM), prepare(&tx, LOCK_STREAM))?;
-        let (claimed, stream_id) = futures::try_join!(
+        // order, so two never wait on each other. Then the blocks, read
+        // under the stream's lock. All three go in one round trip; when
+        // the token was answered before, the rest is rolled back. Each is
+        // prepared first, so each is sent as soon as it is polled, in
+        // this order.
+        futures::try_join!(
+            prepare(&tx, tokens::CLAIM),
+            prepare(&tx, LOCK_STREAM),
+            prepare(&tx, READ_BLOCKS)
+        )?;
+        let (claimed, stream_id, blocks) = futures::try_join!(
             claim(&tx, answer.as_ref()),
             lock_stream(&tx, name, !segments.is_empty()),
+            read_blocks(&tx, name, &segments, true),
         )?;
         if let Some(first) = claimed {
             tx.rollback().await.map_err(storage)?;
             return Ok(Commit::Answered(first));
         }
-        let mut outcome = RegisterOutcome {
-            accepted: 0,
-            duplicates: repeats,
-        };
-        let mut delta = 0;
-        if let Some(stream_id) = stream_id {
-            // In order, in one round trip: the expired copies go before
-            // the insert meets their keys.
-            let (remove, insert) =
-                futures::try_join!(prepare(&tx, REMOVE_EXPIRED), prepare(&tx, INSERT_NEW))?;
-            let (replaced, accepted) = futures::try_join!(
-                remove_expired_copies(&tx, &remove, stream_id, &segments, now),
-                insert_new(&tx, &insert, stream_id, &segments),
-            )?;
-            outcome.accepted = accepted as u32;
-            outcome.duplicates += (segments.len() as u64 - accepted) as u32;
-            delta = accepted as i64 - replaced;
-        }
+        let mut merge = Merge::new(blocks);
+        segments.into_iter().for_each(|s| merge.add(s, now));
+        let merged = merge.finish();
+        let mut outcome = merged.outcome;
+        outcome.duplicates += repeats;
+        let delta = i64::from(outcome.accepted) - merged.expired_removed as i64;
         let respond = async {
             match &answer {
                 Some(answer) => {
@@ -227,58 +224,15 @@ impl PgCatalog {
                 None => Ok(()),
             }
         };
-        futures::try_join!(PgCatalog::count_in(&tx, delta, 0), respond)?;
+        futures::try_join!(
+            write_merged(&tx, stream_id, &merged),
+            PgCatalog::count_in(&tx, delta, 0),
+            respond
+        )?;
         tx.commit().await.map_err(storage)?;
         self.counted(delta, 0);
         Ok(Commit::Done(outcome))
     }
-
-    pub async fn scan_by_end(
-        &self,
-        stream_id: u64,
-        from: &ScanFrom,
-        until: Micros,
-        now: Micros,
-        limit: usize,
-    ) -> Result<Vec<Segment>, CatalogError> {
-        let stream_id = stream_id as i64;
-        let live_after = before(now, SEGMENT_RETENTION);
-        let limit = limit.min(MAX_SCAN_PAGE) as i64;
-        let client = self.client().await?;
-        // Either reads one range of the primary key (stream_id, end_us,
-        // bucket, object), in its order.
-        let found = match from {
-            ScanFrom::EndsAfter(after) => {
-                let sql = scan_sql("end_us > $5");
-                let statement = client.prepare_cached(&sql).await.map_err(storage)?;
-                let params: [&(dyn ToSql + Sync); 5] =
-                    [&stream_id, &until, &live_after, &limit, after];
-                client.query(&statement, &params).await
-            }
-            ScanFrom::Past {
-                end,
-                bucket,
-                object,
-            } => {
-                let sql = scan_sql("(end_us, bucket, object) > ($5, $6, $7)");
-                let statement = client.prepare_cached(&sql).await.map_err(storage)?;
-                let params: [&(dyn ToSql + Sync); 7] =
-                    [&stream_id, &until, &live_after, &limit, end, bucket, object];
-                client.query(&statement, &params).await
-            }
-        }
-        .map_err(storage)?;
-        found.iter().map(segment_of).collect()
-    }
-}
-
-fn scan_sql(position: &str) -> String {
-    format!(
-        "SELECT {SEGMENT_COLUMNS} FROM segments
-         WHERE stream_id = $1 AND end_us <= $2 AND start_us > $3 AND {position}
-         ORDER BY end_us, bucket, object
-         LIMIT $4"
-    )
 }
 
 /// Claims the Register's token, if it has one: the first answer when
@@ -312,111 +266,158 @@ const LOCK_STREAM: &str = "INSERT INTO streams AS s (domain, app, stream) VALUES
     ON CONFLICT (domain, app, stream) DO UPDATE SET longest_segment = s.longest_segment
     RETURNING id";
 
-const REMOVE_EXPIRED: &str = "WITH gone AS (
-                 DELETE FROM segment_keys k
-                 USING unnest($2::text[], $3::text[]) AS i(bucket, object)
-                 WHERE k.stream_id = $1 AND k.bucket = i.bucket AND k.object = i.object
-                   AND k.start_us <= $4
-                 RETURNING k.bucket, k.object, k.end_us)
-             DELETE FROM segments s USING gone
-             WHERE s.stream_id = $1 AND s.end_us = gone.end_us
-               AND s.bucket = gone.bucket AND s.object = gone.object";
+/// Writes blocks, each row's fields as arrays of one length.
+pub(super) const UPSERT_BLOCKS: &str = "INSERT INTO segment_blocks
+        (stream_id, minute_us, last_start_us, segments, block)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int4[], $5::bytea[])
+    ON CONFLICT (stream_id, minute_us) DO UPDATE SET last_start_us = EXCLUDED.last_start_us,
+        segments = EXCLUDED.segments, block = EXCLUDED.block";
 
-/// Deletes the stored copies of these objects that are past retention,
-/// so the batch's copies replace them, with [`REMOVE_EXPIRED`]; the
-/// count of segments removed.
-async fn remove_expired_copies(
-    tx: &Transaction<'_>,
-    statement: &Statement,
-    stream_id: i64,
-    segments: &[Segment],
-    now: Micros,
-) -> Result<i64, CatalogError> {
-    let batch = Batch { segments };
-    let removed = tx
-        .execute(
-            statement,
-            &[
-                &stream_id,
-                &batch.text(|s| &s.bucket),
-                &batch.text(|s| &s.object),
-                &before(now, SEGMENT_RETENTION),
-            ],
-        )
-        .await
-        .map_err(storage)?;
-    Ok(removed as i64)
+const DELETE_BLOCKS: &str =
+    "DELETE FROM segment_blocks WHERE stream_id = $1 AND minute_us = ANY($2::int8[])";
+
+/// Adds duplicate-index entries, given as (stream_id, hash, minute_us).
+pub(super) const ADD_ENTRIES: &str = "INSERT INTO segment_keys (stream_id, hash, minute_us)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])";
+
+/// Removes duplicate-index entries, given as (stream_id, hash, minute_us).
+pub(super) const REMOVE_ENTRIES: &str = "DELETE FROM segment_keys k
+    USING unnest($1::int8[], $2::int8[], $3::int8[]) AS e(stream_id, hash, minute_us)
+    WHERE k.stream_id = e.stream_id AND k.hash = e.hash AND k.minute_us = e.minute_us";
+
+const GROW_LONGEST: &str =
+    "UPDATE streams SET longest_segment = GREATEST(longest_segment, $2) WHERE id = $1";
+
+/// Blocks as the arrays of [`UPSERT_BLOCKS`].
+#[derive(Default)]
+pub(super) struct BlockRows {
+    pub stream_ids: Vec<i64>,
+    pub minutes: Vec<i64>,
+    pub last_starts: Vec<i64>,
+    pub counts: Vec<i32>,
+    pub blocks: Vec<Vec<u8>>,
 }
 
-/// Inserts the segments whose (bucket, object) the stream does not hold,
-/// and grows the stream's longest segment to the longest of them: how
-/// many were inserted.
-async fn insert_new(
-    tx: &Transaction<'_>,
-    statement: &Statement,
-    stream_id: i64,
-    segments: &[Segment],
-) -> Result<u64, CatalogError> {
-    let batch = Batch { segments };
-    let codecs: Vec<Option<i16>> = segments
-        .iter()
-        .map(|s| s.media.map(|m| codec_code(m.codec)))
-        .collect();
-    let first_pts: Vec<Option<i64>> = segments
-        .iter()
-        .map(|s| s.media.map(|m| m.first_pts as i64))
-        .collect();
-    let formats: Vec<i16> = segments
-        .iter()
-        .map(|s| i16::from(s.format.to_u8()))
-        .collect();
-    let row = tx
-        .query_one(
-            statement,
-            &[
-                &stream_id,
-                &batch.text(|s| &s.endpoint),
-                &batch.text(|s| &s.bucket),
-                &batch.text(|s| &s.object),
-                &batch.int(|s| s.start),
-                &batch.int(|s| s.duration),
-                &batch.int(Segment::end),
-                &batch.int(|s| s.sequence),
-                &batch.int(|s| i64::from(s.width)),
-                &batch.int(|s| i64::from(s.height)),
-                &formats,
-                &batch.int(|s| s.size as i64),
-                &codecs,
-                &first_pts,
-            ],
-        )
-        .await
-        .map_err(storage)?;
-    Ok(row.get::<_, i64>(0) as u64)
+impl BlockRows {
+    /// Adds a block of segments sorted in scan order.
+    pub fn push(&mut self, stream_id: i64, minute: u64, segments: &[Segment]) {
+        self.stream_ids.push(stream_id);
+        self.minutes.push(minute_us(minute));
+        self.last_starts
+            .push(segments.iter().map(|s| s.start).max().unwrap_or(i64::MIN));
+        self.counts.push(segments.len() as i32);
+        self.blocks
+            .push(codec::encode_block(block_base(minute), segments));
+    }
+
+    pub async fn upsert(&self, client: &impl GenericClient) -> Result<(), CatalogError> {
+        if self.minutes.is_empty() {
+            return Ok(());
+        }
+        let statement = prepare(client, UPSERT_BLOCKS).await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &self.stream_ids,
+                    &self.minutes,
+                    &self.last_starts,
+                    &self.counts,
+                    &self.blocks,
+                ],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
 }
 
-/// Inserts a batch's new segments; see [`insert_new`].
-const INSERT_NEW: &str = "WITH i AS (
-                 SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[],
-                     $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                     $11::int2[], $12::int8[], $13::int2[], $14::int8[])
-                 AS i(endpoint, bucket, object, start_us, duration_us, end_us, sequence,
-                      width, height, format, size, codec, first_pts)),
-             k AS (
-                 INSERT INTO segment_keys (stream_id, bucket, object, start_us, end_us)
-                 SELECT $1, bucket, object, start_us, end_us FROM i
-                 ON CONFLICT DO NOTHING
-                 RETURNING bucket, object),
-             s AS (
-                 INSERT INTO segments (stream_id, end_us, endpoint, bucket, object, start_us,
-                     duration_us, sequence, width, height, format, size, codec, first_pts)
-                 SELECT $1, i.end_us, i.endpoint, i.bucket, i.object, i.start_us,
-                     i.duration_us, i.sequence, i.width, i.height, i.format, i.size, i.codec,
-                     i.first_pts
-                 FROM i JOIN k ON k.bucket = i.bucket AND k.object = i.object
-                 RETURNING duration_us),
-             longest AS (
-                 UPDATE streams SET longest_segment = GREATEST(longest_segment, m.longest)
-                 FROM (SELECT max(duration_us) AS longest FROM s) m
-                 WHERE id = $1 AND m.longest IS NOT NULL)
-             SELECT count(*) FROM s";
+/// Duplicate-index entries as the arrays of [`ADD_ENTRIES`] and
+/// [`REMOVE_ENTRIES`].
+#[derive(Default)]
+pub(super) struct EntryRows {
+    stream_ids: Vec<i64>,
+    hashes: Vec<i64>,
+    minutes: Vec<i64>,
+}
+
+impl EntryRows {
+    pub fn of(stream_id: i64, entries: &[IndexEntry]) -> EntryRows {
+        let mut rows = EntryRows::default();
+        entries
+            .iter()
+            .for_each(|entry| rows.push(stream_id, *entry));
+        rows
+    }
+
+    pub fn push(&mut self, stream_id: i64, (hash, minute): IndexEntry) {
+        self.stream_ids.push(stream_id);
+        self.hashes.push(hash as i64);
+        self.minutes.push(minute_us(minute));
+    }
+
+    /// Runs `sql`, [`ADD_ENTRIES`] or [`REMOVE_ENTRIES`], on these.
+    pub async fn apply(&self, client: &impl GenericClient, sql: &str) -> Result<(), CatalogError> {
+        if self.hashes.is_empty() {
+            return Ok(());
+        }
+        let statement = prepare(client, sql).await?;
+        client
+            .execute(&statement, &[&self.stream_ids, &self.hashes, &self.minutes])
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}
+
+/// Writes what a merge changed: blocks, entries and the longest segment,
+/// pipelined in one round trip.
+async fn write_merged(
+    tx: &Transaction<'_>,
+    stream_id: Option<i64>,
+    merged: &Merged,
+) -> Result<(), CatalogError> {
+    let Some(stream_id) = stream_id else {
+        return Ok(());
+    };
+    let mut rows = BlockRows::default();
+    let mut emptied = Vec::new();
+    for (minute, block) in &merged.blocks {
+        if block.is_empty() {
+            emptied.push(minute_us(*minute));
+        } else {
+            rows.push(stream_id, *minute, block);
+        }
+    }
+    let removed = EntryRows::of(stream_id, &merged.entries_removed);
+    let added = EntryRows::of(stream_id, &merged.entries_added);
+    futures::try_join!(
+        prepare(tx, UPSERT_BLOCKS),
+        prepare(tx, DELETE_BLOCKS),
+        prepare(tx, REMOVE_ENTRIES),
+        prepare(tx, ADD_ENTRIES),
+        prepare(tx, GROW_LONGEST),
+    )?;
+    let delete_emptied = async {
+        if emptied.is_empty() {
+            return Ok(());
+        }
+        super::statements::execute(tx, DELETE_BLOCKS, &[&stream_id, &emptied]).await?;
+        Ok(())
+    };
+    let grow_longest = async {
+        if merged.longest == 0 {
+            return Ok(());
+        }
+        super::statements::execute(tx, GROW_LONGEST, &[&stream_id, &merged.longest]).await?;
+        Ok(())
+    };
+    futures::try_join!(
+        rows.upsert(tx),
+        delete_emptied,
+        removed.apply(tx, REMOVE_ENTRIES),
+        added.apply(tx, ADD_ENTRIES),
+        grow_longest,
+    )?;
+    Ok(())
+}

@@ -8,7 +8,8 @@
 //! - `manifests`: manifest metadata, listed by stream or found by id.
 //! - `tokens`: the answers to requests sent with a ClientToken.
 //! - `retention`: the sweeper removing expired records.
-//! - [`codec`], [`object_index`]: how blocks and index buckets are encoded.
+//! - [`object_index`]: how index buckets are encoded; blocks are
+//!   [`crate::catalog::blocks`], shared with the other engine.
 //! - [`backup`]: backup and restore of a catalog directory, in the file
 //!   format of [`backup::format`].
 //!
@@ -29,7 +30,6 @@
 //!   `token_expiry` (expiry (8 BE) + token key) for the sweeper.
 
 pub mod backup;
-pub mod codec;
 mod engine;
 mod export;
 mod group_commit;
@@ -153,7 +153,7 @@ impl SledCatalog {
             let (key, bytes) = block?;
             // A damaged block only spoils reads of its own minute; it must
             // not keep the service from starting.
-            match codec::block_len(&bytes) {
+            match crate::catalog::blocks::codec::block_len(&bytes) {
                 Ok(count) => segments += count,
                 Err(err) => {
                     tracing::warn!(key = %hex::encode(&key), error = %err, "a catalog block cannot be read")

@@ -9,7 +9,8 @@ use sled::transaction::ConflictableTransactionError;
 
 use super::super::{CatalogError, ManifestRecord, SweepReport};
 use super::segments::{StreamRecord, block_base, block_key, expired, object_hash, read_bucket};
-use super::{SledCatalog, codec, object_index};
+use super::{SledCatalog, object_index};
+use crate::catalog::blocks::codec;
 use crate::manifest::{Micros, Segment};
 use prost::Message;
 

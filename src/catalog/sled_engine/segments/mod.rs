@@ -15,11 +15,11 @@ use super::super::{
     segment_expired,
 };
 use super::tokens;
-use super::{SledCatalog, abort, codec, object_index};
+use super::{SledCatalog, abort, object_index};
+pub(super) use crate::catalog::blocks::{block_base, object_hash};
+use crate::catalog::blocks::{codec, minute_of, same_object, scan_order};
 use crate::manifest::{Micros, Segment};
 use registration::Registration;
-
-const MICROS_PER_MINUTE: Micros = 60_000_000;
 
 /// What the catalog knows of a stream.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -50,23 +50,11 @@ fn stream_key(name: &StreamName) -> Vec<u8> {
     .join(&0u8)
 }
 
-fn minute_of(end: Micros) -> u64 {
-    end.div_euclid(MICROS_PER_MINUTE).max(0) as u64
-}
-
 pub(super) fn block_key(stream_id: u64, minute: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&stream_id.to_be_bytes());
     key[8..].copy_from_slice(&minute.to_be_bytes());
     key
-}
-
-pub(super) fn block_base(minute: u64) -> Micros {
-    minute as Micros * MICROS_PER_MINUTE
-}
-
-pub(super) fn object_hash(segment: &Segment) -> u64 {
-    codec::fnv1a64(&[segment.bucket.as_bytes(), segment.object.as_bytes()])
 }
 
 /// A bucket of the duplicate index, as a transaction sees it.
@@ -83,15 +71,6 @@ pub(super) fn read_bucket(
 
 pub(super) fn expired(segment: &Segment, now: Micros) -> bool {
     segment_expired(segment, now)
-}
-
-/// The order of a scan: (end, bucket, object).
-fn scan_order(s: &Segment) -> (Micros, &str, &str) {
-    (s.end(), s.bucket.as_str(), s.object.as_str())
-}
-
-fn same_object(a: &Segment, b: &Segment) -> bool {
-    a.object == b.object && a.bucket == b.bucket
 }
 
 impl SledCatalog {

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::super::{CatalogError, abort, codec, object_index};
+use super::super::{CatalogError, abort, object_index};
 use super::{
-    RegisterOutcome, StreamRecord, block_base, block_key, expired, minute_of, object_hash,
-    read_bucket, same_object,
+    RegisterOutcome, StreamRecord, block_base, block_key, expired, object_hash, read_bucket,
 };
+use crate::catalog::blocks::{codec, minute_of, position_in, same_object};
 use crate::manifest::{Micros, Segment};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<CatalogError>>;
@@ -120,10 +120,7 @@ impl Registration {
         }
         let minute = minute_of(segment.end());
         let block = self.blocks.get(segments, stream_id, minute)?;
-        let position = block.partition_point(|stored| {
-            (stored.end(), &stored.bucket, &stored.object)
-                < (segment.end(), &segment.bucket, &segment.object)
-        });
+        let position = position_in(block, segment);
         block.insert(position, segment.clone());
         self.blocks.dirty.insert(minute);
         if !entries.contains(&(hash, minute)) {
