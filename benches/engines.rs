@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use record_index::admission::{Admission, InProcessLimiter, RedisLimiter, SharedLimits};
-use record_index::catalog::postgres::{PgCatalog, PgOptions};
+use record_index::catalog::postgres::{PgCatalog, PgOptions, SCAN_BLOCKS};
 use record_index::catalog::sled_engine::{SledCatalog, SledEngine};
 use record_index::catalog::{Catalog, Commit, StreamName};
 use record_index::clock::SystemClock;
@@ -50,6 +50,40 @@ async fn postgres_bytes(url: &str) -> u64 {
         .unwrap();
     let bytes: i64 = row.get::<_, Option<i64>>(0).unwrap_or_default();
     bytes as u64
+}
+
+/// The plan of one camera's one-hour scan, as the engine sends it.
+async fn explain_scan(url: &str) {
+    let client = common::connect_url(url).await;
+    let stream: i64 = client
+        .query_one("SELECT id FROM streams WHERE stream = 'cam0000'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let from = recording_start().timestamp_micros() + 3_600_000_000;
+    let until = from + 3_600_000_000;
+    let now = chrono::Utc::now().timestamp_micros();
+    let live_after = now - 90 * 86_400_000_000;
+    let minute = |at: i64| at.div_euclid(60_000_000) * 60_000_000;
+    let sql =
+        format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) {SCAN_BLOCKS}");
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &stream,
+                &minute(from),
+                &minute(until),
+                &live_after,
+                &1000i64,
+            ],
+        )
+        .await
+        .unwrap();
+    println!("plan of a one-hour scan of cam0000 (stream {stream}, {from}..{until}):");
+    for row in rows {
+        println!("  {}", row.get::<_, String>(0));
+    }
 }
 
 fn limits_toml() -> &'static str {
@@ -180,6 +214,7 @@ async fn run(total: usize) {
         through_the_service("postgres", &url, weed, cameras).await;
     drop(pg_server);
     let pg_bytes = postgres_bytes(&url).await as f64 / (cameras * PER_STREAM) as f64;
+    explain_scan(&url).await;
 
     let dir = tempfile::tempdir().unwrap();
     let sled = SledEngine::new(SledCatalog::open(dir.path(), 256 << 20).unwrap());

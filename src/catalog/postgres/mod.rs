@@ -34,6 +34,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 pub(crate) use errors::storage;
+pub use scan::SCAN_BLOCKS;
 
 use super::{CatalogError, Stored};
 use crate::manifest::Micros;

@@ -13,8 +13,9 @@ use crate::manifest::{Micros, Segment};
 /// Blocks read per round trip: ~15,000 segments of six seconds.
 const BLOCKS_PER_READ: i64 = 1000;
 
-/// A block whose every segment expired is not read at all.
-const SCAN_BLOCKS: &str = "SELECT minute_us, block FROM segment_blocks
+/// A block whose every segment expired is not read at all. Public for
+/// the plan the engines benchmark prints.
+pub const SCAN_BLOCKS: &str = "SELECT minute_us, block FROM segment_blocks
     WHERE stream_id = $1 AND minute_us >= $2 AND minute_us <= $3 AND last_start_us > $4
     ORDER BY minute_us LIMIT $5";
 
