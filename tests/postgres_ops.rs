@@ -53,7 +53,7 @@ async fn migrate_applies_the_schema_once_and_exits() {
     let (code, stdout, stderr) = migrate(&catalog_toml("postgres"), Some(&url));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("applied catalog migrations 1, 2;"),
+        stdout.contains("applied catalog migrations 1, 2, 3;"),
         "{stdout}"
     );
     let client = connect_url(&url).await;
@@ -71,7 +71,7 @@ async fn migrate_applies_the_schema_once_and_exits() {
     let (code, stdout, stderr) = migrate(&catalog_toml("postgres"), Some(&url));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("schema is up to date (version 2)"),
+        stdout.contains("schema is up to date (version 3)"),
         "{stdout}"
     );
     let applied: i64 = client
@@ -79,7 +79,7 @@ async fn migrate_applies_the_schema_once_and_exits() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
 }
 
 #[test]

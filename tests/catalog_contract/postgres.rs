@@ -86,18 +86,65 @@ async fn segment_fields_round_trip() {
     assert_eq!(scan(&*catalog, id, 0, NOW, NOW).await, segments);
 }
 
-/// The partitions of the segments table in the database at `url`.
+/// The partitions of the segment blocks in the database at `url`.
 async fn partitions(url: &str) -> Vec<String> {
+    partitions_of(url, "segment_blocks").await
+}
+
+async fn partitions_of(url: &str, table: &str) -> Vec<String> {
     let client = connect_url(url).await;
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'segment_blocks'::regclass ORDER BY 1",
-            &[],
+             WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+            &[&table],
         )
         .await
         .unwrap();
     rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// Manifests live in weekly partitions by expiry, made 180 days and more
+/// ahead; a week wholly expired goes as one partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_manifest_weeks_are_dropped_whole() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    const WEEK: i64 = 7 * DAY;
+    let week_name = |at: i64| format!("manifests_w{}", at.div_euclid(WEEK));
+    let engine = <Postgres as Engine>::open().await;
+    let catalog = engine.catalog();
+    // Far from the wall clock, so open made none of these.
+    let created = NOW + 400 * DAY;
+    catalog.sweep(created, 0).await.unwrap();
+    let record = manifest(7, created);
+    assert!(
+        partitions_of(&engine.url, "manifests")
+            .await
+            .contains(&week_name(record.expires))
+    );
+    put(&*catalog, &record).await;
+    let client = connect_url(&engine.url).await;
+    let sql = format!("SELECT count(*) FROM {}", week_name(record.expires));
+    let held: i64 = client.query_one(&sql, &[]).await.unwrap().get(0);
+    assert_eq!(held, 1);
+    assert_eq!(catalog.stored().manifests, 1);
+
+    // Once its whole week is past, the week goes, with its count.
+    let past = (record.expires.div_euclid(WEEK) + 1) * WEEK;
+    assert_eq!(catalog.sweep(past, 100).await.unwrap().manifests, 1);
+    let held = partitions_of(&engine.url, "manifests").await;
+    assert!(!held.contains(&week_name(record.expires)), "{held:?}");
+    assert!(held.contains(&"manifests_default".to_string()), "{held:?}");
+    assert_eq!(catalog.stored().manifests, 0);
+    assert!(
+        catalog
+            .manifest(&record.uuid(), created)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Weekly partitions are made ahead of the sweep's clock and dropped once
@@ -189,7 +236,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
 }
 
 /// Weeks wholly past retention go as partitions, with their keys and

@@ -1,5 +1,6 @@
-//! A PostgreSQL catalog made by schema version 1, a row per segment, is
-//! packed into blocks when a newer binary opens it, and answers as it did.
+//! A PostgreSQL catalog made by schema version 1 (a row per segment, one
+//! manifests table) is packed into blocks and partitioned when a newer
+//! binary opens it, and answers as it did.
 
 use std::sync::Arc;
 
@@ -96,8 +97,30 @@ async fn a_version_1_catalog_is_packed_when_opened() {
     let second = vec![segment("live/b/old.ts", NOW - 30 * DAY, 6 * SECOND)];
     insert_rows(&client, "a", &first).await;
     insert_rows(&client, "b", &second).await;
+    let record = manifest(1, NOW);
     client
-        .execute("UPDATE record_counts SET segments = 41 WHERE slot = 0", &[])
+        .execute(
+            "INSERT INTO manifests
+                 (record_id, stream_id, created, expires, endpoint, bucket, object, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &record.id_bytes().as_slice(),
+                &(record.stream_id as i64),
+                &record.created,
+                &record.expires,
+                &record.oss_endpoint,
+                &record.oss_bucket,
+                &record.oss_object,
+                &prost::Message::encode_to_vec(&record),
+            ],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE record_counts SET segments = 41, manifests = 1 WHERE slot = 0",
+            &[],
+        )
         .await
         .unwrap();
 
@@ -108,6 +131,9 @@ async fn a_version_1_catalog_is_packed_when_opened() {
     };
     let catalog: Arc<dyn Catalog> = Arc::new(PgCatalog::open(&options).await.unwrap());
     assert_eq!(catalog.stored().segments, 41);
+    assert_eq!(catalog.stored().manifests, 1);
+    let found = catalog.manifest(&record.uuid(), NOW).await.unwrap();
+    assert_eq!(found, Some(record.clone()));
     let a = stream_id(&*catalog, "a").await;
     let b = stream_id(&*catalog, "b").await;
     assert_eq!(scan(&*catalog, a, 0, NOW, NOW).await, first);
@@ -131,7 +157,8 @@ async fn a_version_1_catalog_is_packed_when_opened() {
     let tables: Vec<String> = client
         .query(
             "SELECT tablename::text FROM pg_tables
-             WHERE tablename IN ('segments', 'segment_keys_v1', 'segment_blocks_default')
+             WHERE tablename IN ('segments', 'segment_keys_v1', 'segment_blocks_default',
+                                 'manifests_v2')
                 OR tablename LIKE 'segment_blocks_w%' ORDER BY 1",
             &[],
         )

@@ -22,15 +22,20 @@ fn ids(records: &[ManifestRecord]) -> Vec<Vec<u8>> {
     records.iter().map(|r| r.id_bytes().to_vec()).collect()
 }
 
-const PUT_MANIFEST: &str = "INSERT INTO manifests
-        (record_id, stream_id, created, expires, endpoint, bucket, object, record)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (record_id) DO UPDATE
-        SET stream_id = EXCLUDED.stream_id, created = EXCLUDED.created,
-            expires = EXCLUDED.expires, endpoint = EXCLUDED.endpoint,
-            bucket = EXCLUDED.bucket, object = EXCLUDED.object,
-            record = EXCLUDED.record
-    RETURNING xmax = 0";
+/// Stores a record, replacing one of its id: whether it was added. (A
+/// partitioned table has no `xmax` to tell an insert from an update.)
+const PUT_MANIFEST: &str = "WITH replaced AS (
+        UPDATE manifests SET stream_id = $2, created = $3, endpoint = $5, bucket = $6,
+            object = $7, record = $8
+        WHERE record_id = $1 AND expires = $4
+        RETURNING 1),
+    added AS (
+        INSERT INTO manifests
+            (record_id, stream_id, created, expires, endpoint, bucket, object, record)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM replaced)
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM added)";
 
 impl PgCatalog {
     pub async fn put_manifest(

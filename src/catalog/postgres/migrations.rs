@@ -13,6 +13,9 @@ enum Step {
     Sql(&'static str),
     /// Version 1's segment rows into blocks (see `repack.rs`).
     PackVersion1Rows,
+    /// The weekly partitions around the wall clock, for rows about to be
+    /// copied into a newly partitioned table.
+    CreatePartitionsAhead,
 }
 
 /// Every migration in order; a version once released is never edited.
@@ -24,6 +27,14 @@ const MIGRATIONS: &[(i32, &[Step])] = &[
             Step::Sql(include_str!("migrations/0002_segment_blocks.sql")),
             Step::PackVersion1Rows,
             Step::Sql(include_str!("migrations/0002_drop_rows.sql")),
+        ],
+    ),
+    (
+        3,
+        &[
+            Step::Sql(include_str!("migrations/0003_manifest_partitions.sql")),
+            Step::CreatePartitionsAhead,
+            Step::Sql(include_str!("migrations/0003_copy_manifests.sql")),
         ],
     ),
 ];
@@ -84,6 +95,9 @@ async fn apply_locked(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>
                 Step::Sql(sql) => tx.batch_execute(sql).await.map_err(storage)?,
                 Step::PackVersion1Rows => {
                     super::repack::pack_version_1_rows(&tx).await?;
+                }
+                Step::CreatePartitionsAhead => {
+                    super::partitions::create_ahead(&tx, super::wall_clock()).await?;
                 }
             }
         }

@@ -6,7 +6,7 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
-use super::partitions;
+use super::partitions::{self, Partitioned};
 use super::segments::{ADD_ENTRIES, BlockRows, EntryRows};
 use super::storage;
 use crate::catalog::CatalogError;
@@ -20,7 +20,7 @@ const BLOCKS_PER_WRITE: usize = 1000;
 /// Packs every row of version 1's `segments` into `segment_blocks` and
 /// `segment_keys`: the segments packed.
 pub(super) async fn pack_version_1_rows(tx: &Transaction<'_>) -> Result<u64, CatalogError> {
-    partitions::create(tx, version_1_weeks(tx).await?).await?;
+    partitions::create(tx, Partitioned::SegmentBlocks, version_1_weeks(tx).await?).await?;
     let statement = tx
         .prepare(
             "SELECT endpoint, bucket, object, start_us, duration_us, sequence, width, height,

@@ -4,8 +4,9 @@
 //! - segments: whole weekly partitions once every segment they can hold
 //!   has expired (see `partitions.rs`), then blocks one by one for the
 //!   rest (the week at the edge of retention, the default partition);
-//! - manifests and token answers: rows, each kind in one transaction with
-//!   its count.
+//! - manifests: whole weekly partitions by expiry once past, then rows
+//!   one by one for the rest;
+//! - token answers: rows.
 //!
 //! Then it keeps the partitions of the weeks ahead.
 
@@ -13,9 +14,10 @@ use std::sync::atomic::Ordering;
 
 use deadpool_postgres::Object;
 
+use super::partitions::{self, Partitioned};
 use super::segments::{EntryRows, REMOVE_ENTRIES, decode};
 use super::sweep_lock::SweepLock;
-use super::{PgCatalog, before, partitions, storage};
+use super::{PgCatalog, before, storage};
 use crate::catalog::blocks::{minute_of, object_hash};
 use crate::catalog::{CatalogError, SweepReport, TOKEN_RETENTION};
 use crate::manifest::Micros;
@@ -42,13 +44,22 @@ impl PgCatalog {
         batch: usize,
     ) -> Result<SweepReport, CatalogError> {
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        let mut segments = self.drop_expired_weeks(client, now, batch).await?;
+        let mut segments = self
+            .drop_expired_weeks(client, Partitioned::SegmentBlocks, now, batch)
+            .await?;
         if segments < batch {
             let left = i64::try_from(batch - segments).unwrap_or(i64::MAX);
             segments += self.sweep_segments(client, now, left).await?;
         }
+        let mut manifests = self
+            .drop_expired_weeks(client, Partitioned::Manifests, now, batch)
+            .await?;
+        if manifests < batch {
+            let left = i64::try_from(batch - manifests).unwrap_or(i64::MAX);
+            manifests += self.sweep_manifests(client, now, left).await?;
+        }
         let report = SweepReport {
-            manifests: self.sweep_manifests(client, now, limit).await?,
+            manifests,
             segments,
             tokens: sweep_tokens(client, now, limit).await?,
         };
