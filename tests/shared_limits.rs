@@ -166,9 +166,9 @@ async fn without_redis_a_replica_admits_its_share_then_shares_again() {
     let limits = SharedLimits::start(
         RedisLimiter::new(&config, &accounts, &redis.url()).unwrap(),
         InProcessLimiter::shared_by(&config, &accounts, Arc::new(SystemClock), 4),
-    );
+    )
+    .await;
     let admission: Arc<dyn Admission> = limits.clone();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(limits.is_shared());
 
     redis.kill();
