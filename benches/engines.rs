@@ -188,11 +188,9 @@ async fn limiter_costs() -> (Duration, Duration) {
     let local = InProcessLimiter::new(&config, &accounts, Arc::new(SystemClock));
     let redis_limiter = RedisLimiter::new(&config, &accounts, &redis.url()).expect("redis limiter");
     let fallback = InProcessLimiter::new(&config, &accounts, Arc::new(SystemClock));
-    let shared = SharedLimits::start(redis_limiter, fallback);
-    // The first call connects.
-    let _ = shared
-        .admit("bench", Operation::CreateLiveStreamRecordIndexFiles)
-        .await;
+    // Connected, and the script loaded, before it returns.
+    let shared = SharedLimits::start(redis_limiter, fallback).await;
+    assert!(shared.is_shared(), "Redis did not answer at start");
     (admit_cost(&local).await, admit_cost(&*shared).await)
 }
 

@@ -443,6 +443,7 @@ impl Server {
             &accounts.account_ids(),
             clock_for_sweeper.clone(),
         )
+        .await
         .map_err(StartError::Limits)?;
         let webhook = match &config.srs_webhook {
             Some(webhook_config) => {

@@ -2,19 +2,32 @@
 //! `redis-server`: one instance admits exactly what the in-process limiter
 //! does, two instances (two replicas) take from one budget, and a dead
 //! Redis is answered locally at the replica's share, then shared again.
+//! At start, `record-index serve` connects to Redis before it serves: with
+//! Redis there (near or a slow network away) its first requests are
+//! decided in Redis and nothing is said of a fallback; with Redis absent,
+//! or too slow to decide within a call's timeout, it still starts within
+//! a few seconds, on its own at its share, and says so once.
 
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::Redis;
+use common::{
+    Redis, Server, ServerLog, SlowLink, assert_error, create_request, free_ports, http_get,
+    with_key,
+};
 use record_index::admission::{
-    Admission, InProcessLimiter, PROBE_INTERVAL, RedisLimiter, SharedLimits,
+    Admission, CALL_TIMEOUT, InProcessLimiter, PROBE_INTERVAL, RedisLimiter, START_TIMEOUT,
+    SharedLimits,
 };
 use record_index::clock::{FixedClock, SystemClock};
 use record_index::config::Config;
 use record_index::operations::Operation;
+use record_index::proto::record_index_client::RecordIndexClient;
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use tonic::transport::Channel;
 
 const CREATE: Operation = Operation::CreateLiveStreamRecordIndexFiles;
 const REGISTER: Operation = Operation::RegisterLiveStreamRecordSegments;
@@ -166,9 +179,9 @@ async fn without_redis_a_replica_admits_its_share_then_shares_again() {
     let limits = SharedLimits::start(
         RedisLimiter::new(&config, &accounts, &redis.url()).unwrap(),
         InProcessLimiter::shared_by(&config, &accounts, Arc::new(SystemClock), 4),
-    );
+    )
+    .await;
     let admission: Arc<dyn Admission> = limits.clone();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(limits.is_shared());
 
     redis.kill();
@@ -202,4 +215,243 @@ async fn count(admission: &Arc<dyn Admission>, asked: usize) -> usize {
         passed += usize::from(admission.admit("a", CREATE).await.is_ok());
     }
     passed
+}
+
+#[tokio::test]
+async fn a_redis_too_slow_to_decide_is_waited_for_at_start_only_so_long() {
+    let redis = Redis::start();
+    // 300 ms a round trip: no decision could be had within CALL_TIMEOUT.
+    let link = SlowLink::start(redis.port, Duration::from_millis(150)).await;
+    let config = config(
+        "[limits]\nbackend = \"redis\"\nurl_env = \"UNUSED\"\nexpected_replicas = 4\n\
+         [[accounts]]\nid = \"a\"\n",
+    );
+    let accounts = ids(&["a"]);
+    let began = Instant::now();
+    let limits = SharedLimits::start(
+        RedisLimiter::new(&config, &accounts, &link.redis_url()).unwrap(),
+        InProcessLimiter::shared_by(&config, &accounts, Arc::new(SystemClock), 4),
+    )
+    .await;
+    let waited = began.elapsed();
+    assert!(
+        waited <= START_TIMEOUT + Duration::from_millis(500),
+        "waited {waited:?} for a Redis too slow to use"
+    );
+    assert!(!limits.is_shared());
+
+    // Answered at once, at the replica's share: 45 / 4 replicas = 11.25.
+    let admission: Arc<dyn Admission> = limits.clone();
+    let began = Instant::now();
+    assert_eq!(count(&admission, 45).await, 12);
+    assert!(
+        began.elapsed() < CALL_TIMEOUT,
+        "45 decisions took {:?}",
+        began.elapsed()
+    );
+}
+
+/// The variable the served tests' config names for the Redis URL.
+const URL_ENV: &str = "RECORD_INDEX_REDIS_URL";
+/// The served account's Create limit: a cell every 250 ms, so Creates sent
+/// one after the other take from one burst, not from its refill.
+const CREATES: u32 = 4;
+/// Replicas the served config expects: on its own, a replica admits
+/// CREATES / REPLICAS, one Create a second.
+const REPLICAS: u32 = 4;
+const ACCOUNT: &str = "acct-start";
+const KEY: &str = "rik_start-5c7e2a9d1b";
+
+fn served_config(metrics_port: u16) -> String {
+    format!(
+        "[limits]\nbackend = \"redis\"\nurl_env = \"{URL_ENV}\"\nexpected_replicas = {REPLICAS}\n\n\
+         [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+         [[accounts]]\nid = \"{ACCOUNT}\"\ndomains = [\"example.com\"]\nbuckets = [\"rec-bucket\"]\n\
+         rate_limits = {{ CreateLiveStreamRecordIndexFiles = {CREATES} }}\n\
+         [[accounts.keys]]\nsha256 = \"{}\"\n\
+         allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:{ACCOUNT}:domain/*\"] }}]\n",
+        hex::encode(Sha256::digest(KEY.as_bytes())),
+    )
+}
+
+/// `record-index serve` on the Redis at `url`: the process, its log, its
+/// metrics port, a client, and how long it took to listen.
+struct Served {
+    _server: Server,
+    log: ServerLog,
+    metrics_port: u16,
+    client: RecordIndexClient<Channel>,
+    started_in: Duration,
+}
+
+async fn serve(url: &str) -> Served {
+    let [metrics_port] = free_ports::<1>();
+    let began = Instant::now();
+    let (server, log) =
+        Server::start_with_env(&served_config(metrics_port), &[(URL_ENV, url)]).await;
+    let started_in = began.elapsed();
+    let client = server.client().await;
+    Served {
+        _server: server,
+        log,
+        metrics_port,
+        client,
+        started_in,
+    }
+}
+
+impl Served {
+    async fn limits_shared(&self) -> String {
+        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .text();
+        body.lines()
+            .find(|line| line.starts_with("record_index_limits_shared "))
+            .unwrap_or_else(|| panic!("no record_index_limits_shared in:\n{body}"))
+            .to_string()
+    }
+
+    /// Sends `count` Creates one after the other: how many were admitted
+    /// (answered anything but Throttling.User), and how long they took.
+    async fn creates(&mut self, count: usize) -> (usize, Duration) {
+        let began = Instant::now();
+        let mut admitted = 0;
+        for _ in 0..count {
+            let request = with_key(KEY, create_request("s", 0, 60));
+            match self
+                .client
+                .create_live_stream_record_index_files(request)
+                .await
+            {
+                Err(status) if status.code() == Code::ResourceExhausted => {
+                    assert_error(&status, Code::ResourceExhausted, "Throttling.User");
+                }
+                _ => admitted += 1,
+            }
+        }
+        (admitted, began.elapsed())
+    }
+}
+
+#[tokio::test]
+async fn serve_with_redis_there_decides_in_redis_from_its_first_request() {
+    // Redis near, and a slow network away: 40 ms a round trip is well
+    // within the 100 ms a decision may take, but connecting and loading
+    // the script on a first decision would take three.
+    for delay in [None, Some(Duration::from_millis(20))] {
+        // A Redis of its own each time, holding no script yet.
+        let redis = Redis::start();
+        let link = match delay {
+            Some(delay) => Some(SlowLink::start(redis.port, delay).await),
+            None => None,
+        };
+        let url = link
+            .as_ref()
+            .map_or_else(|| redis.url(), SlowLink::redis_url);
+        let mut served = serve(&url).await;
+        assert_eq!(
+            served.limits_shared().await,
+            "record_index_limits_shared 1",
+            "{delay:?}: before the first request"
+        );
+
+        // On its own the replica would admit one; the fleet's budget is
+        // the whole burst.
+        let (admitted, took) = served.creates(CREATES as usize + 3).await;
+        let interval = Duration::from_secs(1) / CREATES;
+        let refilled = (took.as_micros() / interval.as_micros()) as usize;
+        assert!(
+            admitted >= CREATES as usize && admitted <= CREATES as usize + refilled,
+            "{delay:?}: {admitted} of the first Creates admitted in {took:?}; the shared \
+             limit admits {CREATES} at once"
+        );
+        // Taken from the budget in Redis.
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("record-index:limit:CreateLiveStreamRecordIndexFiles:{ACCOUNT}");
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(exists, "{delay:?}: no {key} in Redis");
+
+        // Nothing said of a fallback, then or once a probe would have run.
+        tokio::time::sleep(PROBE_INTERVAL + Duration::from_millis(200)).await;
+        let _ = served.creates(1).await;
+        for said in ["Redis unreachable", "Redis is back"] {
+            let lines = served.log.matching(said);
+            assert!(lines.is_empty(), "{delay:?}: {lines:#?}");
+        }
+        assert_eq!(
+            served
+                .log
+                .matching("rate limits shared through Redis")
+                .len(),
+            1,
+            "{delay:?}"
+        );
+        assert_eq!(
+            served.limits_shared().await,
+            "record_index_limits_shared 1",
+            "{delay:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_without_redis_starts_on_its_own_then_shares_once_redis_answers() {
+    let mut redis = Redis::start();
+    // Its port refuses connections until it starts again.
+    redis.kill();
+    let mut served = serve(&redis.url()).await;
+    assert!(
+        served.started_in <= START_TIMEOUT + Duration::from_secs(5),
+        "listening after {:?} without Redis",
+        served.started_in
+    );
+    // Said before it listened; the log may reach us a moment later.
+    served
+        .log
+        .await_line("Redis unreachable", Duration::from_secs(2))
+        .await;
+    let said = served.log.matching("Redis unreachable");
+    assert_eq!(said.len(), 1, "said once: {said:#?}");
+    assert!(said[0].contains("WARN"), "{}", said[0]);
+    assert!(
+        !said[0].contains(&redis.url()),
+        "the log holds the URL: {}",
+        said[0]
+    );
+    assert!(
+        served
+            .log
+            .matching("rate limits shared through Redis")
+            .is_empty()
+    );
+    assert_eq!(served.limits_shared().await, "record_index_limits_shared 0");
+
+    // Served, at the replica's share: one Create a second.
+    let (admitted, took) = served.creates(3).await;
+    assert!(
+        admitted >= 1 && admitted <= 1 + took.as_secs() as usize,
+        "{admitted} Creates admitted in {took:?} without Redis"
+    );
+
+    redis.start_again();
+    // A request probes Redis at most once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served.log.matching("Redis is back").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not shared again with Redis back"
+        );
+        let _ = served.creates(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let said = served.log.matching("Redis is back");
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains("INFO"), "{}", said[0]);
+    assert_eq!(served.log.matching("Redis unreachable").len(), 1);
+    assert_eq!(served.limits_shared().await, "record_index_limits_shared 1");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::redis::{RedisLimiter, Unreachable};
+use super::redis::{RedisLimiter, START_TIMEOUT, Unreachable};
 use super::{Admission, InProcessLimiter, Throttle};
 use crate::operations::Operation;
 
@@ -32,26 +32,24 @@ pub struct SharedLimits {
 }
 
 impl SharedLimits {
-    /// Starts shared; a probe in the background finds out at once whether
-    /// Redis is there, so a Redis down at start is said without waiting
-    /// for the first request.
-    pub fn start(redis: RedisLimiter, local: InProcessLimiter) -> Arc<Self> {
-        let limits = Arc::new(SharedLimits {
+    /// Connects to Redis and loads the script first, waiting up to
+    /// [`START_TIMEOUT`] for it, so the first requests are decided by the
+    /// fleet's budgets. A Redis that has not answered by then is said
+    /// once, as when it goes away later, and this replica starts on its
+    /// own; requests bring it back once Redis answers.
+    pub async fn start(redis: RedisLimiter, local: InProcessLimiter) -> Arc<Self> {
+        let limits = SharedLimits {
             redis,
             local,
             shared: AtomicBool::new(true),
             next_probe: AtomicU64::new(0),
             started: Instant::now(),
-        });
-        let probe = limits.clone();
-        tokio::spawn(async move {
-            // A budget no client uses: taking from it changes nothing.
-            match probe.redis.admit("", Operation::ALL[0]).await {
-                Ok(_) => probe.back_to_shared(),
-                Err(err) => probe.on_our_own(&err),
-            }
-        });
-        limits
+        };
+        if let Err(err) = limits.redis.connect(START_TIMEOUT).await {
+            limits.on_our_own(&err);
+        }
+        crate::telemetry::limits_shared(limits.is_shared());
+        Arc::new(limits)
     }
 
     /// Whether decisions are the fleet's now.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use fallback::{PROBE_INTERVAL, SharedLimits};
 pub use in_process::InProcessLimiter;
-pub use redis::{CALL_TIMEOUT, RedisLimiter, Unreachable};
+pub use redis::{CALL_TIMEOUT, RedisLimiter, START_TIMEOUT, Unreachable};
 
 use crate::clock::Clock;
 use crate::config::{Config, LimitsBackend};
@@ -67,9 +67,9 @@ impl dyn Admission {
 
 /// The admission `config` asks for. With Redis, the URL is read from the
 /// variable `url_env` names; an error says what is wrong in one line that
-/// names the variable, never its value. Must be called inside a Tokio
-/// runtime.
-pub fn from_config(
+/// names the variable, never its value. With Redis, waits until it is
+/// connected, or [`START_TIMEOUT`] at most.
+pub async fn from_config(
     config: &Config,
     account_ids: &[String],
     clock: Arc<dyn Clock>,
@@ -84,10 +84,13 @@ pub fn from_config(
     let redis =
         RedisLimiter::new(config, account_ids, &url).map_err(|err| format!("${name} {err}"))?;
     let local = InProcessLimiter::shared_by(config, account_ids, clock, limits.expected_replicas);
-    tracing::info!(
-        url_env = name,
-        expected_replicas = limits.expected_replicas,
-        "rate limits shared through Redis"
-    );
-    Ok(SharedLimits::start(redis, local))
+    let shared = SharedLimits::start(redis, local).await;
+    if shared.is_shared() {
+        tracing::info!(
+            url_env = name,
+            expected_replicas = limits.expected_replicas,
+            "rate limits shared through Redis"
+        );
+    }
+    Ok(shared)
 }

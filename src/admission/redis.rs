@@ -16,6 +16,20 @@ use crate::operations::Operation;
 /// never stall on a hung Redis: past this the caller decides locally.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// The longest `serve` waits at start for Redis to be connected and to
+/// hold the script, before it serves; past this it starts limiting on its
+/// own, as while Redis is away later.
+pub const START_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest one connection attempt (name lookup, TCP, handshake) may
+/// take. Longer than a decision: connecting runs at start, before any
+/// request waits, and later in the background, while each decision waiting
+/// on it still gives up after [`CALL_TIMEOUT`].
+const CONNECT_TIMEOUT: Duration = START_TIMEOUT;
+
+/// The pause between two attempts to connect at start.
+const START_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// The shortest wait a refusal asks for, as the in-process limiter's.
 const MIN_RETRY_AFTER: Duration = Duration::from_millis(1);
 
@@ -37,9 +51,9 @@ pub struct RedisLimiter {
 
 impl RedisLimiter {
     /// A limiter for `config`'s limits on the Redis at `url`. Nothing is
-    /// dialled yet: the first decision connects, so a Redis that is down at
-    /// start does not stop the service. Must be called inside a Tokio
-    /// runtime.
+    /// dialled yet: [`RedisLimiter::connect`] does, or else the first
+    /// decision, so a Redis that is down at start does not stop the
+    /// service. Must be called inside a Tokio runtime.
     pub fn new(config: &Config, account_ids: &[String], url: &str) -> Result<Self, String> {
         let is_redis = ["redis://", "redis+unix://", "unix://"]
             .iter()
@@ -52,7 +66,7 @@ impl RedisLimiter {
         // within CALL_TIMEOUT is made locally anyway, and a retry loop would
         // only keep a dead connection's callers waiting.
         let settings = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(client, settings)
@@ -62,6 +76,32 @@ impl RedisLimiter {
             script: redis::Script::new(include_str!("gcra.lua")),
             rates: Rates::new(config, account_ids),
         })
+    }
+
+    /// Connects to Redis and loads the script into it, trying again until
+    /// `within` has passed: done before serving, so that the first
+    /// decisions, made within [`CALL_TIMEOUT`], find the connection made
+    /// and the script there, rather than paying for both. `Err` says why
+    /// Redis could not be used within `within`.
+    pub async fn connect(&self, within: Duration) -> Result<(), Unreachable> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut connection = self.connection.clone();
+            let load = self.script.load_async(&mut connection);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = tokio::time::timeout(left, load).await;
+            let out_of_time = tokio::time::Instant::now() + START_RETRY_PAUSE >= deadline;
+            let err = match answer {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(err)) if !(out_of_time && err.is_timeout()) => describe(&err),
+                // Out of time waiting, whichever timeout said so first.
+                _ => format!("no answer within {} ms", within.as_millis()),
+            };
+            if out_of_time {
+                return Err(Unreachable(err));
+            }
+            tokio::time::sleep(START_RETRY_PAUSE).await;
+        }
     }
 
     /// Takes one request of `operation` from `account`'s fleet-wide budget,

@@ -69,3 +69,69 @@ pub async fn http_request(
 pub async fn http_get(url: &str) -> HttpResponse {
     http_request("GET", url, None, None, Bytes::new()).await
 }
+
+/// A TCP proxy on a loopback port of its own to `upstream`, holding every
+/// chunk of bytes for its delay before passing it on, either way: the
+/// server behind it is two delays a round trip away, as across a slow
+/// network. Stops accepting when dropped.
+pub struct SlowLink {
+    pub port: u16,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl SlowLink {
+    /// Must be called inside a Tokio runtime, which runs the proxy.
+    pub async fn start(upstream: u16, delay: Duration) -> SlowLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // Nothing there: the client sees its connection closed.
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        delayed(client_read, server_write, delay),
+                        delayed(server_read, client_write, delay)
+                    );
+                });
+            }
+        });
+        SlowLink { port, accepting }
+    }
+
+    /// `redis://127.0.0.1:PORT`, for a Redis behind the link.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SlowLink {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// Passes what `from` reads to `to`, each chunk `delay` late, until
+/// either end closes.
+async fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
