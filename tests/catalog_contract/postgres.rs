@@ -325,3 +325,27 @@ async fn one_replica_sweeps_at_a_time() {
         .get(0);
     assert!(free);
 }
+
+/// Replicas share the counts: what one stores, another's metrics show
+/// after its next health check, without a scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_follow_other_replicas_writes_at_each_check() {
+    use crate::Engine;
+    use crate::fixtures::*;
+
+    let engine = <Postgres as Engine>::open().await;
+    let writer = engine.catalog();
+    let reader = open_at(&engine.url).await;
+    register(
+        &*writer,
+        "c",
+        back_to_back("live/c", NOW - 600 * SECOND, 30),
+        NOW,
+    )
+    .await;
+    put(&*writer, &manifest(1, NOW)).await;
+    assert_eq!(reader.stored().segments, 0);
+    reader.check().await.unwrap();
+    assert_eq!(reader.stored().segments, 30);
+    assert_eq!(reader.stored().manifests, 1);
+}
