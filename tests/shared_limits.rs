@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Redis, Server, ServerLog, SlowLink, assert_error, create_request, free_ports, http_get,
-    with_key,
+    Redis, Server, ServerLog, SlowLink, assert_error, create_request, free_ports, with_key,
 };
 use record_index::admission::{
     Admission, CALL_TIMEOUT, InProcessLimiter, PROBE_INTERVAL, RedisLimiter, START_TIMEOUT,
@@ -302,13 +301,7 @@ async fn serve(url: &str) -> Served {
 
 impl Served {
     async fn limits_shared(&self) -> String {
-        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
-            .await
-            .text();
-        body.lines()
-            .find(|line| line.starts_with("record_index_limits_shared "))
-            .unwrap_or_else(|| panic!("no record_index_limits_shared in:\n{body}"))
-            .to_string()
+        common::metric_line(self.metrics_port, "record_index_limits_shared").await
     }
 
     /// Sends `count` Creates one after the other: how many were admitted

@@ -9,9 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{
-    Redis, Server, ServerLog, assert_error, free_ports, http_get, recording_start, utc_millis,
-};
+use common::{Redis, Server, ServerLog, assert_error, free_ports, recording_start, utc_millis};
 use record_index::proto::record_index_client::RecordIndexClient;
 use record_index::proto::{RegisterLiveStreamRecordSegmentsRequest, Segment};
 use sha2::{Digest, Sha256};
@@ -86,13 +84,7 @@ async fn replica(redis: &Redis) -> Replica {
 
 impl Replica {
     async fn limits_shared(&self) -> String {
-        let body = http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
-            .await
-            .text();
-        body.lines()
-            .find(|line| line.starts_with("record_index_limits_shared "))
-            .unwrap_or_else(|| panic!("no record_index_limits_shared in:\n{body}"))
-            .to_string()
+        common::metric_line(self.metrics_port, "record_index_limits_shared").await
     }
 }
 

@@ -70,6 +70,19 @@ pub async fn http_get(url: &str) -> HttpResponse {
     http_request("GET", url, None, None, Bytes::new()).await
 }
 
+/// The line of metric `name` (without labels) in the Prometheus text the
+/// server on `port` exports.
+pub async fn metric_line(port: u16, name: &str) -> String {
+    let body = http_get(&format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .text();
+    let prefix = format!("{name} ");
+    body.lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+        .to_string()
+}
+
 /// A TCP proxy on a loopback port of its own to `upstream`, holding every
 /// chunk of bytes for its delay before passing it on, either way: the
 /// server behind it is two delays a round trip away, as across a slow
