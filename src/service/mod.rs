@@ -22,6 +22,7 @@ mod fault;
 mod idempotency;
 pub mod probing;
 mod register;
+pub mod window;
 
 use create::record_info;
 pub use idempotency::TokenLocks;

@@ -4,7 +4,8 @@
 
 use super::super::IndexService;
 use super::super::probing::probe_object;
-use super::plan::{ClipMode, Plan};
+use super::super::window::{ClipMode, Window};
+use super::plan::Plan;
 use crate::manifest::clip::{self, Cut};
 use crate::manifest::playlist::Part;
 use crate::manifest::{Micros, Segment};
@@ -14,7 +15,7 @@ use crate::media;
 const MAX_TRIMMED_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The playlist entries of one media playlist and what trimming did.
-pub(super) struct Clip<'a> {
+pub(in crate::service) struct Clip<'a> {
     pub parts: Vec<Part<'a>>,
     /// Whether any end was trimmed to a keyframe.
     pub trimmed: bool,
@@ -39,15 +40,18 @@ pub(super) type FirstProbe = Option<(media::Summary, u64)>;
 
 impl IndexService {
     /// One clip per selected stream, in order.
-    pub(super) async fn clip_all<'a>(
+    pub(in crate::service) async fn clip_all<'a>(
         &self,
-        plan: &Plan,
+        window: &Window,
         selected: &'a [Vec<Segment>],
     ) -> Vec<Clip<'a>> {
         let mut clips = Vec::with_capacity(selected.len());
         for segments in selected {
-            clips.push(match plan.clip_mode {
-                ClipMode::Keyframe => self.keyframe_parts(segments, plan.start, plan.end).await,
+            clips.push(match window.clip_mode {
+                ClipMode::Keyframe => {
+                    self.keyframe_parts(segments, window.start, window.end)
+                        .await
+                }
                 ClipMode::Segment => Clip::whole(segments),
             });
         }

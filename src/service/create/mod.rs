@@ -4,7 +4,7 @@
 //! pure [`render`] of the playlists and the manifest record, and the
 //! [`commit`] of both.
 
-mod clip;
+pub(super) mod clip;
 mod commit;
 mod plan;
 mod render;
@@ -46,12 +46,15 @@ impl IndexService {
             self.storage.has_endpoint(endpoint)
         })?;
         let now = self.clock.now();
-        let found = self.find_streams(&plan).await?;
+        let found = self
+            .find_streams(&plan.domain_name, &plan.app_name, &plan.streams)
+            .await?;
         let streams = plan.admit(found, now, &caller.account.id, |bucket| {
             caller.owns_bucket(bucket)
         })?;
-        let selected = self.select_all(&plan, &streams, now).await?;
-        let clips = self.clip_all(&plan, &selected).await;
+        let window = plan.window();
+        let selected = self.select_all(&window, &streams, now).await?;
+        let clips = self.clip_all(&window, &selected).await;
         render::check_aligned(&clips)?;
         let probes = self.probe_renditions(&plan, &clips).await;
         let url_of =

@@ -5,27 +5,18 @@
 
 use uuid::Uuid;
 
+use super::super::window::{ClipMode, Window, registered_streams};
 use super::super::{check_required, parse_range};
 use crate::catalog::Stream;
 use crate::error::{ApiError, ApiResult, quote};
 use crate::manifest::template::{self, TemplateVars};
-use crate::manifest::{Micros, names, range};
+use crate::manifest::{Micros, names};
 use crate::proto;
 
 /// Most renditions one manifest may index.
 const MAX_RENDITIONS: usize = 8;
 /// Longest rendition suffix: the key of each media playlist grows by it.
 const MAX_SUFFIX_LEN: usize = 32;
-
-/// How the ends of the range are cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ClipMode {
-    /// Whole segments: the playlist may start before StartTime and end
-    /// after EndTime by up to a segment.
-    Segment,
-    /// The end segments trimmed to the keyframes around the range.
-    Keyframe,
-}
 
 /// A Create request once its form is checked: what selection, clipping,
 /// rendering and the commit work from.
@@ -111,10 +102,14 @@ impl Plan {
         })
     }
 
-    /// Whether selection takes the segment running at EndTime: a keyframe
-    /// clip trims it rather than leaving the end of the range out.
-    pub fn takes_segment_at_end(&self) -> bool {
-        self.end_time_included || self.clip_mode == ClipMode::Keyframe
+    /// What selection and clipping work from.
+    pub fn window(&self) -> Window {
+        Window {
+            start: self.start,
+            end: self.end,
+            end_time_included: self.end_time_included,
+            clip_mode: self.clip_mode,
+        }
     }
 
     /// Rules 4 to 6, in order, given what the catalog holds of each of
@@ -127,36 +122,14 @@ impl Plan {
         account: &str,
         owns_bucket: impl Fn(&str) -> bool,
     ) -> ApiResult<Vec<Stream>> {
-        // A keyframe clip may be shorter than a segment: that is its point.
-        let shortest_range = match self.clip_mode {
-            ClipMode::Keyframe => Some(1),
-            ClipMode::Segment => found
-                .iter()
-                .flatten()
-                .map(|stream| stream.longest_segment)
-                .filter(|longest| *longest > 0)
-                .max(),
-        };
-        range::check_range(self.start, self.end, now, shortest_range)?;
+        self.window().check_range(&found, now)?;
         if !owns_bucket(&self.bucket) {
             return Err(ApiError::BucketNotFound(format!(
                 "bucket {} does not belong to account {account}",
                 quote(&self.bucket)
             )));
         }
-        found
-            .into_iter()
-            .zip(&self.streams)
-            .map(|(stream, name)| {
-                stream.ok_or_else(|| {
-                    let path = format!("{}/{}/{name}", self.domain_name, self.app_name);
-                    ApiError::StreamNotFound(format!(
-                        "no segment was ever registered for {}",
-                        quote(&path)
-                    ))
-                })
-            })
-            .collect()
+        registered_streams(&self.domain_name, &self.app_name, &self.streams, found)
     }
 }
 
@@ -174,15 +147,7 @@ fn check_fields(request: &proto::CreateLiveStreamRecordIndexFilesRequest) -> Api
             ("EndTime", &request.end_time),
         ],
     )?;
-    let clip_mode = match request.clip_mode.as_str() {
-        "" | "SEGMENT" => ClipMode::Segment,
-        "KEYFRAME" => ClipMode::Keyframe,
-        _ => {
-            return Err(ApiError::InvalidParams(
-                "ClipMode must be SEGMENT or KEYFRAME".into(),
-            ));
-        }
-    };
+    let clip_mode = ClipMode::parse(&request.clip_mode)?;
     if request.renditions.len() > MAX_RENDITIONS {
         return Err(ApiError::InvalidParams(format!(
             "Renditions may list at most {MAX_RENDITIONS} suffixes"
@@ -303,7 +268,7 @@ mod tests {
             parse_request_time("2026-11-25T10:00:00Z").unwrap()
         );
         assert_eq!(plan.end - plan.start, 600 * MICROS_PER_SECOND);
-        assert!(!plan.takes_segment_at_end());
+        assert!(!plan.window().takes_segment_at_end());
     }
 
     #[test]
@@ -323,7 +288,7 @@ mod tests {
                 "live/cam/2026-11-25-10-00-00_sd.m3u8"
             ]
         );
-        assert!(plan.takes_segment_at_end());
+        assert!(plan.window().takes_segment_at_end());
     }
 
     #[test]

@@ -1,42 +1,51 @@
 //! The catalog reads of a Create: the streams a plan names, and rule 7's
 //! selection of their segments.
 
+use super::super::window::Window;
 use super::super::{IndexService, stream_name};
-use super::plan::Plan;
 use crate::catalog::Stream;
 use crate::error::ApiResult;
 use crate::manifest::selection::Selection;
 use crate::manifest::{Micros, Segment};
 
 impl IndexService {
-    /// What the catalog holds of each stream of `plan`, in its order.
-    pub(super) async fn find_streams(&self, plan: &Plan) -> ApiResult<Vec<Option<Stream>>> {
-        let names: Vec<_> = plan
-            .streams
+    /// What the catalog holds of each of `streams`, in their order.
+    pub(in crate::service) async fn find_streams(
+        &self,
+        domain: &str,
+        app: &str,
+        streams: &[String],
+    ) -> ApiResult<Vec<Option<Stream>>> {
+        let names: Vec<_> = streams
             .iter()
-            .map(|name| stream_name(&plan.domain_name, &plan.app_name, name))
+            .map(|name| stream_name(domain, app, name))
             .collect();
         Ok(self.catalog.streams(&names).await?)
     }
 
     /// Rule 7 for each stream: its segments of the range, bounded by the
     /// cap.
-    pub(super) async fn select_all(
+    pub(in crate::service) async fn select_all(
         &self,
-        plan: &Plan,
+        window: &Window,
         streams: &[Stream],
         now: Micros,
     ) -> ApiResult<Vec<Vec<Segment>>> {
         let mut selected = Vec::with_capacity(streams.len());
         for stream in streams {
-            selected.push(self.select(plan, stream, now).await?);
+            selected.push(self.select(window, stream, now).await?);
         }
         Ok(selected)
     }
 
-    async fn select(&self, plan: &Plan, stream: &Stream, now: Micros) -> ApiResult<Vec<Segment>> {
-        let (start, end) = (plan.start, plan.end);
-        let included = plan.takes_segment_at_end();
+    async fn select(
+        &self,
+        window: &Window,
+        stream: &Stream,
+        now: Micros,
+    ) -> ApiResult<Vec<Segment>> {
+        let (start, end) = (window.start, window.end);
+        let included = window.takes_segment_at_end();
         // The segment running at EndTime ends at most one segment later.
         let scan_until = if included {
             end.saturating_add(stream.longest_segment)
