@@ -1,4 +1,5 @@
-//! The M3U8 VOD playlist text (RFC 8216).
+//! The M3U8 media playlist text (RFC 8216): VOD, or EVENT for a range
+//! that runs to the live edge.
 //!
 //! A manifest may hold 100,000 segments and select + render has a 50 ms
 //! budget, so the writer makes one pre-sized String and formats numbers by
@@ -65,6 +66,18 @@ impl<'a> Part<'a> {
     }
 }
 
+/// What kind of media playlist is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistType {
+    /// Closed: every segment is there, `#EXT-X-ENDLIST`.
+    Vod,
+    /// Growing at its end until `ended`, when `#EXT-X-ENDLIST` closes it.
+    /// Its target duration is at least `target_floor` (microseconds), so
+    /// it does not change between reloads as segments arrive (RFC 8216
+    /// section 6.2.1): the stream's longest segment.
+    Event { ended: bool, target_floor: Micros },
+}
+
 /// Renders the playlist of `segments`, which must be sorted by start.
 /// `uri_for` gives each segment's URI line (relative or absolute).
 pub fn render(segments: &[Segment], uri_for: impl FnMut(&Segment) -> String) -> Playlist {
@@ -72,14 +85,26 @@ pub fn render(segments: &[Segment], uri_for: impl FnMut(&Segment) -> String) -> 
     render_parts(&parts, uri_for)
 }
 
-/// Renders playlist entries that may be parts of segments: version 4 and
-/// `#EXT-X-BYTERANGE` once any entry is a byte range.
-pub fn render_parts(parts: &[Part], mut uri_for: impl FnMut(&Segment) -> String) -> Playlist {
-    let longest = parts
+/// Renders a VOD playlist of entries that may be parts of segments:
+/// version 4 and `#EXT-X-BYTERANGE` once any entry is a byte range.
+pub fn render_parts(parts: &[Part], uri_for: impl FnMut(&Segment) -> String) -> Playlist {
+    render_parts_as(parts, PlaylistType::Vod, uri_for)
+}
+
+/// The tags before the first entry.
+fn push_header(text: &mut String, parts: &[Part], kind: PlaylistType) {
+    let mut longest = parts
         .iter()
         .map(|p| extinf_millis(p.duration))
         .max()
         .unwrap_or(0);
+    let playlist_type = match kind {
+        PlaylistType::Vod => "VOD",
+        PlaylistType::Event { target_floor, .. } => {
+            longest = longest.max(extinf_millis(target_floor));
+            "EVENT"
+        }
+    };
     // Ceil of the longest EXTINF as printed: RFC 8216 requires every
     // EXTINF to be at most the target duration.
     let target = longest.div_ceil(1000).max(1);
@@ -88,19 +113,29 @@ pub fn render_parts(parts: &[Part], mut uri_for: impl FnMut(&Segment) -> String)
     } else {
         "3"
     };
-
-    let mut text = String::with_capacity(160 + parts.len() * BYTES_PER_SEGMENT);
     text.push_str("#EXTM3U\n#EXT-X-VERSION:");
     text.push_str(version);
     text.push_str("\n#EXT-X-TARGETDURATION:");
-    push_u64(&mut text, target);
+    push_u64(text, target);
     text.push_str("\n#EXT-X-MEDIA-SEQUENCE:");
     let first_sequence = parts.first().map_or(0, |p| p.segment.sequence);
     if first_sequence < 0 {
         text.push('-');
     }
-    push_u64(&mut text, first_sequence.unsigned_abs());
-    text.push_str("\n#EXT-X-PLAYLIST-TYPE:VOD\n");
+    push_u64(text, first_sequence.unsigned_abs());
+    text.push_str("\n#EXT-X-PLAYLIST-TYPE:");
+    text.push_str(playlist_type);
+    text.push('\n');
+}
+
+/// Renders playlist entries of either kind; see [`render_parts`].
+pub fn render_parts_as(
+    parts: &[Part],
+    kind: PlaylistType,
+    mut uri_for: impl FnMut(&Segment) -> String,
+) -> Playlist {
+    let mut text = String::with_capacity(160 + parts.len() * BYTES_PER_SEGMENT);
+    push_header(&mut text, parts, kind);
 
     let mut total_millis: u64 = 0;
     let mut previous_end: Option<Micros> = None;
@@ -150,7 +185,9 @@ pub fn render_parts(parts: &[Part], mut uri_for: impl FnMut(&Segment) -> String)
             size = size.or(resolution);
         }
     }
-    text.push_str("#EXT-X-ENDLIST\n");
+    if !matches!(kind, PlaylistType::Event { ended: false, .. }) {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
 
     let (width, height) = size.unwrap_or((0, 0));
     Playlist {
@@ -215,6 +252,29 @@ mod tests {
             size: 0,
             media: None,
         }
+    }
+
+    #[test]
+    fn an_event_playlist_stays_open_with_a_steady_target_until_it_ends() {
+        let segs = run(&[4 * SECOND, 4 * SECOND]);
+        let parts: Vec<Part> = segs.iter().map(Part::whole).collect();
+        let open = PlaylistType::Event {
+            ended: false,
+            target_floor: 6 * SECOND,
+        };
+        let text = render_parts_as(&parts, open, |s| s.object.clone()).text;
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"), "{text}");
+        assert!(text.contains("#EXT-X-TARGETDURATION:6\n"), "{text}");
+        assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+        let ended = PlaylistType::Event {
+            ended: true,
+            target_floor: 6 * SECOND,
+        };
+        let text = render_parts_as(&parts, ended, |s| s.object.clone()).text;
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+        // A VOD playlist's target is its own longest entry.
+        let text = render_parts(&parts, |s| s.object.clone()).text;
+        assert!(text.contains("#EXT-X-TARGETDURATION:4\n"), "{text}");
     }
 
     /// Back-to-back segments of the given durations, numbered from 7.
