@@ -30,6 +30,8 @@
 //! - [`patterns`]: `*` patterns of domains, buckets and RAM statements:
 //!   matching, and whether two patterns can match one name.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
+//! - [`playback`]: the HTTP listener for players: playlists made per
+//!   request, to a closed range or the live edge.
 //! - [`connections`]: the gRPC listener's accept loop: the connection cap
 //!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
@@ -50,6 +52,7 @@ pub mod manifest;
 pub mod media;
 pub mod operations;
 pub mod patterns;
+pub mod playback;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -288,7 +288,17 @@ fn load_config(
 ) -> Result<Config, String> {
     let mut config = match path {
         Some(path) => Config::from_file(&path).map_err(|err| err.to_string())?,
-        None => Config::default(),
+        None => Config {
+            playback: record_index::config::PlaybackConfig {
+                listen: Some(
+                    record_index::config::LOCAL_PLAYBACK
+                        .parse()
+                        .expect("a socket address"),
+                ),
+                ..Default::default()
+            },
+            ..Config::default()
+        },
     };
     if let Some(listen) = listen {
         config.listen = listen;
@@ -473,6 +483,9 @@ async fn serve(
     }
     if let Some(metrics) = server.metrics_addr() {
         println!("record-index metrics listening on {metrics}");
+    }
+    if let Some(playback) = server.playback_addr() {
+        println!("record-index playback listening on {playback}");
     }
     tracing::info!(%address, local_mode = config.is_local_mode(), data_dir = %config.data_dir.display(), "serving");
     if let Err(err) = server.run(shutdown).await {

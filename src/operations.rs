@@ -11,16 +11,19 @@ pub enum Operation {
     DescribeLiveStreamRecordIndexFiles,
     DeleteLiveStreamRecordIndexFiles,
     DescribeLiveStreamRecordContent,
+    /// A playlist of the HTTP playback listener; no RPC.
+    Playback,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::CreateLiveStreamRecordIndexFiles,
         Operation::RegisterLiveStreamRecordSegments,
         Operation::DescribeLiveStreamRecordIndexFile,
         Operation::DescribeLiveStreamRecordIndexFiles,
         Operation::DeleteLiveStreamRecordIndexFiles,
         Operation::DescribeLiveStreamRecordContent,
+        Operation::Playback,
     ];
 
     /// The method name, as in the gRPC path and the config's rate limits.
@@ -32,6 +35,7 @@ impl Operation {
             Operation::DescribeLiveStreamRecordIndexFiles => "DescribeLiveStreamRecordIndexFiles",
             Operation::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
             Operation::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
+            Operation::Playback => "Playback",
         }
     }
 
@@ -49,6 +53,7 @@ impl Operation {
             Operation::DescribeLiveStreamRecordIndexFiles => 15,
             Operation::DeleteLiveStreamRecordIndexFiles => 100,
             Operation::DescribeLiveStreamRecordContent => 50,
+            Operation::Playback => 200,
         }
     }
 
@@ -62,6 +67,7 @@ impl Operation {
     /// calls; `None` for other services (reflection, health).
     pub fn from_path(path: &str) -> Option<Operation> {
         Operation::from_name(path.strip_prefix("/recordindex.v1.RecordIndex/")?)
+            .filter(|operation| *operation != Operation::Playback)
     }
 }
 

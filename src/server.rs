@@ -19,6 +19,7 @@ use crate::catalog::sled_engine::{SledCatalog, SledEngine};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CatalogEngine, Config, ConnectionsConfig};
 use crate::connections::{Incoming, Limits, TrackRequests};
+use crate::playback::Playback;
 use crate::proto::record_index_server::RecordIndexServer;
 use crate::service::IndexService;
 use crate::storage::Storage;
@@ -64,6 +65,8 @@ pub struct Server {
     sweep_batch: usize,
     /// The SRS callback listener, when configured.
     webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
+    /// The playback listener, when configured.
+    playback: Option<(Arc<Playback>, std::net::TcpListener)>,
     /// The Prometheus listener, when configured.
     metrics: Option<std::net::TcpListener>,
     storage: Storage,
@@ -119,21 +122,21 @@ async fn prune_forever(admission: Arc<dyn Admission>) {
     }
 }
 
-/// Serves SRS callbacks until `stopped` changes or is dropped.
-fn spawn_webhook(
-    hook: Arc<Webhook>,
-    listener: std::net::TcpListener,
-    header_timeout: Duration,
-    mut stopped: tokio::sync::watch::Receiver<()>,
+/// Runs an HTTP side listener (SRS callbacks, playback) until it stops.
+fn spawn_side(
+    name: &'static str,
+    serving: impl Future<Output = Result<(), hyper::Error>> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let stop = async move {
-            let _ = stopped.changed().await;
-        };
-        if let Err(err) = hook.serve(listener, header_timeout, stop).await {
-            tracing::error!(error = %err, "SRS webhook listener failed");
+        if let Err(err) = serving.await {
+            tracing::error!(error = %err, listener = name, "HTTP listener failed");
         }
     })
+}
+
+/// Resolves once the gRPC side starts draining.
+async fn stop_signal(mut stopped: tokio::sync::watch::Receiver<()>) {
+    let _ = stopped.changed().await;
 }
 
 /// Serves `/metrics` until `stopped` resolves, the catalog's counts
@@ -163,7 +166,7 @@ fn spawn_metrics(
 /// Once draining begins, waits until no request is in flight or the grace
 /// period is over: a request stuck past it must not keep the catalog from
 /// being flushed before the orchestrator's SIGKILL. Sets `grace_ends`, which
-/// the webhook's drain shares.
+/// the HTTP listeners' drains share.
 async fn drain(
     gate: &GateLayer,
     grace: Duration,
@@ -203,9 +206,11 @@ async fn drain(
 /// Lets in-flight callbacks finish until `deadline`, what is left of the
 /// grace period: a stuck client does not keep the service from flushing
 /// and exiting.
-async fn finish_webhook(webhook: tokio::task::JoinHandle<()>, deadline: Instant) {
-    if tokio::time::timeout_at(deadline, webhook).await.is_err() {
-        tracing::warn!("SRS webhook connections still open at shutdown");
+async fn finish_sides(sides: Vec<tokio::task::JoinHandle<()>>, deadline: Instant) {
+    for side in sides {
+        if tokio::time::timeout_at(deadline, side).await.is_err() {
+            tracing::warn!("HTTP connections still open at shutdown");
+        }
     }
 }
 
@@ -459,6 +464,18 @@ impl Server {
             }
             None => None,
         };
+        let playback = match config.playback.listen {
+            Some(address) => {
+                let playback = Playback {
+                    service: service.clone(),
+                    accounts: accounts.clone(),
+                    admission: admission.clone(),
+                    live_idle: config.playback.live_idle(),
+                };
+                Some((Arc::new(playback), bind_http(address)?))
+            }
+            None => None,
+        };
         let gate = GateLayer::new(accounts, admission.clone());
         let listener =
             TcpListener::bind(config.listen)
@@ -478,6 +495,7 @@ impl Server {
             sweep_interval: Duration::from_secs_f64(config.sweep_interval_secs),
             sweep_batch: config.sweep_batch,
             webhook,
+            playback,
             metrics,
             storage: service_storage,
             max_message_bytes: config.max_message_bytes,
@@ -492,6 +510,13 @@ impl Server {
         self.metrics
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Address of the playback listener, when configured.
+    pub fn playback_addr(&self) -> Option<SocketAddr> {
+        self.playback
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
     }
 
     /// Address of the SRS callback listener, when configured.
@@ -532,9 +557,21 @@ impl Server {
         // The HTTP listeners close connections that send no request head
         // in time, as the gRPC listener closes those without a handshake.
         let header_timeout = self.connection_limits.handshake_timeout;
-        let webhook = self
-            .webhook
-            .map(|(hook, listener)| spawn_webhook(hook, listener, header_timeout, stopped));
+        let mut sides = Vec::new();
+        if let Some((hook, listener)) = self.webhook {
+            let stop = stop_signal(stopped.clone());
+            sides.push(spawn_side(
+                "SRS webhook",
+                hook.serve(listener, header_timeout, stop),
+            ));
+        }
+        if let Some((playback, listener)) = self.playback {
+            let stop = stop_signal(stopped);
+            sides.push(spawn_side(
+                "playback",
+                playback.serve(listener, header_timeout, stop),
+            ));
+        }
         // Scrapes go on while requests drain; the listener stops last.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics.map(|listener| {
@@ -547,7 +584,7 @@ impl Server {
         });
         let draining = reporter.clone();
         let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<Instant>();
-        // Set when draining begins: the gRPC drain and the webhook's share
+        // Set when draining begins: the gRPC drain and the HTTP listeners' share
         // one grace period.
         let grace_ends = std::sync::OnceLock::new();
         let shutdown = async move {
@@ -577,10 +614,8 @@ impl Server {
         pruner.abort();
         sweeper.abort();
         health_checks.abort();
-        if let Some(webhook) = webhook {
-            let deadline = grace_ends.get().copied();
-            finish_webhook(webhook, deadline.unwrap_or_else(|| Instant::now() + grace)).await;
-        }
+        let deadline = grace_ends.get().copied();
+        finish_sides(sides, deadline.unwrap_or_else(|| Instant::now() + grace)).await;
         if let Err(err) = self.catalog.sync().await {
             tracing::error!(error = %err, "final catalog flush failed");
         }

@@ -97,17 +97,7 @@ impl Caller {
     /// domain is the account's and no other's, and a statement of the key
     /// allows it.
     pub fn authorize(&self, operation: Operation, domain: &str) -> ApiResult<()> {
-        let owned = self
-            .owners
-            .sole_owner(domain)
-            .is_some_and(|owner| owner.id == self.account.id);
-        if !owned {
-            return Err(ApiError::ForbiddenRam(format!(
-                "domain {} does not belong to account {}",
-                quote(domain),
-                self.account.id
-            )));
-        }
+        self.check_owns_domain(domain)?;
         let Some(statements) = &self.statements else {
             return Ok(());
         };
@@ -125,6 +115,24 @@ impl Caller {
 
     pub fn owns_bucket(&self, bucket: &str) -> bool {
         self.account.owns_bucket(bucket)
+    }
+
+    /// Checks that the caller's account is `domain`'s sole owner: what
+    /// playback needs, where no API key (and so no statement) applies.
+    pub fn check_owns_domain(&self, domain: &str) -> ApiResult<()> {
+        let owned = self
+            .owners
+            .sole_owner(domain)
+            .is_some_and(|owner| owner.id == self.account.id);
+        if owned {
+            Ok(())
+        } else {
+            Err(ApiError::ForbiddenRam(format!(
+                "domain {} does not belong to account {}",
+                quote(domain),
+                self.account.id
+            )))
+        }
     }
 }
 
@@ -220,6 +228,17 @@ impl Accounts {
             statements: None,
             owners: self.owners.clone(),
         })
+    }
+
+    /// The caller that plays `domain`'s recordings: the domain's sole
+    /// owner with every right its account has (the local caller in local
+    /// mode). Playback is authenticated by signed URLs, not API keys.
+    pub fn owner_of(&self, domain: &str) -> Option<Caller> {
+        if let Some(local) = &self.local {
+            return Some(local.clone());
+        }
+        let owner = self.owners.sole_owner(domain)?;
+        self.caller_of(&owner.id)
     }
 
     /// Every account requests can act as, for the rate limiter.

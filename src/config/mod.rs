@@ -13,9 +13,11 @@ use crate::operations::Operation;
 mod accounts;
 mod catalog;
 mod limits;
+mod playback;
 pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
 pub use catalog::{CatalogConfig, CatalogEngine};
 pub use limits::{LimitsBackend, LimitsConfig};
+pub use playback::{LOCAL_PLAYBACK, PlaybackConfig};
 
 /// Name of the object storage endpoint that local mode offers.
 pub const LOCAL_ENDPOINT: &str = "localhost";
@@ -91,6 +93,9 @@ pub struct Config {
     /// every replica.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The HTTP listener for players; off without `listen`.
+    #[serde(default)]
+    pub playback: PlaybackConfig,
 }
 
 /// Every connection holds a file descriptor and some memory, whether or not
@@ -400,6 +405,7 @@ impl Default for Config {
             connections: ConnectionsConfig::default(),
             catalog: CatalogConfig::default(),
             limits: LimitsConfig::default(),
+            playback: PlaybackConfig::default(),
         }
     }
 }
@@ -449,6 +455,7 @@ impl Config {
         self.check_numbers()?;
         self.catalog.check()?;
         self.limits.check()?;
+        self.playback.check(self.is_local_mode())?;
         self.finish_endpoints()?;
         check_rate_limits("rate_limits", &self.rate_limits)?;
         accounts::check(&self.accounts)?;

@@ -20,6 +20,7 @@ mod delete;
 mod describe;
 mod fault;
 mod idempotency;
+pub mod playback;
 pub mod probing;
 mod register;
 pub mod window;

@@ -40,12 +40,29 @@ pub async fn http_request(
     content_type: Option<&str>,
     body: Bytes,
 ) -> HttpResponse {
-    let mut request = hyper::Request::builder().method(method).uri(url);
+    let mut headers = Vec::new();
     if let Some(host) = host {
-        request = request.header(hyper::header::HOST, host);
+        headers.push(("host", host));
     }
     if let Some(content_type) = content_type {
-        request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        headers.push(("content-type", content_type));
+    }
+    exchange(method, url, &headers, body).await
+}
+
+/// A request without a body, with these headers.
+pub async fn http_request_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    exchange(method, url, headers, Bytes::new()).await
+}
+
+async fn exchange(method: &str, url: &str, headers: &[(&str, &str)], body: Bytes) -> HttpResponse {
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(hyper::Body::from(body))

@@ -30,6 +30,8 @@ pub struct Server {
     open_files: Option<u64>,
     /// Environment variables set for the process on top of the test's.
     env: Vec<(String, String)>,
+    /// The lines printed on stdout after the first: the side listeners'.
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Declared before `_dir` so the process is dead before its files go.
     process: Option<Guarded>,
     /// Removed on drop; the guard removes it too if the test binary dies
@@ -139,6 +141,7 @@ impl Server {
             log,
             open_files: None,
             env: Vec::new(),
+            stdout: Default::default(),
             process: None,
             _dir: dir,
         }
@@ -182,6 +185,8 @@ impl Server {
             }
         });
         let (first_line_tx, first_line_rx) = tokio::sync::oneshot::channel();
+        self.stdout.lock().unwrap().clear();
+        let stdout = self.stdout.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout_pipe).lines().map_while(Result::ok);
             if let Some(first) = lines.next() {
@@ -189,6 +194,7 @@ impl Server {
             }
             for line in lines {
                 eprintln!("[record-index stdout] {line}");
+                stdout.lock().unwrap().push(line);
             }
         });
 
@@ -205,6 +211,28 @@ impl Server {
             "record-index listens on {addr}, not on loopback"
         );
         self.addr = addr;
+    }
+
+    /// The address the playback listener says it listens on.
+    pub async fn playback_addr(&self) -> SocketAddr {
+        const PREFIX: &str = "record-index playback listening on ";
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|line| line.strip_prefix(PREFIX)?.trim().parse().ok());
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "record-index printed no \"{PREFIX}\" line within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The process id of the running `record-index` (not of its guard).

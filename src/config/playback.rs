@@ -1,0 +1,83 @@
+//! `[playback]`: the HTTP listener that serves playlists made per request
+//! to players. Off unless `listen` is set; `serve` without a config file
+//! turns it on at [`LOCAL_PLAYBACK`], as it serves gRPC on loopback.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Where `serve` without a config file serves playback.
+pub const LOCAL_PLAYBACK: &str = "127.0.0.1:8080";
+/// Longest idle time a live range may be given: a day.
+const MAX_LIVE_IDLE_SECS: f64 = 86_400.0;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackConfig {
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// A range without an end turns into a closed playlist this long after
+    /// its stream's last segment ended.
+    #[serde(default = "default_live_idle")]
+    pub live_idle_secs: f64,
+}
+
+fn default_live_idle() -> f64 {
+    120.0
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        PlaybackConfig {
+            listen: None,
+            live_idle_secs: default_live_idle(),
+        }
+    }
+}
+
+impl PlaybackConfig {
+    pub(super) fn check(&self, local_mode: bool) -> Result<(), ConfigError> {
+        if !(self.live_idle_secs > 0.0 && self.live_idle_secs <= MAX_LIVE_IDLE_SECS) {
+            return Err(ConfigError::Invalid(format!(
+                "[playback] live_idle_secs must be more than 0 and at most {MAX_LIVE_IDLE_SECS}"
+            )));
+        }
+        if let Some(listen) = self.listen
+            && local_mode
+            && !listen.ip().is_loopback()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[playback] listen = {listen} is not a loopback address: without [[accounts]] \
+                 playlists would be served to anyone without a signature"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The idle time in microseconds.
+    pub fn live_idle(&self) -> crate::manifest::Micros {
+        (self.live_idle_secs * 1e6).round() as crate::manifest::Micros
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_time_is_bounded_and_local_mode_stays_on_loopback() {
+        let mut config = PlaybackConfig::default();
+        assert!(config.check(true).is_ok());
+        config.live_idle_secs = 0.0;
+        assert!(config.check(false).is_err());
+        config.live_idle_secs = f64::NAN;
+        assert!(config.check(false).is_err());
+        config.live_idle_secs = 30.0;
+        config.listen = Some("0.0.0.0:8080".parse().unwrap());
+        assert!(config.check(false).is_ok());
+        let err = config.check(true).unwrap_err().to_string();
+        assert!(err.contains("[playback] listen = 0.0.0.0:8080"), "{err}");
+    }
+}

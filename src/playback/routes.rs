@@ -1,0 +1,267 @@
+//! The playback URLs, read into what a playlist request means; pure.
+//!
+//! - `/v1/{DomainName}/{AppName}/{StreamName}/index.m3u8?start=T[&end=T]`
+//!   with optional `EndTimeIncluded` and `ClipMode`, as on Create; `T` is
+//!   `yyyy-MM-ddTHH:mm:ssZ` or Unix seconds. Without `end`, the range runs
+//!   to the live edge.
+//! - `.../archive-{from}-{duration}.m3u8` and `.../archive-{from}-now.m3u8`,
+//!   Unix seconds, as Flussonic names its archive.
+//!
+//! Other query parameters are ignored (players add cache busters), except
+//! `auth_key`, which the listener checks.
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::{ApiError, ApiResult, quote};
+use crate::manifest::time::parse_request_time;
+use crate::manifest::{MICROS_PER_SECOND, Micros};
+use crate::service::playback::PlaylistRequest;
+use crate::service::window::ClipMode;
+
+/// Latest Unix second a time may name: 9999-12-31T23:59:59Z.
+const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
+
+/// A playback request, read from its path and query.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub playlist: PlaylistRequest,
+    /// The signature the URL carries, if any.
+    pub auth_key: Option<String>,
+}
+
+/// Why a URL names nothing: the listener answers 404.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoSuchPath;
+
+/// Reads `path` (as sent, percent-encoded) and `query`: `Ok(Err(..))` when
+/// the path names no playlist, `Err` when it does but the request is bad.
+pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchPath>> {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Ok(Err(NoSuchPath));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [domain, app, stream, file] = parts.as_slice() else {
+        return Ok(Err(NoSuchPath));
+    };
+    let params = Params::parse(query.unwrap_or(""));
+    let (start, end) = match *file {
+        "index.m3u8" => {
+            let start = params.get("start").ok_or_else(|| {
+                ApiError::InvalidParams("start is required: the range's first instant".into())
+            })?;
+            let start = instant(&start).ok_or_else(|| {
+                ApiError::StartTimeMalformed(
+                    "start must be yyyy-MM-ddTHH:mm:ssZ or Unix seconds".into(),
+                )
+            })?;
+            let end = match params.get("end") {
+                Some(end) => Some(instant(&end).ok_or_else(|| {
+                    ApiError::EndTimeMalformed(
+                        "end must be yyyy-MM-ddTHH:mm:ssZ or Unix seconds".into(),
+                    )
+                })?),
+                None => None,
+            };
+            (start, end)
+        }
+        other => match archive(other)? {
+            Some(range) => range,
+            None => return Ok(Err(NoSuchPath)),
+        },
+    };
+    let included = match params.get("EndTimeIncluded").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidParams(
+                "EndTimeIncluded must be true or false".into(),
+            ));
+        }
+    };
+    let clip_mode = ClipMode::parse(params.get("ClipMode").as_deref().unwrap_or(""))?;
+    Ok(Ok(Route {
+        playlist: PlaylistRequest {
+            domain_name: decode(domain, "DomainName")?,
+            app_name: decode(app, "AppName")?,
+            stream_name: decode(stream, "StreamName")?,
+            start,
+            end,
+            end_time_included: included,
+            clip_mode,
+        },
+        auth_key: params.get("auth_key"),
+    }))
+}
+
+/// `archive-{from}-{duration}.m3u8` or `archive-{from}-now.m3u8`: the
+/// range, or `None` when the name is not of that form.
+fn archive(file: &str) -> ApiResult<Option<(Micros, Option<Micros>)>> {
+    let Some(inner) = file
+        .strip_prefix("archive-")
+        .and_then(|rest| rest.strip_suffix(".m3u8"))
+    else {
+        return Ok(None);
+    };
+    let Some((from, length)) = inner.split_once('-') else {
+        return Ok(None);
+    };
+    let from = unix_seconds(from).ok_or_else(|| {
+        ApiError::StartTimeMalformed("the archive's start must be Unix seconds".into())
+    })?;
+    if length == "now" {
+        return Ok(Some((from, None)));
+    }
+    let seconds: i64 = match length.parse() {
+        Ok(seconds) if length.bytes().all(|b| b.is_ascii_digit()) && seconds > 0 => seconds,
+        _ => {
+            return Err(ApiError::EndTimeMalformed(
+                "the archive's duration must be whole seconds, more than 0, or now".into(),
+            ));
+        }
+    };
+    let end = seconds
+        .checked_mul(MICROS_PER_SECOND)
+        .and_then(|length| from.checked_add(length))
+        .ok_or_else(|| ApiError::EndTimeMalformed("the archive's duration is too long".into()))?;
+    Ok(Some((from, Some(end))))
+}
+
+/// A time as Create takes it, or Unix seconds.
+fn instant(value: &str) -> Option<Micros> {
+    unix_seconds(value).or_else(|| parse_request_time(value))
+}
+
+fn unix_seconds(value: &str) -> Option<Micros> {
+    if value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: i64 = value.parse().ok()?;
+    (seconds <= MAX_UNIX_SECONDS).then(|| seconds * MICROS_PER_SECOND)
+}
+
+/// A path segment decoded; names are checked by the service.
+fn decode(segment: &str, field: &str) -> ApiResult<String> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|name| name.into_owned())
+        .map_err(|_| ApiError::InvalidParams(format!("{field} {} is not UTF-8", quote(segment))))
+}
+
+/// The query's parameters, decoded; the first of a repeated name wins.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: &str) -> Params {
+        let decode = |text: &str| {
+            percent_decode_str(&text.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Params(
+            query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(name), decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Micros = 1_795_089_600 * MICROS_PER_SECOND;
+
+    fn route(path: &str, query: &str) -> Route {
+        parse(path, Some(query)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn index_takes_either_time_form_and_create_options() {
+        let r = route(
+            "/v1/example.com/live/cam%201/index.m3u8",
+            "start=2026-11-19T12:00:00Z&end=1795093200&ClipMode=KEYFRAME&EndTimeIncluded=true&x=1",
+        );
+        let p = &r.playlist;
+        assert_eq!(
+            (p.domain_name.as_str(), p.app_name.as_str()),
+            ("example.com", "live")
+        );
+        assert_eq!(p.stream_name, "cam 1");
+        assert_eq!((p.start, p.end), (T, Some(T + 3600 * MICROS_PER_SECOND)));
+        assert_eq!(p.clip_mode, ClipMode::Keyframe);
+        assert!(p.end_time_included);
+        assert_eq!(r.auth_key, None);
+        let live = route(
+            "/v1/d.com/live/s/index.m3u8",
+            "start=1795089600&auth_key=1-a-0-f",
+        );
+        assert_eq!(live.playlist.end, None);
+        assert_eq!(live.auth_key.as_deref(), Some("1-a-0-f"));
+    }
+
+    #[test]
+    fn archive_forms_are_unix_seconds() {
+        let r = route("/v1/d.com/live/s/archive-1795089600-3600.m3u8", "");
+        assert_eq!(
+            (r.playlist.start, r.playlist.end),
+            (T, Some(T + 3600 * MICROS_PER_SECOND))
+        );
+        let r = route("/v1/d.com/live/s/archive-1795089600-now.m3u8", "");
+        assert_eq!((r.playlist.start, r.playlist.end), (T, None));
+        for bad in [
+            "archive-x-60.m3u8",
+            "archive-1795089600-0.m3u8",
+            "archive-1795089600-+5.m3u8",
+        ] {
+            let path = format!("/v1/d.com/live/s/{bad}");
+            assert!(parse(&path, None).is_err(), "{bad}");
+        }
+        let huge = format!("/v1/d.com/live/s/archive-1795089600-{}.m3u8", i64::MAX);
+        assert!(matches!(
+            parse(&huge, None),
+            Err(ApiError::EndTimeMalformed(_))
+        ));
+    }
+
+    #[test]
+    fn bad_requests_get_their_codes_and_unknown_paths_none() {
+        let path = "/v1/d.com/live/s/index.m3u8";
+        assert!(matches!(parse(path, None), Err(ApiError::InvalidParams(_))));
+        assert!(matches!(
+            parse(path, Some("start=yesterday")),
+            Err(ApiError::StartTimeMalformed(_))
+        ));
+        assert!(matches!(
+            parse(path, Some("start=1795089600&end=99999999999999")),
+            Err(ApiError::EndTimeMalformed(_))
+        ));
+        assert!(matches!(
+            parse(path, Some("start=1795089600&ClipMode=FAST")),
+            Err(ApiError::InvalidParams(_))
+        ));
+        for other in [
+            "/",
+            "/v1/d.com/live/index.m3u8",
+            "/v1/d.com/live/s/x.ts",
+            "/v2/a/b/c/index.m3u8",
+        ] {
+            assert_eq!(
+                parse(other, None).unwrap().unwrap_err(),
+                NoSuchPath,
+                "{other}"
+            );
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Playback over HTTP against the real parts: ffmpeg-made media in
+//! SeaweedFS, the real binary serving playlists made per request, and
+//! ffprobe playing them as a player would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use record_index::proto::{RegisterLiveStreamRecordSegmentsRequest, Segment};
+
+const DOMAIN: &str = "example.com";
+const APP: &str = "app";
+const STREAM: &str = "stream";
+const HLS_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// The real binary with an S3 endpoint and the playback listener, and the
+/// recorded media uploaded (not yet registered).
+struct Scenario {
+    server: Server,
+    playback: String,
+    segments: Vec<Segment>,
+}
+
+impl Scenario {
+    async fn new(live_idle_secs: u32) -> Scenario {
+        let s3 = seaweedfs();
+        let toml = format!(
+            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n",
+            s3.endpoint_toml(Addressing::Path)
+        );
+        let server = Server::start(&toml).await;
+        let playback = format!("http://{}", server.playback_addr().await);
+        let bucket = s3.create_bucket().await;
+        let prefix = format!("live/{APP}/{STREAM}");
+        s3.upload_media(&bucket, &prefix).await;
+        let segments = recorded_segments(
+            &s3.endpoint_name(Addressing::Path),
+            &bucket,
+            &prefix,
+            recording_start(Duration::from_secs(20 * 60)),
+        );
+        Scenario {
+            server,
+            playback,
+            segments,
+        }
+    }
+
+    async fn register(&self, segments: &[Segment]) {
+        let mut client = self.server.client().await;
+        client
+            .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
+                client_token: String::new(),
+                domain_name: DOMAIN.into(),
+                app_name: APP.into(),
+                stream_name: STREAM.into(),
+                segments: segments.to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+
+    fn url(&self, file: &str, query: &str) -> String {
+        format!(
+            "{}/v1/{DOMAIN}/{APP}/{STREAM}/{file}?{query}",
+            self.playback
+        )
+    }
+}
+
+fn unix(time: &str) -> i64 {
+    parse_utc(time).timestamp()
+}
+
+fn frames(indexes: std::ops::RangeInclusive<usize>) -> u64 {
+    indexes.map(|i| media().segments[i].frames()).sum()
+}
+
+fn seconds(indexes: std::ops::RangeInclusive<usize>) -> f64 {
+    media().segments[indexes].iter().map(|s| s.duration).sum()
+}
+
+async fn get(url: &str) -> HttpResponse {
+    http_get(url).await
+}
+
+fn header<'a>(response: &'a HttpResponse, name: &str) -> &'a str {
+    response
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_range_plays_and_caches() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
+
+    let response = get(&url).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(header(&response, "content-type"), HLS_CONTENT_TYPE);
+    assert!(!header(&response, "x-request-id").is_empty());
+    assert!(header(&response, "cache-control").contains("max-age=86400"));
+    let text = response.text();
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert_eq!(text.matches("#EXTINF:").count(), 5, "{text}");
+
+    let probe = ffprobe(&url).await;
+    assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
+    assert_eq!(probe.frames, frames(2..=6), "frames ffprobe decoded");
+    assert!(
+        (probe.duration - seconds(2..=6)).abs() <= 0.1,
+        "{}",
+        probe.duration
+    );
+
+    // The Flussonic form of the same range, in Unix seconds.
+    let length = unix(&end) - unix(&start);
+    let archive = scenario.url(&format!("archive-{}-{length}.m3u8", unix(&start)), "");
+    assert_eq!(get(&archive).await.text(), text);
+
+    // A cache holding the playlist gets 304; HEAD gets the headers alone.
+    let etag = header(&response, "etag").to_string();
+    let held = http_request_with_headers("GET", &url, &[("if-none-match", &etag)]).await;
+    assert_eq!(held.status, 304);
+    let head = http_request_with_headers("HEAD", &url, &[]).await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(header(&head, "content-length"), text.len().to_string());
+}
+
+#[tokio::test]
+async fn a_range_to_the_live_edge_grows_then_ends() {
+    let scenario = Scenario::new(86_400).await;
+    scenario.register(&scenario.segments[..5]).await;
+    let (start, _) = range_selecting(&scenario.segments, 0, 1);
+    let url = scenario.url("index.m3u8", &format!("start={start}"));
+    let first = get(&url).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let text = first.text();
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{text}");
+    assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert_eq!(text.matches("#EXTINF:").count(), 5, "{text}");
+    assert!(!header(&first, "cache-control").contains("86400"));
+
+    // Segments registered between two fetches appear, at the end.
+    scenario.register(&scenario.segments[5..]).await;
+    let second = get(&url).await.text();
+    let count = scenario.segments.len();
+    assert_eq!(second.matches("#EXTINF:").count(), count, "{second}");
+    assert!(second.starts_with(text.trim_end_matches('\n')), "{second}");
+
+    // With an idle time shorter than the recording's age, it has ended:
+    // a whole playlist that plays to the end.
+    let ended = Scenario::new(60).await;
+    ended.register(&ended.segments).await;
+    let url = ended.url("index.m3u8", &format!("start={start}"));
+    let text = get(&url).await.text();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let probe = ffprobe(&url).await;
+    assert_eq!(probe.errors, "");
+    assert_eq!(probe.frames, frames(0..=count - 1));
+}
+
+#[tokio::test]
+async fn errors_are_json_with_create_codes() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let cases = [
+        (
+            format!(
+                "{}/v1/{DOMAIN}/{APP}/nobody/index.m3u8?start={start}&end={end}",
+                scenario.playback
+            ),
+            404,
+            "InvalidStream.NotFound",
+        ),
+        (
+            scenario.url("index.m3u8", "start=yesterday"),
+            400,
+            "InvalidStartTime.Malformed",
+        ),
+        (
+            scenario.url("index.m3u8", &format!("start={start}&end=tomorrow")),
+            400,
+            "InvalidEndTime.Malformed",
+        ),
+        (scenario.url("index.m3u8", ""), 400, "InvalidParams"),
+        (
+            scenario.url(
+                "index.m3u8",
+                &format!("start={start}&end={end}&ClipMode=FAST"),
+            ),
+            400,
+            "InvalidParams",
+        ),
+        (scenario.url("segment.ts", ""), 404, "InvalidParams"),
+        (
+            format!(
+                "{}/v1/{DOMAIN}/{APP}/{}/index.m3u8?start={start}",
+                scenario.playback,
+                "s".repeat(60_000)
+            ),
+            400,
+            "InvalidParams",
+        ),
+    ];
+    for (url, status, code) in cases {
+        let response = get(&url).await;
+        assert_eq!(response.status, status, "{url}: {}", response.text());
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["Code"], code, "{body}");
+        assert_eq!(
+            body["RequestId"],
+            header(&response, "x-request-id"),
+            "{body}"
+        );
+        assert!(body["Message"].as_str().unwrap().len() <= 1024);
+    }
+    let posted = http_request_with_headers("POST", &scenario.url("index.m3u8", ""), &[]).await;
+    assert_eq!(posted.status, 405);
+}
