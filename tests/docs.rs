@@ -149,6 +149,7 @@ fn toml_path(config_struct: &str) -> Option<&'static str> {
         "ConnectionsConfig" => "connections",
         "CatalogConfig" => "catalog",
         "LimitsConfig" => "limits",
+        "PlaybackConfig" => "playback",
         _ => return None,
     })
 }
