@@ -68,6 +68,10 @@ enum Command {
         /// Overrides `data_dir` of the config.
         #[arg(long, env = "RECORD_INDEX_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Overrides `[playback] listen` of the config (without a config
+        /// file, 127.0.0.1:8080).
+        #[arg(long, env = "RECORD_INDEX_PLAYBACK_LISTEN")]
+        playback_listen: Option<std::net::SocketAddr>,
     },
     /// Registers an existing recording with a running service: the segments
     /// its recorder's HLS playlist lists. Safe to run again: segments
@@ -169,7 +173,7 @@ enum KeysCommand {
 }
 
 async fn import(config: Option<PathBuf>, job: record_index::import::runner::ImportJob) -> ExitCode {
-    let storage = load_config(config, None, None)
+    let storage = load_config(config, Overrides::default())
         .and_then(|config| record_index::storage::Storage::from_config(&config));
     let storage = match storage {
         Ok(storage) => storage,
@@ -187,7 +191,7 @@ async fn import(config: Option<PathBuf>, job: record_index::import::runner::Impo
 /// `record-index migrate-catalog`: a sled catalog into the configured one.
 async fn migrate_catalog(config: PathBuf, from_sled: &std::path::Path) -> ExitCode {
     use record_index::catalog::sled_engine::{SledCatalog, backup::catalog_dir};
-    let config = match load_config(Some(config), None, None) {
+    let config = match load_config(Some(config), Overrides::default()) {
         Ok(config) if config.catalog.engine == CatalogEngine::Sled => {
             return refused(
                 "the config's catalog is sled; set [catalog] engine = \"postgres\" to move a catalog into PostgreSQL",
@@ -281,11 +285,15 @@ fn refused(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load_config(
-    path: Option<PathBuf>,
+/// What `serve`'s flags set over the config file.
+#[derive(Default)]
+struct Overrides {
     listen: Option<std::net::SocketAddr>,
     data_dir: Option<PathBuf>,
-) -> Result<Config, String> {
+    playback_listen: Option<std::net::SocketAddr>,
+}
+
+fn load_config(path: Option<PathBuf>, overrides: Overrides) -> Result<Config, String> {
     let mut config = match path {
         Some(path) => Config::from_file(&path).map_err(|err| err.to_string())?,
         None => Config {
@@ -300,11 +308,14 @@ fn load_config(
             ..Config::default()
         },
     };
-    if let Some(listen) = listen {
+    if let Some(listen) = overrides.listen {
         config.listen = listen;
     }
-    if let Some(data_dir) = data_dir {
+    if let Some(data_dir) = overrides.data_dir {
         config.data_dir = data_dir;
+    }
+    if let Some(listen) = overrides.playback_listen {
+        config.playback.listen = Some(listen);
     }
     config.finish().map_err(|err| err.to_string())
 }
@@ -361,14 +372,28 @@ async fn main() -> ExitCode {
             config,
             listen,
             data_dir,
-        } => serve(config, listen, data_dir).await,
+            playback_listen,
+        } => {
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                playback_listen,
+            };
+            serve(config, overrides).await
+        }
     }
 }
 
 /// `record-index backup`: the catalog of the config's data directory into
 /// one file.
 fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::Path) -> ExitCode {
-    let config = match load_config(config, None, data_dir) {
+    let config = match load_config(
+        config,
+        Overrides {
+            data_dir,
+            ..Overrides::default()
+        },
+    ) {
         Ok(config) => config,
         Err(message) => return refused(message),
     };
@@ -398,7 +423,7 @@ fn backup(config: Option<PathBuf>, data_dir: Option<PathBuf>, out: &std::path::P
 async fn migrate(config: Option<PathBuf>) -> ExitCode {
     use record_index::catalog::postgres::{PgCatalog, PgOptions};
     use record_index::config::CatalogEngine;
-    let config = match load_config(config, None, None) {
+    let config = match load_config(config, Overrides::default()) {
         Ok(config) => config,
         Err(message) => return refused(message),
     };
@@ -455,12 +480,8 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
 
 /// `record-index serve`: binds every listener, says where, and serves until
 /// SIGTERM or SIGINT.
-async fn serve(
-    config: Option<PathBuf>,
-    listen: Option<std::net::SocketAddr>,
-    data_dir: Option<PathBuf>,
-) -> ExitCode {
-    let config = match load_config(config, listen, data_dir) {
+async fn serve(config: Option<PathBuf>, overrides: Overrides) -> ExitCode {
+    let config = match load_config(config, overrides) {
         Ok(config) => config,
         Err(message) => return refused(message),
     };

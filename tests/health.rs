@@ -71,6 +71,7 @@ fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_record-index"))
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--playback-listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

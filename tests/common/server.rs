@@ -78,7 +78,13 @@ impl Server {
     /// working directory, only moved to a free port.
     pub async fn start_local_mode() -> Server {
         let dir = server_dir();
-        let args = vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()];
+        let args = vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--playback-listen".into(),
+            "127.0.0.1:0".into(),
+        ];
         Server::launch(args, dir.path().join("data"), dir, None).await
     }
 
@@ -159,6 +165,7 @@ impl Server {
             .env_remove("RECORD_INDEX_CONFIG")
             .env_remove("RECORD_INDEX_LISTEN")
             .env_remove("RECORD_INDEX_DATA_DIR")
+            .env_remove("RECORD_INDEX_PLAYBACK_LISTEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.env("GUARD_STATUS_FILE", self.workdir.join("exit-status"));
