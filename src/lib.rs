@@ -33,6 +33,8 @@
 //! - [`connections`]: the gRPC listener's accept loop: the connection cap
 //!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).
+//! - [`playback`]: playback over HTTP; [`playback::signing`] signs and
+//!   verifies its URLs (ApsaraVideo Live's Type A `auth_key`).
 //! - [`config`], [`clock`], [`error`], [`server`]: configuration, the time
 //!   source (the wall clock, and a steady reading for intervals), the one
 //!   error enum, and the assembly of it all.
@@ -50,6 +52,7 @@ pub mod manifest;
 pub mod media;
 pub mod operations;
 pub mod patterns;
+pub mod playback;
 pub mod server;
 pub mod service;
 pub mod storage;

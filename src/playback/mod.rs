@@ -1,0 +1,3 @@
+//! Playback over HTTP: playlists made per request, for players.
+
+pub mod signing;
