@@ -13,7 +13,9 @@ use crate::operations::Operation;
 mod accounts;
 mod catalog;
 mod limits;
-pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
+pub use accounts::{
+    AccountConfig, AccountPlaybackConfig, KeyConfig, StatementConfig, playback_keys,
+};
 pub use catalog::{CatalogConfig, CatalogEngine};
 pub use limits::{LimitsBackend, LimitsConfig};
 
