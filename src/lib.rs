@@ -31,7 +31,7 @@
 //!   matching, and whether two patterns can match one name.
 //! - [`webhook`]: the HTTP listener for SRS `on_hls` callbacks.
 //! - [`playback`]: the HTTP listener for players: playlists made per
-//!   request, to a closed range or the live edge.
+//!   request, to a closed range or the live edge, and their signed URLs.
 //! - [`connections`]: the gRPC listener's accept loop: the connection cap
 //!   below the descriptor limit, handshake and idle deadlines.
 //! - [`import`]: reading recorders' playlists into the catalog (`record-index import`).

@@ -159,6 +159,27 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from_sled: PathBuf,
     },
+    /// Prints a URL signed for playback with the account's primary key.
+    ///
+    /// The signature is ApsaraVideo Live's Type A `auth_key` (timestamp
+    /// now, a random rand, uid 0). An `auth_key` already in the URL is
+    /// replaced; other query parameters stay.
+    SignUrl {
+        /// Config file whose `[accounts.playback]` names the key's
+        /// environment variable.
+        #[arg(long, env = "RECORD_INDEX_CONFIG")]
+        config: PathBuf,
+        /// Id of the account (`[[accounts]] id`) whose key signs.
+        #[arg(long)]
+        account: String,
+        /// Seconds until the URL expires: the account's `validity_secs`
+        /// by default, at most twice it (the timestamp is moved
+        /// accordingly).
+        #[arg(long, value_name = "SECS")]
+        expires_in: Option<u64>,
+        /// The http:// or https:// URL to sign.
+        url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +283,45 @@ fn new_key(account: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `record-index sign-url`: `url` signed with the account's primary
+/// playback key, on stdout.
+fn sign_url(config: PathBuf, account: &str, expires_in: Option<u64>, url: &str) -> ExitCode {
+    use record_index::playback::signing;
+    let config = match load_config(Some(config), Overrides::default()) {
+        Ok(config) => config,
+        Err(message) => return refused(message),
+    };
+    let Some(found) = config.accounts.iter().find(|found| found.id == account) else {
+        return refused(format!("the config has no account {account:?}"));
+    };
+    let keys = match found.playback_keys() {
+        Ok(Some(keys)) => keys,
+        Ok(None) => {
+            return refused(format!(
+                "account {account:?} has no playback keys: add [accounts.playback] to it"
+            ));
+        }
+        Err(message) => return refused(message),
+    };
+    let validity = keys.validity_secs();
+    let now = chrono::Utc::now().timestamp();
+    let expires_in = expires_in.unwrap_or(validity);
+    let Some(timestamp) = signing::timestamp_expiring_in(now, expires_in, validity) else {
+        return refused(format!(
+            "--expires-in must be 1 to {} (twice account {account:?}'s validity_secs)",
+            validity.saturating_mul(2)
+        ));
+    };
+    let rand = signing::new_rand();
+    match signing::sign_url(url, keys.primary(), timestamp, &rand, signing::DEFAULT_UID) {
+        Ok(signed) => {
+            println!("{signed}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => refused(format!("cannot sign the URL: {err}")),
+    }
+}
+
 /// Resolves at the first SIGTERM or SIGINT. The handlers are installed
 /// when this is called, not when it is first awaited, so a signal that
 /// comes right after the listening line still stops the service gracefully.
@@ -336,6 +396,12 @@ async fn main() -> ExitCode {
         Command::Restore { from, data_dir } => restore(&from, &data_dir),
         Command::Migrate { config } => migrate(config).await,
         Command::MigrateCatalog { config, from_sled } => migrate_catalog(config, &from_sled).await,
+        Command::SignUrl {
+            config,
+            account,
+            expires_in,
+            url,
+        } => sign_url(config, &account, expires_in, &url),
         Command::Import {
             config,
             server,

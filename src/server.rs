@@ -43,6 +43,8 @@ pub enum StartError {
     Webhook(String),
     #[error("rate limits: {0}")]
     Limits(String),
+    #[error("playback signing: {0}")]
+    PlaybackKeys(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -342,12 +344,14 @@ fn grpc_builder(
     }
 }
 
-/// Warns of what the config allows but should not, and loads the TLS
-/// files it names.
+/// Warns of what the config allows but should not, checks that the
+/// playback keys it names are in the environment, and loads the TLS files
+/// it names.
 fn check_config(config: &Config) -> Result<Option<ServerTlsConfig>, StartError> {
     if let Some(warning) = config.shared_bucket_warning() {
         tracing::warn!("{warning}");
     }
+    crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?;
     load_tls(config)
 }
 

@@ -142,6 +142,7 @@ fn toml_path(config_struct: &str) -> Option<&'static str> {
         "AccountConfig" => "accounts[]",
         "KeyConfig" => "accounts[].keys[]",
         "StatementConfig" => "accounts[].keys[].allow[]",
+        "AccountPlaybackConfig" => "accounts[].playback",
         "TlsConfig" => "tls",
         "SrsWebhookConfig" => "srs_webhook",
         "SrsSourceConfig" => "srs_webhook.sources[]",

@@ -14,7 +14,9 @@ mod accounts;
 mod catalog;
 mod limits;
 mod playback;
-pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
+pub use accounts::{
+    AccountConfig, AccountPlaybackConfig, KeyConfig, StatementConfig, playback_keys,
+};
 pub use catalog::{CatalogConfig, CatalogEngine};
 pub use limits::{LimitsBackend, LimitsConfig};
 pub use playback::{LOCAL_PLAYBACK, PlaybackConfig};

@@ -1,8 +1,10 @@
 //! Playback over HTTP: playlists made per request from the catalog, for
 //! players to fetch directly. [`routes`] reads the URLs (pure);
-//! [`listener`] serves them.
+//! [`signing`] signs and verifies them (ApsaraVideo Live's Type A
+//! `auth_key`, pure); [`listener`] serves them.
 
 pub mod listener;
 pub mod routes;
+pub mod signing;
 
 pub use listener::Playback;
