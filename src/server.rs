@@ -475,6 +475,9 @@ impl Server {
                     accounts: accounts.clone(),
                     admission: admission.clone(),
                     live_idle: config.playback.live_idle(),
+                    keys: crate::config::playback_keys(&config.accounts)
+                        .map_err(StartError::PlaybackKeys)?,
+                    local_mode: config.is_local_mode(),
                 };
                 Some((Arc::new(playback), bind_http(address)?))
             }

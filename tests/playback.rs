@@ -24,14 +24,25 @@ struct Scenario {
 
 impl Scenario {
     async fn new(live_idle_secs: u32) -> Scenario {
+        Scenario::with(live_idle_secs, |_| String::new(), &[]).await
+    }
+
+    /// With `accounts(bucket)` appended to the config and `env` set for
+    /// the process.
+    async fn with(
+        live_idle_secs: u32,
+        accounts: impl Fn(&str) -> String,
+        env: &[(&str, &str)],
+    ) -> Scenario {
         let s3 = seaweedfs();
-        let toml = format!(
-            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n",
-            s3.endpoint_toml(Addressing::Path)
-        );
-        let server = Server::start(&toml).await;
-        let playback = format!("http://{}", server.playback_addr().await);
         let bucket = s3.create_bucket().await;
+        let toml = format!(
+            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\n{}",
+            s3.endpoint_toml(Addressing::Path),
+            accounts(&bucket),
+        );
+        let (server, _log) = Server::start_with_env(&toml, env).await;
+        let playback = format!("http://{}", server.playback_addr().await);
         let prefix = format!("live/{APP}/{STREAM}");
         s3.upload_media(&bucket, &prefix).await;
         let segments = recorded_segments(
@@ -48,15 +59,24 @@ impl Scenario {
     }
 
     async fn register(&self, segments: &[Segment]) {
+        self.register_as(None, segments).await;
+    }
+
+    async fn register_as(&self, key: Option<&str>, segments: &[Segment]) {
         let mut client = self.server.client().await;
+        let message = RegisterLiveStreamRecordSegmentsRequest {
+            client_token: String::new(),
+            domain_name: DOMAIN.into(),
+            app_name: APP.into(),
+            stream_name: STREAM.into(),
+            segments: segments.to_vec(),
+        };
+        let request = match key {
+            Some(key) => with_key(key, message),
+            None => tonic::Request::new(message),
+        };
         client
-            .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
-                client_token: String::new(),
-                domain_name: DOMAIN.into(),
-                app_name: APP.into(),
-                stream_name: STREAM.into(),
-                segments: segments.to_vec(),
-            })
+            .register_live_stream_record_segments(request)
             .await
             .unwrap();
     }
@@ -226,4 +246,88 @@ async fn errors_are_json_with_create_codes() {
     }
     let posted = http_request_with_headers("POST", &scenario.url("index.m3u8", ""), &[]).await;
     assert_eq!(posted.status, 405);
+}
+
+/// Two accounts, each with an API key and playback signing keys: `a` owns
+/// the test's domain, `b` another one.
+fn two_accounts(bucket: &str) -> String {
+    let account = |id: &str, domain: &str, key: &str| {
+        format!(
+            "[[accounts]]\nid = \"{id}\"\ndomains = [\"{domain}\"]\nbuckets = [\"{bucket}\"]\n\
+             [[accounts.keys]]\nsha256 = \"{}\"\n\
+             allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:{id}:domain/*\"] }}]\n\
+             [accounts.playback]\nprimary_key_env = \"PLAY_{id}\"\n\
+             secondary_key_env = \"PLAY2_{id}\"\nvalidity_secs = 600\n\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes())),
+        )
+    };
+    account("a", DOMAIN, "api-key-a") + &account("b", "other.com", "api-key-b")
+}
+
+#[tokio::test]
+async fn signed_urls_play_and_every_other_url_is_refused() {
+    use record_index::playback::signing::{new_rand, sign_url};
+    let env = [
+        ("PLAY_a", "primary-key-a"),
+        ("PLAY2_a", "secondary-key-a"),
+        ("PLAY_b", "primary-key-b"),
+        ("PLAY2_b", "secondary-key-b"),
+    ];
+    let scenario = Scenario::with(120, two_accounts, &env).await;
+    scenario
+        .register_as(Some("api-key-a"), &scenario.segments)
+        .await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
+    let now = chrono::Utc::now().timestamp();
+    let sign = |key: &str, at: i64| sign_url(&url, key, at, &new_rand(), "0").unwrap();
+
+    for signed in [
+        sign("primary-key-a", now),
+        sign("secondary-key-a", now - 300),
+    ] {
+        let response = get(&signed).await;
+        assert_eq!(response.status, 200, "{signed}: {}", response.text());
+    }
+    let signed = sign("primary-key-a", now);
+    let probe = ffprobe(&signed).await;
+    assert_eq!(probe.errors, "");
+    assert_eq!(probe.frames, frames(2..=6));
+
+    let tampered = {
+        let mut url = sign("primary-key-a", now);
+        let last = url.pop().unwrap();
+        url.push(if last == '0' { '1' } else { '0' });
+        url
+    };
+    let other_stream = sign_url(
+        &scenario
+            .url("index.m3u8", "start=1")
+            .replace(STREAM, "other"),
+        "primary-key-a",
+        now,
+        "abc",
+        "0",
+    )
+    .unwrap()
+    .replace("/other/", &format!("/{STREAM}/"));
+    let refused = [
+        (url.clone(), "not signed"),
+        (sign("primary-key-a", now - 601), "expired"),
+        (sign("primary-key-a", now + 3600), "ahead"),
+        (tampered, "does not match"),
+        (sign("primary-key-b", now), "does not match"),
+        (other_stream, "does not match"),
+        (format!("{url}&auth_key=1-2-3"), "auth_key"),
+    ];
+    for (refused, why) in refused {
+        let response = get(&refused).await;
+        assert_eq!(response.status, 403, "{refused}: {}", response.text());
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["Code"], "Forbidden.RAM", "{body}");
+        assert!(
+            body["Message"].as_str().unwrap().contains(why),
+            "{why}: {body}"
+        );
+    }
 }

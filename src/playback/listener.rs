@@ -5,6 +5,7 @@
 //! counted like an RPC. Errors are JSON `{"Code", "Message", "RequestId"}`
 //! with the codes Create uses.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use hyper::{Body, Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::routes::{self, NoSuchPath};
+use super::signing::{self, SigningKeys};
 use crate::admission::Admission;
 use crate::auth::Accounts;
 use crate::error::{ApiError, quote};
@@ -37,6 +39,11 @@ pub struct Playback {
     pub admission: Arc<dyn Admission>,
     /// How long after its last segment a live range ends.
     pub live_idle: Micros,
+    /// Each account's URL signing keys; an account without any has no
+    /// playback.
+    pub keys: BTreeMap<String, SigningKeys>,
+    /// Local mode: loopback only, and no signature is asked for.
+    pub local_mode: bool,
 }
 
 /// Why a request got no playlist.
@@ -84,14 +91,18 @@ impl Playback {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return Err(Refusal::Method);
         }
-        let route = match routes::parse(request.uri().path(), request.uri().query())? {
+        let (path, query) = (request.uri().path(), request.uri().query());
+        let domain = routes::domain_of(path).ok_or(Refusal::NotFound)?;
+        let caller = self.accounts.owner_of(&domain).ok_or_else(|| {
+            ApiError::ForbiddenRam(format!("domain {} belongs to no account", quote(&domain)))
+        })?;
+        // Before anything else is read, as a bad signature must read
+        // nothing.
+        self.check_signature(&caller.account.id, path, query)?;
+        let route = match routes::parse(path, query)? {
             Ok(route) => route,
             Err(NoSuchPath) => return Err(Refusal::NotFound),
         };
-        let domain = &route.playlist.domain_name;
-        let caller = self.accounts.owner_of(domain).ok_or_else(|| {
-            ApiError::ForbiddenRam(format!("domain {} belongs to no account", quote(domain)))
-        })?;
         self.admission
             .admit_or_throttle(&caller.account.id, Operation::Playback)
             .await?;
@@ -102,6 +113,26 @@ impl Playback {
             .playlist(&caller, &route.playlist, self.live_idle, &uri_for)
             .await?;
         Ok(answer)
+    }
+
+    /// The URL must carry a valid `auth_key` of the account's keys, except
+    /// in local mode.
+    fn check_signature(
+        &self,
+        account: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if self.local_mode {
+            return Ok(());
+        }
+        let keys = self.keys.get(account).ok_or_else(|| {
+            ApiError::ForbiddenRam(format!("account {account} has no playback signing keys"))
+        })?;
+        let now = self.service.clock.now().div_euclid(MICROS_PER_SECOND);
+        signing::verify_query(path, query, keys, now)
+            .map(|_| ())
+            .map_err(|err| ApiError::ForbiddenRam(err.to_string()))
     }
 
     /// Serves players on `listener` until `shutdown` resolves; a

@@ -93,6 +93,16 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
     }))
 }
 
+/// The domain a playback path names, decoded, before the rest is read:
+/// what decides whose signature the URL must carry.
+pub fn domain_of(path: &str) -> Option<String> {
+    let domain = path.strip_prefix("/v1/")?.split('/').next()?;
+    percent_decode_str(domain)
+        .decode_utf8()
+        .ok()
+        .map(|name| name.into_owned())
+}
+
 /// `archive-{from}-{duration}.m3u8` or `archive-{from}-now.m3u8`: the
 /// range, or `None` when the name is not of that form.
 fn archive(file: &str) -> ApiResult<Option<(Micros, Option<Micros>)>> {
