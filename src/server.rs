@@ -478,6 +478,7 @@ impl Server {
                     keys: crate::config::playback_keys(&config.accounts)
                         .map_err(StartError::PlaybackKeys)?,
                     local_mode: config.is_local_mode(),
+                    cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
                 };
                 Some((Arc::new(playback), bind_http(address)?))
             }

@@ -37,7 +37,8 @@ impl Scenario {
         let s3 = seaweedfs();
         let bucket = s3.create_bucket().await;
         let toml = format!(
-            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\n{}",
+            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\
+             cors_origins = [\"http://player.example.com:3000\"]\n\n{}",
             s3.endpoint_toml(Addressing::Path),
             accounts(&bucket),
         );
@@ -153,6 +154,43 @@ async fn a_closed_range_plays_and_caches() {
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     assert_eq!(header(&head, "content-length"), text.len().to_string());
+
+    // gzip when asked for: the same text, its own ETag.
+    assert!(text.len() >= 512, "a playlist gzip leaves alone: {}", text.len());
+    let zipped = http_request_with_headers("GET", &url, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(header(&zipped, "content-encoding"), "gzip");
+    assert_ne!(header(&zipped, "etag"), etag);
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped.body[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, text);
+}
+
+#[tokio::test]
+async fn pages_of_listed_origins_may_read_playlists() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
+    let player = "http://player.example.com:3000";
+    let allowed = http_request_with_headers("GET", &url, &[("origin", player)]).await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(header(&allowed, "access-control-allow-origin"), player);
+    assert!(header(&allowed, "access-control-expose-headers").contains("x-request-id"));
+    let other = http_request_with_headers("GET", &url, &[("origin", "https://evil.example")]).await;
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+    let preflight = http_request_with_headers(
+        "OPTIONS",
+        &url,
+        &[("origin", player), ("access-control-request-method", "GET")],
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(header(&preflight, "access-control-allow-origin"), player);
+    assert!(header(&preflight, "access-control-allow-methods").contains("GET"));
 }
 
 #[tokio::test]

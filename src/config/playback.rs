@@ -22,6 +22,10 @@ pub struct PlaybackConfig {
     /// its stream's last segment ended.
     #[serde(default = "default_live_idle")]
     pub live_idle_secs: f64,
+    /// Web origins whose pages may fetch playlists (`*` for any), for
+    /// players on another origin than the listener.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 fn default_live_idle() -> f64 {
@@ -33,6 +37,7 @@ impl Default for PlaybackConfig {
         PlaybackConfig {
             listen: None,
             live_idle_secs: default_live_idle(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -43,6 +48,14 @@ impl PlaybackConfig {
             return Err(ConfigError::Invalid(format!(
                 "[playback] live_idle_secs must be more than 0 and at most {MAX_LIVE_IDLE_SECS}"
             )));
+        }
+        for origin in &self.cors_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::Invalid(format!(
+                    "[playback] cors_origins: {origin:?} is neither * nor an origin such as \
+                     https://player.example.com (scheme, host and port only)"
+                )));
+            }
         }
         if let Some(listen) = self.listen
             && local_mode
@@ -62,6 +75,24 @@ impl PlaybackConfig {
     }
 }
 
+/// `*`, or `http(s)://host[:port]` without a path, as a browser sends
+/// Origin.
+fn is_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(host) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +110,21 @@ mod tests {
         assert!(config.check(false).is_ok());
         let err = config.check(true).unwrap_err().to_string();
         assert!(err.contains("[playback] listen = 0.0.0.0:8080"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        for good in ["*", "https://player.example.com", "http://127.0.0.1:3000"] {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "player.example.com",
+            "https://a.com/path",
+            "https://",
+            "ftp://a.com",
+            "https://a b",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
     }
 }

@@ -11,11 +11,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, RETRY_AFTER};
+use hyper::header::HeaderValue;
 use hyper::service::{make_service_fn, service_fn};
-use hyper::{Body, Method, Request, Response, StatusCode};
-use sha2::{Digest, Sha256};
+use hyper::{Body, Method, Request, Response};
 
+use super::answer::{self, Cors, Refusal};
 use super::routes::{self, NoSuchPath};
 use super::signing::{self, SigningKeys};
 use crate::admission::Admission;
@@ -29,9 +29,6 @@ use crate::telemetry;
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-/// How long a cache may keep a playlist that will not change.
-const CLOSED_MAX_AGE_SECS: u64 = 86_400;
 
 pub struct Playback {
     pub service: Arc<IndexService>,
@@ -44,19 +41,7 @@ pub struct Playback {
     pub keys: BTreeMap<String, SigningKeys>,
     /// Local mode: loopback only, and no signature is asked for.
     pub local_mode: bool,
-}
-
-/// Why a request got no playlist.
-enum Refusal {
-    Api(ApiError),
-    NotFound,
-    Method,
-}
-
-impl From<ApiError> for Refusal {
-    fn from(err: ApiError) -> Refusal {
-        Refusal::Api(err)
-    }
+    pub cors: Cors,
 }
 
 impl Playback {
@@ -66,10 +51,20 @@ impl Playback {
         let request_id = request_id_of(&request);
         let path = request.uri().path().to_string();
         let head = request.method() == Method::HEAD;
-        let (mut response, code) = match self.answer(&request).await {
-            Ok(answer) => (playlist_response(&request, answer, head), "OK".to_string()),
-            Err(refusal) => refused(refusal, &request_id),
+        let (mut response, code) = if request.method() == Method::OPTIONS {
+            (self.cors.preflight(request.headers()), "OK".to_string())
+        } else {
+            match self.answer(&request).await {
+                Ok(answer) => (
+                    answer::playlist(request.headers(), answer, head),
+                    "OK".to_string(),
+                ),
+                Err(refusal) => answer::refused(refusal, &request_id),
+            }
         };
+        if request.method() != Method::OPTIONS {
+            self.cors.apply(request.headers(), &mut response);
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -170,92 +165,4 @@ fn request_id_of(request: &Request<Body>) -> String {
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(crate::api::status::new_request_id)
-}
-
-/// A playlist with the headers caches and players need: a strong ETag
-/// (a `304` when the client holds it already), and a Cache-Control that
-/// keeps a closed playlist long and a live one for half its target
-/// duration, so a player's reload finds the new segments.
-fn playlist_response(
-    request: &Request<Body>,
-    answer: PlaylistAnswer,
-    head: bool,
-) -> Response<Body> {
-    let digest = Sha256::digest(answer.text.as_bytes());
-    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
-    let cache = if answer.closed {
-        format!("public, max-age={CLOSED_MAX_AGE_SECS}")
-    } else {
-        let half = (answer.target_duration / 2 / MICROS_PER_SECOND).max(1);
-        format!("public, max-age={half}")
-    };
-    let held = request
-        .headers()
-        .get(IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    let (status, body) = if held {
-        (StatusCode::NOT_MODIFIED, Body::empty())
-    } else if head {
-        (StatusCode::OK, Body::empty())
-    } else {
-        (StatusCode::OK, Body::from(answer.text.clone()))
-    };
-    let mut response = Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, PLAYLIST_TYPE)
-        .header(ETAG, etag)
-        .header(CACHE_CONTROL, cache);
-    if head && !held {
-        response = response.header(hyper::header::CONTENT_LENGTH, answer.text.len());
-    }
-    response.body(body).expect("valid response parts")
-}
-
-/// The JSON error answer, and the code logged and counted.
-fn refused(refusal: Refusal, request_id: &str) -> (Response<Body>, String) {
-    let (status, code, message, retry_after) = match refusal {
-        Refusal::Api(err) => {
-            let status = match &err {
-                // Over HTTP, a stream with no recording is a missing
-                // resource, as a player and a CDN expect.
-                ApiError::StreamNotFound(_) | ApiError::NoRecordContent(_) => 404,
-                other => other.http_status(),
-            };
-            let retry = match &err {
-                ApiError::Throttled { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-                _ => None,
-            };
-            (status, err.code().to_string(), err.message(), retry)
-        }
-        Refusal::NotFound => (
-            404,
-            "InvalidParams".to_string(),
-            "no playlist at this path: /v1/{DomainName}/{AppName}/{StreamName}/index.m3u8".into(),
-            None,
-        ),
-        Refusal::Method => (
-            405,
-            "InvalidParams".to_string(),
-            "GET or HEAD a playlist".into(),
-            None,
-        ),
-    };
-    let body = serde_json::json!({ "Code": code, "Message": message, "RequestId": request_id });
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(CONTENT_TYPE, "application/json")
-        .header(CACHE_CONTROL, "no-store");
-    if let Some(seconds) = retry_after {
-        response = response.header(RETRY_AFTER, seconds);
-    }
-    (
-        response
-            .body(Body::from(body.to_string()))
-            .expect("valid response parts"),
-        code,
-    )
 }

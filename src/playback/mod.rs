@@ -1,8 +1,10 @@
 //! Playback over HTTP: playlists made per request from the catalog, for
 //! players to fetch directly. [`routes`] reads the URLs (pure);
 //! [`signing`] signs and verifies them (ApsaraVideo Live's Type A
-//! `auth_key`, pure); [`listener`] serves them.
+//! `auth_key`, pure); [`listener`] serves them, with the headers of
+//! [`answer`].
 
+pub mod answer;
 pub mod listener;
 pub mod routes;
 pub mod signing;
