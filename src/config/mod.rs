@@ -16,7 +16,10 @@ mod endpoints;
 mod limits;
 pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
 pub use catalog::{CatalogConfig, CatalogEngine};
-pub use endpoints::{Addressing, EndpointConfig, EndpointKind};
+pub use endpoints::{
+    Addressing, EndpointConfig, EndpointKind, MAX_PRESIGN_EXPIRY_SECS, MIN_PRESIGN_EXPIRY_SECS,
+    SegmentUrls,
+};
 pub use limits::{LimitsBackend, LimitsConfig};
 
 /// Name of the object storage endpoint that local mode offers.
