@@ -11,6 +11,7 @@
 //! The URL carries the access key id (in `X-Amz-Credential`) and the
 //! signature, never the secret.
 
+use std::ops::Range;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -79,10 +80,30 @@ fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
 
 /// `X-Amz-Date` (`yyyymmddThhmmssZ`) of an instant, or why it has none.
 fn amz_date(now: Micros) -> Result<String, String> {
-    chrono::DateTime::from_timestamp_micros(now)
-        .filter(|time| (1970..=9999).contains(&chrono::Datelike::year(time)))
-        .map(|time| time.format("%Y%m%dT%H%M%SZ").to_string())
-        .ok_or_else(|| format!("cannot presign at {now} µs since the epoch"))
+    use chrono::{Datelike, Timelike};
+    let time = chrono::DateTime::from_timestamp_micros(now)
+        .filter(|time| (1970..=9999).contains(&time.year()))
+        .ok_or_else(|| format!("cannot presign at {now} µs since the epoch"))?;
+    Ok(format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    ))
+}
+
+/// Lower-case hex of a SHA-256 or HMAC output, without allocating.
+fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, byte) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(byte >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    out
 }
 
 /// SigV4's URI encoding of a query value: everything but unreserved
@@ -205,21 +226,28 @@ pub struct PresignScope {
 impl PresignScope {
     /// The signature (hex) of a GET of `path` (URI-encoded) on `host`.
     pub fn signature(&self, host: &str, path: &str) -> String {
+        String::from_utf8_lossy(&self.signature_hex(host, path)).into_owned()
+    }
+
+    fn signature_hex(&self, host: &str, path: &str) -> [u8; 64] {
         let mut request = Sha256::new();
         for part in canonical_request(host, path, &self.query) {
             request.update(part);
         }
         let mut string_to_sign = self.head.clone();
-        string_to_sign.update(hex::encode(request.finalize()));
-        hex::encode(self.key.finish(string_to_sign))
+        string_to_sign.update(hex32(&request.finalize().into()));
+        hex32(&self.key.finish(string_to_sign))
     }
 
-    /// Appends the presigned query (without the `?`) of a GET of `path` on
-    /// `host` to `out`.
-    pub fn push_query(&self, out: &mut String, host: &str, path: &str) {
-        out.push_str(&self.query);
-        out.push_str("&X-Amz-Signature=");
-        out.push_str(&self.signature(host, path));
+    /// Appends the presigned query of a GET to `url`, which holds the
+    /// request's address up to its `?`; `host` and `path` (URI-encoded)
+    /// are where in `url` the request's host and path are.
+    pub fn sign_into(&self, url: &mut String, host: Range<usize>, path: Range<usize>) {
+        let signature = self.signature_hex(&url[host], &url[path]);
+        url.push_str(&self.query);
+        url.push_str("&X-Amz-Signature=");
+        // Hex digits: ASCII.
+        url.extend(signature.iter().map(|&digit| char::from(digit)));
     }
 }
 
@@ -284,8 +312,11 @@ mod tests {
             aws_example().signature(HOST, "/test.txt"),
             "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
-        let mut query = String::new();
-        aws_example().push_query(&mut query, HOST, "/test.txt");
+        let mut url = format!("https://{HOST}/test.txt?");
+        let (host, path) = (8..8 + HOST.len(), 8 + HOST.len()..url.len() - 1);
+        aws_example().sign_into(&mut url, host, path);
+        let query = url.split_once('?').unwrap().1;
+        assert!(query.starts_with("X-Amz-Algorithm=AWS4-HMAC-SHA256&"));
         assert!(query.ends_with(
             "&X-Amz-SignedHeaders=host&X-Amz-Signature=\
              aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
@@ -324,6 +355,14 @@ mod tests {
         assert!(presigner.scope(-1, 60).is_err());
         assert!(presigner.scope(i64::MAX, 60).is_err());
         assert!(presigner.scope(0, 60).is_ok());
+    }
+
+    #[test]
+    fn dates_and_hex_are_written_as_sigv4_wants() {
+        assert_eq!(amz_date(THEN + 3_723_000_999).unwrap(), "20130524T010203Z");
+        assert_eq!(amz_date(0).unwrap(), "19700101T000000Z");
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 8 + 7) as u8);
+        assert_eq!(hex32(&bytes).as_slice(), hex::encode(bytes).as_bytes());
     }
 
     #[test]
