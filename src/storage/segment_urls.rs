@@ -108,7 +108,8 @@ enum Of<'a> {
     Public(&'a dyn ObjectStore),
     Presigned {
         urls: &'a S3Urls,
-        scope: PresignScope,
+        /// Boxed: two hash states, large beside the other cases.
+        scope: Box<PresignScope>,
     },
     Cdn(&'a str),
     /// An endpoint not in the config: the public URL that RecordUrl and
@@ -131,7 +132,7 @@ impl<'a> SegmentUrls<'a> {
                 expiry_secs,
             } => Of::Presigned {
                 urls,
-                scope: presigner.scope(now, *expiry_secs)?,
+                scope: Box::new(presigner.scope(now, *expiry_secs)?),
             },
             Plan::Cdn { base } => Of::Cdn(base),
         };
