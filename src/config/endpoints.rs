@@ -34,7 +34,7 @@ pub enum Addressing {
 /// of a segment stored on an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "String")]
-pub enum SegmentUrls {
+pub enum SegmentUrlMode {
     /// The key relative to the playlist; the playlist's writer picks the
     /// relative form. The default of local endpoints, whose objects have
     /// no URL a remote player can fetch.
@@ -53,14 +53,14 @@ pub enum SegmentUrls {
     Unknown(String),
 }
 
-impl From<String> for SegmentUrls {
+impl From<String> for SegmentUrlMode {
     fn from(name: String) -> Self {
         match name.as_str() {
-            "relative" => SegmentUrls::Relative,
-            "public" => SegmentUrls::Public,
-            "presigned" => SegmentUrls::Presigned,
-            "cdn" => SegmentUrls::Cdn,
-            _ => SegmentUrls::Unknown(name),
+            "relative" => SegmentUrlMode::Relative,
+            "public" => SegmentUrlMode::Public,
+            "presigned" => SegmentUrlMode::Presigned,
+            "cdn" => SegmentUrlMode::Cdn,
+            _ => SegmentUrlMode::Unknown(name),
         }
     }
 }
@@ -109,7 +109,7 @@ pub struct EndpointConfig {
     /// segments; unset, `public` for s3 and `relative` for local (see
     /// [`EndpointConfig::segment_url_mode`]).
     #[serde(default)]
-    pub segment_urls: Option<SegmentUrls>,
+    pub segment_urls: Option<SegmentUrlMode>,
     /// Seconds a presigned segment URL stays valid from the playlist's
     /// making: whole seconds, 60 to 604800 (SigV4's seven days).
     #[serde(default = "default_presign_expiry")]
@@ -145,11 +145,11 @@ impl EndpointConfig {
 
     /// How segment URIs are written: the configured mode, else the kind's
     /// default (`public` for s3, `relative` for local).
-    pub fn segment_url_mode(&self) -> SegmentUrls {
+    pub fn segment_url_mode(&self) -> SegmentUrlMode {
         match (&self.segment_urls, self.kind) {
             (Some(mode), _) => mode.clone(),
-            (None, EndpointKind::S3) => SegmentUrls::Public,
-            (None, EndpointKind::Local) => SegmentUrls::Relative,
+            (None, EndpointKind::S3) => SegmentUrlMode::Public,
+            (None, EndpointKind::Local) => SegmentUrlMode::Relative,
         }
     }
 
@@ -229,14 +229,14 @@ fn check_segment_urls(endpoint: &EndpointConfig) -> Result<(), String> {
         check_cdn_base_url(base)?;
     }
     match endpoint.segment_url_mode() {
-        SegmentUrls::Unknown(name) => Err(format!(
+        SegmentUrlMode::Unknown(name) => Err(format!(
             "segment_urls = {name:?} is not \"relative\", \"public\", \"presigned\" or \"cdn\""
         )),
-        SegmentUrls::Presigned if endpoint.kind == EndpointKind::Local => Err(
+        SegmentUrlMode::Presigned if endpoint.kind == EndpointKind::Local => Err(
             "segment_urls = \"presigned\" needs kind = \"s3\": a local directory has no URL to sign"
                 .into(),
         ),
-        SegmentUrls::Cdn if endpoint.cdn_base_url.is_none() => Err(
+        SegmentUrlMode::Cdn if endpoint.cdn_base_url.is_none() => Err(
             "segment_urls = \"cdn\" needs cdn_base_url = \"https://cdn.example.com\"".into(),
         ),
         _ => Ok(()),
@@ -302,18 +302,18 @@ mod tests {
     fn segment_urls_default_by_kind() {
         let config = finish(S3).unwrap();
         let s3 = &config.endpoints[0];
-        assert_eq!(s3.segment_url_mode(), SegmentUrls::Public);
+        assert_eq!(s3.segment_url_mode(), SegmentUrlMode::Public);
         assert_eq!(s3.presign_expiry(), 21_600);
         assert_eq!(s3.cdn_base_url, None);
         let config = finish(LOCAL).unwrap();
         assert_eq!(
             config.endpoints[0].segment_url_mode(),
-            SegmentUrls::Relative
+            SegmentUrlMode::Relative
         );
         let embedded = Config::default().finish().unwrap();
         assert_eq!(
             embedded.endpoints[0].segment_url_mode(),
-            SegmentUrls::Relative
+            SegmentUrlMode::Relative
         );
     }
 
@@ -329,7 +329,7 @@ mod tests {
             let config = finish(&format!("{base}\nsegment_urls = \"{mode}\"")).unwrap();
             assert_eq!(
                 config.endpoints[0].segment_url_mode(),
-                SegmentUrls::from(mode.to_string())
+                SegmentUrlMode::from(mode.to_string())
             );
         }
         for base in [S3, LOCAL] {
@@ -337,7 +337,7 @@ mod tests {
                 "{base}\nsegment_urls = \"cdn\"\ncdn_base_url = \"https://cdn.example.com/vod/\""
             );
             let config = finish(&text).unwrap();
-            assert_eq!(config.endpoints[0].segment_url_mode(), SegmentUrls::Cdn);
+            assert_eq!(config.endpoints[0].segment_url_mode(), SegmentUrlMode::Cdn);
         }
         let text = format!("{S3}\nsegment_urls = \"presigned\"\npresign_expiry_secs = 604800");
         assert_eq!(
@@ -356,7 +356,7 @@ mod tests {
         let config = finish(&text).unwrap();
         assert_eq!(
             config.endpoints[0].segment_url_mode(),
-            SegmentUrls::Presigned
+            SegmentUrlMode::Presigned
         );
     }
 

@@ -18,7 +18,7 @@ pub use accounts::{AccountConfig, KeyConfig, StatementConfig};
 pub use catalog::{CatalogConfig, CatalogEngine};
 pub use endpoints::{
     Addressing, EndpointConfig, EndpointKind, MAX_PRESIGN_EXPIRY_SECS, MIN_PRESIGN_EXPIRY_SECS,
-    SegmentUrls,
+    SegmentUrlMode,
 };
 pub use limits::{LimitsBackend, LimitsConfig};
 

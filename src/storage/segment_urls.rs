@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::ObjectStore;
 use super::presign::{PresignScope, Presigner};
 use super::urls::S3Urls;
-use crate::config::{EndpointConfig, SegmentUrls as Mode};
+use crate::config::{EndpointConfig, SegmentUrlMode as Mode};
 use crate::manifest::Micros;
 use crate::manifest::uri::encode_key;
 
