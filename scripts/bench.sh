@@ -11,3 +11,4 @@ cargo bench --bench load
 cargo bench --bench harvest
 cargo bench --bench scale
 cargo bench --bench engines
+cargo bench --bench presign

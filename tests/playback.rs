@@ -156,7 +156,11 @@ async fn a_closed_range_plays_and_caches() {
     assert_eq!(header(&head, "content-length"), text.len().to_string());
 
     // gzip when asked for: the same text, its own ETag.
-    assert!(text.len() >= 512, "a playlist gzip leaves alone: {}", text.len());
+    assert!(
+        text.len() >= 512,
+        "a playlist gzip leaves alone: {}",
+        text.len()
+    );
     let zipped = http_request_with_headers("GET", &url, &[("accept-encoding", "gzip")]).await;
     assert_eq!(header(&zipped, "content-encoding"), "gzip");
     assert_ne!(header(&zipped, "etag"), etag);

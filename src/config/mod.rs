@@ -2,7 +2,7 @@
 //! with embedded defaults so `record-index serve` runs with no file at all.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -12,12 +12,17 @@ use crate::operations::Operation;
 
 mod accounts;
 mod catalog;
+mod endpoints;
 mod limits;
 mod playback;
 pub use accounts::{
     AccountConfig, AccountPlaybackConfig, KeyConfig, StatementConfig, playback_keys,
 };
 pub use catalog::{CatalogConfig, CatalogEngine};
+pub use endpoints::{
+    Addressing, EndpointConfig, EndpointKind, MAX_PRESIGN_EXPIRY_SECS, MIN_PRESIGN_EXPIRY_SECS,
+    SegmentUrlMode,
+};
 pub use limits::{LimitsBackend, LimitsConfig};
 pub use playback::{LOCAL_PLAYBACK, PlaybackConfig};
 
@@ -246,61 +251,6 @@ pub struct TlsConfig {
     pub key_path: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EndpointKind {
-    /// A directory on this machine; buckets are sub-directories.
-    Local,
-    /// An S3-compatible server (Alibaba OSS, SeaweedFS, MinIO, AWS S3).
-    S3,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Addressing {
-    /// `{url}/{bucket}/{key}`: MinIO, SeaweedFS, Ceph.
-    #[default]
-    Path,
-    /// `{scheme}://{bucket}.{host}/{key}`: required by Alibaba OSS.
-    VirtualHosted,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
-    /// The `OssEndpoint` value clients send: a host name, optionally `:port`.
-    pub name: String,
-    pub kind: EndpointKind,
-    /// Base URL of an S3 endpoint (`https://oss-cn-shanghai.aliyuncs.com`).
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub addressing: Addressing,
-    /// Signing region of an S3 endpoint.
-    #[serde(default = "default_region")]
-    pub region: String,
-    /// Names of the environment variables holding the credentials; the
-    /// secrets themselves never appear in the file or in logs.
-    #[serde(default = "default_key_env")]
-    pub access_key_id_env: String,
-    #[serde(default = "default_secret_env")]
-    pub secret_access_key_env: String,
-    /// Root directory of a local endpoint (default `{data_dir}/objects`).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Host pattern (`host` or `*.suffix`) to the address to dial instead of
-    /// asking DNS: private endpoints, and bucket sub-domains that no DNS
-    /// server knows.
-    #[serde(default)]
-    pub resolve: BTreeMap<String, IpAddr>,
-    /// Seconds one object-storage request may take before it is retried.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_secs: f64,
-    /// Attempts of one write before the request fails with InternalError.
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
@@ -355,21 +305,6 @@ fn default_max_header_list_bytes() -> u32 {
     // reaches the service and gets its own answer; HTTP/2 drops the whole
     // connection for a header block far beyond this limit.
     2 * 1024 * 1024
-}
-fn default_region() -> String {
-    "us-east-1".to_string()
-}
-fn default_key_env() -> String {
-    "AWS_ACCESS_KEY_ID".to_string()
-}
-fn default_secret_env() -> String {
-    "AWS_SECRET_ACCESS_KEY".to_string()
-}
-fn default_request_timeout() -> f64 {
-    5.0
-}
-fn default_attempts() -> u32 {
-    3
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -440,25 +375,13 @@ impl Config {
     /// Fills in the embedded defaults and checks what serde cannot.
     pub fn finish(mut self) -> Result<Config, ConfigError> {
         if self.endpoints.is_empty() {
-            self.endpoints.push(EndpointConfig {
-                name: LOCAL_ENDPOINT.to_string(),
-                kind: EndpointKind::Local,
-                url: None,
-                addressing: Addressing::Path,
-                region: default_region(),
-                access_key_id_env: default_key_env(),
-                secret_access_key_env: default_secret_env(),
-                path: None,
-                resolve: BTreeMap::new(),
-                request_timeout_secs: default_request_timeout(),
-                max_attempts: default_attempts(),
-            });
+            self.endpoints.push(EndpointConfig::local(LOCAL_ENDPOINT));
         }
         self.check_numbers()?;
         self.catalog.check()?;
         self.limits.check()?;
         self.playback.check(self.is_local_mode())?;
-        self.finish_endpoints()?;
+        endpoints::finish(&mut self.endpoints, &self.data_dir)?;
         check_rate_limits("rate_limits", &self.rate_limits)?;
         accounts::check(&self.accounts)?;
         self.check_srs_webhook()?;
@@ -501,51 +424,6 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "max_segments_per_manifest must be at least 1".into(),
             ));
-        }
-        Ok(())
-    }
-
-    /// Each endpoint named once, reachable in its kind's way, with a root
-    /// for local ones.
-    fn finish_endpoints(&mut self) -> Result<(), ConfigError> {
-        let mut seen = std::collections::HashSet::new();
-        for endpoint in &mut self.endpoints {
-            if !names::is_endpoint(&endpoint.name) {
-                return Err(ConfigError::Invalid(format!(
-                    "endpoint name {:?} is not a host name (optionally with :port)",
-                    endpoint.name
-                )));
-            }
-            if !seen.insert(endpoint.name.clone()) {
-                return Err(ConfigError::Invalid(format!(
-                    "endpoint {:?} is listed twice",
-                    endpoint.name
-                )));
-            }
-            if endpoint.kind == EndpointKind::S3 {
-                let url = endpoint.url.as_deref().unwrap_or("");
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError::Invalid(format!(
-                        "endpoint {:?} needs url = \"http(s)://host[:port]\"",
-                        endpoint.name
-                    )));
-                }
-            }
-            if endpoint.kind == EndpointKind::Local && endpoint.path.is_none() {
-                endpoint.path = Some(self.data_dir.join("objects"));
-            }
-            if !(endpoint.request_timeout_secs > 0.0 && endpoint.request_timeout_secs.is_finite()) {
-                return Err(ConfigError::Invalid(format!(
-                    "endpoint {:?}: request_timeout_secs must be positive",
-                    endpoint.name
-                )));
-            }
-            if endpoint.max_attempts == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "endpoint {:?}: max_attempts must be at least 1",
-                    endpoint.name
-                )));
-            }
         }
         Ok(())
     }

@@ -23,7 +23,9 @@ pub fn encode_key(key: &str) -> String {
     out
 }
 
-fn push_encoded(out: &mut String, key: &str) {
+/// Appends [`encode_key`]'s encoding of `key` to `out`, for URLs built
+/// in one buffer.
+pub fn push_encoded(out: &mut String, key: &str) {
     for chunk in utf8_percent_encode(key, KEY_PART) {
         out.push_str(chunk);
     }

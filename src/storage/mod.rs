@@ -1,10 +1,14 @@
 //! Object storage: where playlists are written. One trait, a local
-//! directory and S3-compatible servers behind it, and the registry of
-//! configured endpoints that requests name in `OssEndpoint`.
+//! directory and S3-compatible servers behind it, the registry of
+//! configured endpoints that requests name in `OssEndpoint`, and the URLs
+//! players fetch segments at (plain, presigned or on a CDN).
 
 mod local;
+mod presign;
 mod resolve;
 mod s3;
+mod segment_urls;
+mod urls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,11 +19,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::{Config, EndpointConfig, EndpointKind};
-use crate::manifest::uri::encode_key;
+use crate::manifest::Micros;
 use crate::telemetry;
 
 pub use local::{LocalStore, TMP_DIR};
 pub use s3::S3Store;
+pub use segment_urls::{SegmentUrl, SegmentUrls};
 
 /// Content-Type of every playlist written.
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -126,6 +131,8 @@ struct Endpoint {
     store: Arc<dyn ObjectStore>,
     request_timeout: Duration,
     max_attempts: u32,
+    /// How playlists made per request point players at its segments.
+    segment_urls: segment_urls::Plan,
 }
 
 /// The configured endpoints, by the name clients send as `OssEndpoint`.
@@ -154,8 +161,39 @@ impl Storage {
     pub fn url(&self, endpoint: &str, bucket: &str, key: &str) -> String {
         match self.endpoints.get(endpoint) {
             Some(configured) => configured.store.url(bucket, key),
-            None => format!("https://{bucket}.{endpoint}/{}", encode_key(key)),
+            None => segment_urls::unconfigured_url(endpoint, bucket, key),
         }
+    }
+
+    /// The segment URLs of `endpoint` for a playlist made at `now`, in the
+    /// endpoint's `segment_urls` mode; what they share (a presigned URL's
+    /// signing key, date and expiry) is worked out here, once. An endpoint
+    /// the config does not name gets the plain URLs of [`Storage::url`].
+    /// Fails only for an instant SigV4 cannot date (before 1970).
+    pub fn segment_urls<'a>(
+        &'a self,
+        endpoint: &'a str,
+        now: Micros,
+    ) -> Result<SegmentUrls<'a>, StorageError> {
+        match self.endpoints.get(endpoint) {
+            Some(configured) => {
+                SegmentUrls::new(&configured.segment_urls, configured.store.as_ref(), now)
+                    .map_err(StorageError::Rejected)
+            }
+            None => Ok(SegmentUrls::unconfigured(endpoint)),
+        }
+    }
+
+    /// Where a player fetches one segment, as [`Storage::segment_urls`]
+    /// gives it; a playlist of many segments asks that once instead.
+    pub fn segment_url(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+        now: Micros,
+    ) -> Result<SegmentUrl, StorageError> {
+        Ok(self.segment_urls(endpoint, now)?.url(bucket, key))
     }
 
     /// Writes an object, retrying transient failures with exponential
@@ -289,20 +327,24 @@ impl Endpoint {
     }
 
     fn from_config(config: &EndpointConfig) -> Result<Endpoint, String> {
-        let store: Arc<dyn ObjectStore> = match config.kind {
+        let (store, presigning): (Arc<dyn ObjectStore>, _) = match config.kind {
             EndpointKind::Local => {
                 let root = config.path.clone().ok_or("local endpoint without path")?;
-                Arc::new(
-                    LocalStore::new(root)
-                        .map_err(|err| format!("endpoint {}: {err}", config.name))?,
-                )
+                let store = LocalStore::new(root)
+                    .map_err(|err| format!("endpoint {}: {err}", config.name))?;
+                (Arc::new(store), None)
             }
-            EndpointKind::S3 => Arc::new(S3Store::new(config)?),
+            EndpointKind::S3 => {
+                let store = S3Store::new(config)?;
+                let presigning = store.presigning();
+                (Arc::new(store), Some(presigning))
+            }
         };
         Ok(Endpoint {
             store,
             request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
             max_attempts: config.max_attempts,
+            segment_urls: segment_urls::Plan::new(config, presigning)?,
         })
     }
 }

@@ -1,6 +1,9 @@
 //! S3-compatible object storage through rusoto_s3. rusoto_s3 builds
 //! path-style requests only; Alibaba OSS refuses those, so virtual-hosted
 //! endpoints re-address each request to `bucket.host` and sign it again.
+//! The credentials, read once, also presign players' GETs.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,22 +19,20 @@ use rusoto_s3::{
     ListObjectsV2Request, PutObjectRequest, S3, S3Client,
 };
 
+use super::presign::Presigner;
 use super::resolve::OverrideResolver;
+use super::urls::S3Urls;
 use super::{ByteRange, ListedObject, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
 use crate::config::{Addressing, EndpointConfig};
-use crate::manifest::uri::encode_key;
 
 type Connector = HttpsConnector<HttpConnector<OverrideResolver>>;
 
 pub struct S3Store {
     client: S3Client,
-    /// `http` or `https`, from the configured URL.
-    scheme: String,
-    /// `host[:port]` of the configured URL.
-    authority: String,
-    /// The configured URL without a trailing `/`, for path-style URLs.
-    base_url: String,
-    addressing: Addressing,
+    /// The endpoint's URL forms, shared with the segment URLs of playlists.
+    urls: Arc<S3Urls>,
+    /// Signs players' GETs with the same credentials as the client.
+    presigner: Arc<Presigner>,
 }
 
 /// Re-addresses rusoto_s3's path-style requests (`host/bucket/key`) to the
@@ -58,17 +59,6 @@ impl DispatchSignedRequest for VirtualHosted {
     }
 }
 
-fn split_url(url: &str) -> Result<(String, String), String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("url {url:?} has no scheme"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err(format!("url {url:?} has no host"));
-    }
-    Ok((scheme.to_ascii_lowercase(), authority.to_string()))
-}
-
 fn read_env(name: &str, endpoint: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| {
         format!("endpoint {endpoint}: environment variable {name} (named in the config) is not set")
@@ -82,7 +72,7 @@ impl S3Store {
             .as_deref()
             .ok_or_else(|| format!("endpoint {} has no url", config.name))?;
         let base_url = url.trim_end_matches('/').to_string();
-        let (scheme, authority) = split_url(&base_url)?;
+        let urls = S3Urls::new(&base_url, config.addressing)?;
         let key_id = read_env(&config.access_key_id_env, &config.name)?;
         let secret = read_env(&config.secret_access_key_env, &config.name)?;
 
@@ -102,13 +92,14 @@ impl S3Store {
             endpoint: base_url.clone(),
         };
         let credentials = AwsCredentials::new(key_id.clone(), secret.clone(), None, None);
+        let presigner = Presigner::new(key_id.clone(), secret.clone(), config.region.clone());
         let provider = StaticProvider::new_minimal(key_id, secret);
         let client = match config.addressing {
             Addressing::Path => S3Client::new_with(http_client, provider, region),
             Addressing::VirtualHosted => {
                 let dispatcher = VirtualHosted {
                     inner: http_client,
-                    authority: authority.clone(),
+                    authority: urls.authority().to_string(),
                     credentials,
                 };
                 S3Client::new_with(dispatcher, provider, region)
@@ -116,11 +107,14 @@ impl S3Store {
         };
         Ok(S3Store {
             client,
-            scheme,
-            authority,
-            base_url,
-            addressing: config.addressing,
+            urls: Arc::new(urls),
+            presigner: Arc::new(presigner),
         })
+    }
+
+    /// The endpoint's URL forms and its presigner, for segment URLs.
+    pub(super) fn presigning(&self) -> (Arc<S3Urls>, Arc<Presigner>) {
+        (self.urls.clone(), self.presigner.clone())
     }
 }
 
@@ -316,15 +310,7 @@ impl ObjectStore for S3Store {
     }
 
     fn url(&self, bucket: &str, key: &str) -> String {
-        match self.addressing {
-            Addressing::Path => format!("{}/{bucket}/{}", self.base_url, encode_key(key)),
-            Addressing::VirtualHosted => format!(
-                "{}://{bucket}.{}/{}",
-                self.scheme,
-                self.authority,
-                encode_key(key)
-            ),
-        }
+        self.urls.object(bucket, key)
     }
 }
 
@@ -333,16 +319,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_urls_and_error_codes() {
-        assert_eq!(
-            split_url("http://127.0.0.1:8333").unwrap(),
-            ("http".into(), "127.0.0.1:8333".into())
-        );
-        assert_eq!(
-            split_url("HTTPS://oss.example.com/x").unwrap(),
-            ("https".into(), "oss.example.com".into())
-        );
-        assert!(split_url("oss.example.com").is_err());
+    fn extracts_error_codes() {
         let body = "<?xml?><Error><Code>NoSuchBucket</Code><Message>x</Message></Error>";
         assert_eq!(extract_code(body).as_deref(), Some("NoSuchBucket"));
     }

@@ -302,12 +302,27 @@ impl std::ops::Deref for PrivateSeaweedFs {
 /// Starts a SeaweedFS of the calling test's own, ready for writes. It
 /// blocks: an async test calls it through `spawn_blocking`.
 pub fn start_private_seaweedfs() -> PrivateSeaweedFs {
+    start_private_seaweedfs_for(None)
+}
+
+/// Like [`start_private_seaweedfs`], with one S3 identity: its buckets are
+/// private, as a bucket without public reads is. Only requests signed with
+/// `access_key_id` and `secret` (in headers or a presigned URL) may use
+/// them; anonymous requests may only write the readiness probe's bucket.
+pub fn start_private_seaweedfs_with_identity(
+    access_key_id: &str,
+    secret: &str,
+) -> PrivateSeaweedFs {
+    start_private_seaweedfs_for(Some((access_key_id, secret)))
+}
+
+fn start_private_seaweedfs_for(identity: Option<(&str, &str)>) -> PrivateSeaweedFs {
     let weed = require(WEED);
     let mut failures = Vec::new();
     // As for the shared one, a port taken between picking and binding is
     // cured by a fresh set.
     for _ in 0..3 {
-        match try_start_private_seaweedfs(&weed) {
+        match try_start_private_seaweedfs(&weed, identity) {
             Ok(seaweedfs) => return seaweedfs,
             Err(failure) => failures.push(failure),
         }
@@ -318,7 +333,22 @@ pub fn start_private_seaweedfs() -> PrivateSeaweedFs {
     );
 }
 
-fn try_start_private_seaweedfs(weed: &Path) -> Result<PrivateSeaweedFs, String> {
+/// SeaweedFS's `-s3.config` of one identity allowed everything, and of
+/// anonymous requests allowed the readiness probe's bucket only.
+fn identities_json(access_key_id: &str, secret: &str) -> String {
+    format!(
+        r#"{{"identities": [
+  {{"name": "anonymous", "actions": ["Admin:readiness-probe", "Write:readiness-probe"]}},
+  {{"name": "owner", "credentials": [{{"accessKey": "{access_key_id}", "secretKey": "{secret}"}}],
+   "actions": ["Read", "Write", "List", "Tagging", "Admin"]}}
+]}}"#
+    )
+}
+
+fn try_start_private_seaweedfs(
+    weed: &Path,
+    identity: Option<(&str, &str)>,
+) -> Result<PrivateSeaweedFs, String> {
     let dir = tempfile::Builder::new()
         .prefix("record-index-seaweedfs-")
         .tempdir()
@@ -326,7 +356,12 @@ fn try_start_private_seaweedfs(weed: &Path) -> Result<PrivateSeaweedFs, String> 
         .keep();
     let ports: [u16; 8] = free_ports();
     let [_, master_grpc, _, volume_grpc, _, filer_grpc, s3, s3_grpc] = ports;
-    let args = private_seaweedfs_args(&dir, ports);
+    let mut args = private_seaweedfs_args(&dir, ports);
+    if let Some((access_key_id, secret)) = identity {
+        let path = dir.join("s3.json");
+        fs::write(&path, identities_json(access_key_id, secret)).expect("write s3.json");
+        args.push(format!("-s3.config={}", path.display()).into());
+    }
     let mut cleanup = vec![dir.clone()];
     cleanup.extend(
         [
