@@ -24,20 +24,21 @@ struct Scenario {
 
 impl Scenario {
     async fn new(live_idle_secs: u32) -> Scenario {
-        Scenario::with(live_idle_secs, |_| String::new(), &[]).await
+        Scenario::with(live_idle_secs, "", |_| String::new(), &[]).await
     }
 
-    /// With `accounts(bucket)` appended to the config and `env` set for
-    /// the process.
+    /// With `endpoint` added to the endpoint's table, `accounts(bucket)`
+    /// appended to the config and `env` set for the process.
     async fn with(
         live_idle_secs: u32,
+        endpoint: &str,
         accounts: impl Fn(&str) -> String,
         env: &[(&str, &str)],
     ) -> Scenario {
         let s3 = seaweedfs();
         let bucket = s3.create_bucket().await;
         let toml = format!(
-            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\
+            "{}{endpoint}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\
              cors_origins = [\"http://player.example.com:3000\"]\n\n{}",
             s3.endpoint_toml(Addressing::Path),
             accounts(&bucket),
@@ -315,7 +316,7 @@ async fn signed_urls_play_and_every_other_url_is_refused() {
         ("PLAY_b", "primary-key-b"),
         ("PLAY2_b", "secondary-key-b"),
     ];
-    let scenario = Scenario::with(120, two_accounts, &env).await;
+    let scenario = Scenario::with(120, "", two_accounts, &env).await;
     scenario
         .register_as(Some("api-key-a"), &scenario.segments)
         .await;
@@ -372,4 +373,24 @@ async fn signed_urls_play_and_every_other_url_is_refused() {
             "{why}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn presigned_segment_urls_play() {
+    let endpoint = "segment_urls = \"presigned\"\npresign_expiry_secs = 900\n";
+    let scenario = Scenario::with(120, endpoint, |_| String::new(), &[]).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
+    let text = get(&url).await.text();
+    let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(uris.len(), 5, "{text}");
+    for uri in &uris {
+        assert!(uri.contains("X-Amz-Signature="), "{uri}");
+        assert!(uri.contains("X-Amz-Expires=900"), "{uri}");
+        assert!(!uri.contains("record-index-test-secret"), "{uri}");
+    }
+    let probe = ffprobe(&url).await;
+    assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
+    assert_eq!(probe.frames, frames(2..=6));
 }

@@ -25,6 +25,7 @@ use crate::manifest::{MICROS_PER_SECOND, Micros, Segment};
 use crate::operations::Operation;
 use crate::service::IndexService;
 use crate::service::playback::PlaylistAnswer;
+use crate::storage::{SegmentUrl, SegmentUrls};
 use crate::telemetry;
 
 /// The header a request id travels in, both ways.
@@ -101,13 +102,54 @@ impl Playback {
         self.admission
             .admit_or_throttle(&caller.account.id, Operation::Playback)
             .await?;
-        let storage = &self.service.storage;
-        let uri_for = |s: &Segment| -> String { storage.url(&s.endpoint, &s.bucket, &s.object) };
+        let account = caller.account.id.clone();
+        let uris = |segments: &[&Segment]| self.segment_uris(&account, segments);
         let answer = self
             .service
-            .playlist(&caller, &route.playlist, self.live_idle, &uri_for)
+            .playlist(&caller, &route.playlist, self.live_idle, &uris)
             .await?;
         Ok(answer)
+    }
+
+    /// Where a player fetches each segment, as its endpoint's
+    /// `segment_urls` says: presigned GETs share one signing setup per
+    /// endpoint; CDN URLs carry the account's Type A signature. A relative
+    /// endpoint's segments get their object URL: a playlist made per
+    /// request has no place beside the segments.
+    fn segment_uris(&self, account: &str, segments: &[&Segment]) -> Vec<String> {
+        let storage = &self.service.storage;
+        let now = self.service.clock.now();
+        let mut writers: Vec<(&str, Option<SegmentUrls>)> = Vec::new();
+        let key = self.keys.get(account).map(SigningKeys::primary);
+        segments
+            .iter()
+            .map(|segment| {
+                let at = match writers.iter().position(|(e, _)| *e == segment.endpoint) {
+                    Some(at) => at,
+                    None => {
+                        let urls = storage.segment_urls(&segment.endpoint, now).ok();
+                        writers.push((&segment.endpoint, urls));
+                        writers.len() - 1
+                    }
+                };
+                let plain = || storage.url(&segment.endpoint, &segment.bucket, &segment.object);
+                let Some(urls) = &writers[at].1 else {
+                    return plain();
+                };
+                match urls.url(&segment.bucket, &segment.object) {
+                    SegmentUrl::Direct(url) => url,
+                    SegmentUrl::Cdn(url) => match key {
+                        Some(key) => {
+                            let seconds = now.div_euclid(MICROS_PER_SECOND);
+                            signing::sign_url(&url, key, seconds, &signing::new_rand(), "0")
+                                .unwrap_or(url)
+                        }
+                        None => url,
+                    },
+                    SegmentUrl::Relative => plain(),
+                }
+            })
+            .collect()
     }
 
     /// The URL must carry a valid `auth_key` of the account's keys, except

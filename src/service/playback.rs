@@ -36,6 +36,10 @@ pub struct PlaylistAnswer {
     pub target_duration: Micros,
 }
 
+/// The URIs of a playlist's segments, in order: given all at once, so a
+/// writer that signs can do its per-playlist work once.
+pub type SegmentUris<'a> = &'a (dyn Fn(&[&Segment]) -> Vec<String> + Sync);
+
 impl IndexService {
     /// `idle` is how long after its last segment a live range ends.
     pub async fn playlist(
@@ -43,7 +47,7 @@ impl IndexService {
         caller: &Caller,
         request: &PlaylistRequest,
         idle: Micros,
-        uri_for: &(dyn Fn(&Segment) -> String + Sync),
+        uris: SegmentUris<'_>,
     ) -> ApiResult<PlaylistAnswer> {
         names::check_stream_names(
             &request.domain_name,
@@ -75,7 +79,12 @@ impl IndexService {
                 target_floor: longest,
             },
         };
-        let rendered = playlist::render_parts_as(&clips[0].parts, kind, uri_for);
+        let parts = &clips[0].parts;
+        let segments: Vec<&Segment> = parts.iter().map(|part| part.segment).collect();
+        let mut written = uris(&segments).into_iter();
+        // One URI per part, in order: the render asks in that order.
+        let rendered =
+            playlist::render_parts_as(parts, kind, |_| written.next().unwrap_or_default());
         let closed = match kind {
             PlaylistType::Vod => window.end < now,
             PlaylistType::Event { ended, .. } => ended,
