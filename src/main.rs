@@ -35,8 +35,14 @@ enum LogFormat {
 }
 
 fn init_logs(format: LogFormat) {
+    // hyper warns once per HTTP connection closed for sending no request
+    // head in time: a flood of silent sockets would be a line each, while
+    // the side listeners already say when their cap refuses connections.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,rusoto_core=warn,hyper=warn,h2=warn,mpeg2ts_reader=error")
+        EnvFilter::new(
+            "info,rusoto_core=warn,hyper=warn,hyper::proto::h1::io=error,h2=warn,\
+             mpeg2ts_reader=error",
+        )
     });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -18,6 +18,7 @@ use crate::catalog::postgres::{PgCatalog, PgOptions};
 use crate::catalog::sled_engine::{SledCatalog, SledEngine};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CatalogEngine, Config, ConnectionsConfig};
+use crate::connections::side::SideLimits;
 use crate::connections::{Incoming, Limits, TrackRequests};
 use crate::playback::Playback;
 use crate::proto::record_index_server::RecordIndexServer;
@@ -127,7 +128,7 @@ async fn prune_forever(admission: Arc<dyn Admission>) {
 /// Runs an HTTP side listener (SRS callbacks, playback) until it stops.
 fn spawn_side(
     name: &'static str,
-    serving: impl Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    serving: impl Future<Output = std::io::Result<()>> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(err) = serving.await {
@@ -146,7 +147,7 @@ async fn stop_signal(mut stopped: tokio::sync::watch::Receiver<()>) {
 fn spawn_metrics(
     listener: std::net::TcpListener,
     catalog: Arc<dyn Catalog>,
-    header_timeout: Duration,
+    limits: SideLimits,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     let refresh = move || {
@@ -157,9 +158,7 @@ fn spawn_metrics(
         let stopped = async {
             let _ = stopped.await;
         };
-        if let Err(err) =
-            telemetry::exporter::serve(listener, header_timeout, refresh, stopped).await
-        {
+        if let Err(err) = telemetry::exporter::serve(listener, limits, refresh, stopped).await {
             tracing::error!(error = %err, "metrics listener failed");
         }
     })
@@ -563,32 +562,28 @@ impl Server {
         // Dropping the sender tells every listener to stop.
         let (stopping, stopped) = tokio::sync::watch::channel(());
         // The HTTP listeners close connections that send no request head
-        // in time, as the gRPC listener closes those without a handshake.
-        let header_timeout = self.connection_limits.handshake_timeout;
+        // in time, as the gRPC listener closes those without a handshake,
+        // and each holds a share of the connection cap.
+        let side_limits = SideLimits::of(&self.connection_limits);
         let mut sides = Vec::new();
         if let Some((hook, listener)) = self.webhook {
             let stop = stop_signal(stopped.clone());
             sides.push(spawn_side(
                 "SRS webhook",
-                hook.serve(listener, header_timeout, stop),
+                hook.serve(listener, side_limits, stop),
             ));
         }
         if let Some((playback, listener)) = self.playback {
             let stop = stop_signal(stopped);
             sides.push(spawn_side(
                 "playback",
-                playback.serve(listener, header_timeout, stop),
+                playback.serve(listener, side_limits, stop),
             ));
         }
         // Scrapes go on while requests drain; the listener stops last.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics.map(|listener| {
-            spawn_metrics(
-                listener,
-                self.catalog.clone(),
-                header_timeout,
-                metrics_stopped,
-            )
+            spawn_metrics(listener, self.catalog.clone(), side_limits, metrics_stopped)
         });
         let draining = reporter.clone();
         let (drain_started, drain_begins) = tokio::sync::oneshot::channel::<Instant>();

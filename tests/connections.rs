@@ -612,6 +612,51 @@ async fn the_http_listeners_close_connections_that_send_no_request() {
     }
 }
 
+/// A flood of silent sockets on the playback port takes its share of the
+/// descriptors, no more: the rest are closed at once, gRPC clients are
+/// still answered, and playback answers again once the silent ones timed
+/// out.
+#[tokio::test]
+async fn silent_playback_connections_leave_grpc_its_descriptors() {
+    const SILENT: usize = 1100;
+    raise_own_open_files(SILENT as u64 + 200);
+    let server =
+        Server::start_with_open_files("[playback]\nlisten = \"127.0.0.1:0\"\n", SERVER_OPEN_FILES)
+            .await;
+    serving(&server).await;
+    let playback = server.playback_addr().await;
+    let opened = Instant::now();
+    let mut silent = tokio::task::spawn_blocking(move || {
+        (0..SILENT)
+            .filter_map(|_| TcpStream::connect_timeout(&playback, Duration::from_secs(3)).ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        health_status(&server.url()).await,
+        Ok(ServingStatus::Serving),
+        "a gRPC client was not answered within 5 s beside {SILENT} silent playback sockets"
+    );
+    silent.retain_mut(|socket| !closed_by_server(socket));
+    println!(
+        "silent playback connections held by the server: {}",
+        silent.len()
+    );
+    assert!(silent.len() < SILENT / 2, "{} held", silent.len());
+    while !silent.is_empty() && opened.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        silent.retain_mut(|socket| !closed_by_server(socket));
+    }
+    assert!(
+        silent.is_empty(),
+        "{} silent playback sockets open after 15 s",
+        silent.len()
+    );
+    let answer = http_get(&format!("http://{playback}/v1/a.com/b/c/index.m3u8")).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+}
+
 /// Waits until `server` answers its health check SERVING.
 async fn serving(server: &Server) {
     await_health(

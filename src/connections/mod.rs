@@ -31,6 +31,7 @@ use tonic::transport::server::Connected;
 use crate::config::ConnectionsConfig;
 
 mod requests;
+pub mod side;
 
 pub use requests::{Busy, TrackRequests, Tracked};
 
@@ -358,7 +359,7 @@ impl Incoming {
 
 /// Errors of one connection that went away before it was accepted; the
 /// listener itself is fine.
-fn is_connection_error(err: &io::Error) -> bool {
+pub(crate) fn is_connection_error(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::ConnectionAborted

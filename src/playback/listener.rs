@@ -20,6 +20,7 @@ use super::routes::{self, NoSuchPath};
 use super::signing::{self, SigningKeys};
 use crate::admission::Admission;
 use crate::auth::Accounts;
+use crate::connections::side::{self, SideLimits};
 use crate::error::{ApiError, quote};
 use crate::manifest::{MICROS_PER_SECOND, Micros, Segment};
 use crate::operations::Operation;
@@ -178,9 +179,9 @@ impl Playback {
     pub async fn serve(
         self: Arc<Self>,
         listener: std::net::TcpListener,
-        header_timeout: std::time::Duration,
+        limits: SideLimits,
         shutdown: impl Future<Output = ()>,
-    ) -> Result<(), hyper::Error> {
+    ) -> std::io::Result<()> {
         let make = make_service_fn(move |_| {
             let playback = self.clone();
             async move {
@@ -190,11 +191,13 @@ impl Playback {
                 }))
             }
         });
-        hyper::Server::from_tcp(listener)?
-            .http1_header_read_timeout(header_timeout)
+        let incoming = side::accept(listener, limits, "playback")?;
+        hyper::Server::builder(incoming)
+            .http1_header_read_timeout(limits.header_timeout)
             .serve(make)
             .with_graceful_shutdown(shutdown)
             .await
+            .map_err(std::io::Error::other)
     }
 }
 

@@ -2,6 +2,8 @@
 //! scrapes never share a port (or the API keys) with the gRPC service.
 
 use std::convert::Infallible;
+
+use crate::connections::side::{self, SideLimits};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -70,14 +72,14 @@ fn answer(request: Request<Body>, refresh: &(dyn Fn() + Send + Sync)) -> Respons
 /// Serves `/metrics` on `listener` until `shutdown` resolves. `refresh`
 /// sets the gauges that are read rather than counted (records stored)
 /// just before each scrape, so a scrape is never stale. A connection that
-/// has not sent a whole request head within `header_timeout` (a new one,
-/// or one kept alive between scrapes) is closed.
+/// has not sent a whole request head within the limits' header timeout (a
+/// new one, or one kept alive between scrapes) is closed.
 pub async fn serve(
     listener: std::net::TcpListener,
-    header_timeout: Duration,
+    limits: SideLimits,
     refresh: impl Fn() + Send + Sync + 'static,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), hyper::Error> {
+) -> std::io::Result<()> {
     install();
     let upkeep = tokio::spawn(async {
         let mut ticks = tokio::time::interval(UPKEEP_INTERVAL);
@@ -96,11 +98,12 @@ pub async fn serve(
             }))
         }
     });
-    let result = hyper::Server::from_tcp(listener)?
-        .http1_header_read_timeout(header_timeout)
+    let incoming = side::accept(listener, limits, "metrics")?;
+    let result = hyper::Server::builder(incoming)
+        .http1_header_read_timeout(limits.header_timeout)
         .serve(make)
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();
-    result
+    result.map_err(std::io::Error::other)
 }

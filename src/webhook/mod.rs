@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::auth::{Accounts, Caller};
 use crate::clock::Clock;
 use crate::config::SrsWebhookConfig;
+use crate::connections::side::{self, SideLimits};
 use crate::error::ApiError;
 use crate::manifest::time::format_program_date_time;
 use crate::operations::Operation;
@@ -209,9 +210,9 @@ impl Webhook {
     pub async fn serve(
         self: Arc<Self>,
         listener: std::net::TcpListener,
-        header_timeout: std::time::Duration,
+        limits: SideLimits,
         shutdown: impl Future<Output = ()>,
-    ) -> Result<(), hyper::Error> {
+    ) -> std::io::Result<()> {
         let make = make_service_fn(move |_| {
             let webhook = self.clone();
             async move {
@@ -221,10 +222,12 @@ impl Webhook {
                 }))
             }
         });
-        hyper::Server::from_tcp(listener)?
-            .http1_header_read_timeout(header_timeout)
+        let incoming = side::accept(listener, limits, "SRS webhook")?;
+        hyper::Server::builder(incoming)
+            .http1_header_read_timeout(limits.header_timeout)
             .serve(make)
             .with_graceful_shutdown(shutdown)
             .await
+            .map_err(std::io::Error::other)
     }
 }

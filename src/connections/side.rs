@@ -1,0 +1,123 @@
+//! The accept loop of the HTTP side listeners (playback, SRS callbacks,
+//! metrics): at most a share of the descriptor budget of connections at
+//! once, and a new connection beyond it closed at once, so a flood of idle
+//! sockets on a side port cannot take the descriptors the gRPC listener
+//! needs. Their connections are closed when no request head arrives in
+//! the handshake time (hyper's header read timeout).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Limits;
+
+/// The part of the gRPC cap a side listener may hold at most.
+const SIDE_SHARE: usize = 4;
+/// Pause after `accept` fails for want of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a side listener enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct SideLimits {
+    pub max_connections: usize,
+    /// A connection that sends no whole request head in this time closes.
+    pub header_timeout: Duration,
+}
+
+impl SideLimits {
+    pub fn of(limits: &Limits) -> SideLimits {
+        SideLimits {
+            max_connections: (limits.max_connections / SIDE_SHARE).max(1),
+            header_timeout: limits.handshake_timeout,
+        }
+    }
+}
+
+/// A connection holding one of its listener's slots until it closes.
+pub struct SideConnection {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for SideConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SideConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// `listener`'s connections, at most `limits.max_connections` at once, for
+/// `hyper::Server::builder`.
+pub fn accept(
+    listener: std::net::TcpListener,
+    limits: SideLimits,
+    name: &'static str,
+) -> io::Result<impl hyper::server::accept::Accept<Conn = SideConnection, Error = io::Error>> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = futures::stream::unfold(
+        (listener, slots, 0u64),
+        move |(listener, slots, mut refused)| async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(err) if super::is_connection_error(&err) => continue,
+                    Err(err) => {
+                        tracing::warn!(listener = name, error = %err, "accepting a connection failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refused += 1;
+                    // The first and then every thousandth: a flood is one
+                    // line, not a line per socket.
+                    if refused % 1000 == 1 {
+                        tracing::warn!(
+                            listener = name,
+                            max_connections = limits.max_connections,
+                            refused,
+                            "connections refused: the listener's cap is full"
+                        );
+                    }
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = SideConnection {
+                    stream,
+                    _slot: slot,
+                };
+                return Some((Ok(connection), (listener, slots, refused)));
+            }
+        },
+    );
+    Ok(hyper::server::accept::from_stream(connections))
+}
