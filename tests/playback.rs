@@ -65,12 +65,16 @@ impl Scenario {
     }
 
     async fn register_as(&self, key: Option<&str>, segments: &[Segment]) {
+        self.register_stream(key, STREAM, segments).await;
+    }
+
+    async fn register_stream(&self, key: Option<&str>, stream: &str, segments: &[Segment]) {
         let mut client = self.server.client().await;
         let message = RegisterLiveStreamRecordSegmentsRequest {
             client_token: String::new(),
             domain_name: DOMAIN.into(),
             app_name: APP.into(),
-            stream_name: STREAM.into(),
+            stream_name: stream.into(),
             segments: segments.to_vec(),
         };
         let request = match key {
@@ -393,4 +397,88 @@ async fn presigned_segment_urls_play() {
     let probe = ffprobe(&url).await;
     assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
     assert_eq!(probe.frames, frames(2..=6));
+}
+
+/// Resolves a URI of a playlist at `base` (an absolute URL).
+fn resolve(base: &str, uri: &str) -> String {
+    let (origin_and_dir, _) = base
+        .split_once('?')
+        .unwrap_or((base, ""))
+        .0
+        .rsplit_once('/')
+        .unwrap();
+    let mut dir: Vec<&str> = origin_and_dir.split('/').collect();
+    let mut rest = uri;
+    while let Some(after) = rest.strip_prefix("../") {
+        dir.pop();
+        rest = after;
+    }
+    format!("{}/{rest}", dir.join("/"))
+}
+
+#[tokio::test]
+async fn a_master_playlist_names_each_rendition_and_plays() {
+    let env = [
+        ("PLAY_a", "primary-key-a"),
+        ("PLAY2_a", "secondary-key-a"),
+        ("PLAY_b", "k"),
+        ("PLAY2_b", "k2"),
+    ];
+    let scenario = Scenario::with(120, "", two_accounts, &env).await;
+    for suffix in ["_hd", "_sd"] {
+        let stream = format!("{STREAM}{suffix}");
+        scenario
+            .register_stream(Some("api-key-a"), &stream, &scenario.segments)
+            .await;
+    }
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url(
+        "master.m3u8",
+        &format!("start={start}&end={end}&Renditions=_hd,_sd"),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let signed =
+        record_index::playback::signing::sign_url(&url, "primary-key-a", now, "r", "0").unwrap();
+    let response = get(&signed).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    assert_eq!(
+        text.matches("#EXT-X-STREAM-INF:BANDWIDTH=").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("RESOLUTION=640x360"), "{text}");
+    assert!(text.contains("CODECS=\"avc1."), "{text}");
+    let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        uris[0].starts_with(&format!("../{STREAM}_hd/index.m3u8?start=")),
+        "{text}"
+    );
+    assert!(
+        uris.iter()
+            .all(|uri| uri.contains("auth_key=") && !uri.contains("Renditions")),
+        "{text}"
+    );
+    // Each rendition's own playlist answers with its own signature.
+    for uri in &uris {
+        let child = resolve(&signed, uri);
+        let answer = get(&child).await;
+        assert_eq!(answer.status, 200, "{child}: {}", answer.text());
+        assert_eq!(answer.text().matches("#EXTINF:").count(), 5);
+    }
+    let probe = ffprobe(&signed).await;
+    assert_eq!(probe.errors, "", "ffprobe reported errors reading {signed}");
+    assert_eq!(probe.frames, frames(2..=6));
+
+    // A rendition never registered is named.
+    let missing = scenario.url(
+        "master.m3u8",
+        &format!("start={start}&end={end}&Renditions=_hd,_4k"),
+    );
+    let missing =
+        record_index::playback::signing::sign_url(&missing, "primary-key-a", now, "r", "0")
+            .unwrap();
+    let answer = get(&missing).await;
+    assert_eq!(answer.status, 404, "{}", answer.text());
+    assert!(answer.text().contains("stream_4k"), "{}", answer.text());
 }

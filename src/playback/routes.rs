@@ -6,6 +6,8 @@
 //!   to the live edge.
 //! - `.../archive-{from}-{duration}.m3u8` and `.../archive-{from}-now.m3u8`,
 //!   Unix seconds, as Flussonic names its archive.
+//! - `.../master.m3u8?start=T[&end=T]&Renditions=_hd,_sd`: a master playlist
+//!   over the renditions StreamName + suffix, each its own `index.m3u8`.
 //!
 //! Other query parameters are ignored (players add cache busters), except
 //! `auth_key`, which the listener checks.
@@ -27,6 +29,9 @@ pub struct Route {
     pub playlist: PlaylistRequest,
     /// The signature the URL carries, if any.
     pub auth_key: Option<String>,
+    /// For `master.m3u8`: the renditions' suffixes (`Renditions`,
+    /// comma-separated, as on Create).
+    pub renditions: Option<Vec<String>>,
 }
 
 /// Why a URL names nothing: the listener answers 404.
@@ -45,7 +50,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
     };
     let params = Params::parse(query.unwrap_or(""));
     let (start, end) = match *file {
-        "index.m3u8" => {
+        "index.m3u8" | "master.m3u8" => {
             let start = params.get("start").ok_or_else(|| {
                 ApiError::InvalidParams("start is required: the range's first instant".into())
             })?;
@@ -90,6 +95,12 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
             clip_mode,
         },
         auth_key: params.get("auth_key"),
+        renditions: (*file == "master.m3u8").then(|| {
+            params
+                .get("Renditions")
+                .map(|list| list.split(',').map(str::to_string).collect())
+                .unwrap_or_default()
+        }),
     }))
 }
 

@@ -5,11 +5,13 @@
 //! once the stream has been idle for the configured time.
 
 use super::IndexService;
+use super::create::render;
 use super::window::{ClipMode, Window, registered_streams};
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::catalog::Stream;
+use crate::error::{ApiError, ApiResult};
 use crate::manifest::playlist::{self, PlaylistType};
-use crate::manifest::{Micros, Segment, names};
+use crate::manifest::{Micros, Segment, master, names};
 
 /// What a player asked for, its times already read.
 #[derive(Debug, Clone)]
@@ -40,6 +42,19 @@ pub struct PlaylistAnswer {
 /// writer that signs can do its per-playlist work once.
 pub type SegmentUris<'a> = &'a (dyn Fn(&[&Segment]) -> Vec<String> + Sync);
 
+/// Most renditions one master playlist may name, as on Create.
+pub const MAX_RENDITIONS: usize = 8;
+/// Longest rendition suffix, as on Create.
+const MAX_SUFFIX_LEN: usize = 32;
+
+/// The segments a range selects of each of its streams.
+struct Selected {
+    window: Window,
+    streams: Vec<Stream>,
+    segments: Vec<Vec<Segment>>,
+    now: Micros,
+}
+
 impl IndexService {
     /// `idle` is how long after its last segment a live range ends.
     pub async fn playlist(
@@ -49,29 +64,13 @@ impl IndexService {
         idle: Micros,
         uris: SegmentUris<'_>,
     ) -> ApiResult<PlaylistAnswer> {
-        names::check_stream_names(
-            &request.domain_name,
-            &request.app_name,
-            &request.stream_name,
-        )?;
-        caller.check_owns_domain(&request.domain_name)?;
-        let now = self.clock.now();
-        let window = Window {
-            start: request.start,
-            end: request.end.unwrap_or(now),
-            end_time_included: request.end_time_included,
-            clip_mode: request.clip_mode,
-        };
-        let streams = [request.stream_name.clone()];
-        let found = self
-            .find_streams(&request.domain_name, &request.app_name, &streams)
-            .await?;
-        window.check_range(&found, now)?;
-        let streams = registered_streams(&request.domain_name, &request.app_name, &streams, found)?;
-        let longest = streams[0].longest_segment;
-        let selected = self.select_all(&window, &streams, now).await?;
-        let clips = self.clip_all(&window, &selected).await;
-        let last_end = selected[0].last().map_or(window.start, Segment::end);
+        let names = [request.stream_name.clone()];
+        let selected = self.select_streams(caller, request, &names).await?;
+        let clips = self.clip_all(&selected.window, &selected.segments).await;
+        let (longest, now) = (selected.streams[0].longest_segment, selected.now);
+        let last_end = selected.segments[0]
+            .last()
+            .map_or(selected.window.start, Segment::end);
         let kind = match request.end {
             Some(_) => PlaylistType::Vod,
             None => PlaylistType::Event {
@@ -86,14 +85,103 @@ impl IndexService {
         let rendered =
             playlist::render_parts_as(parts, kind, |_| written.next().unwrap_or_default());
         let closed = match kind {
-            PlaylistType::Vod => window.end < now,
+            PlaylistType::Vod => selected.window.end < now,
             PlaylistType::Event { ended, .. } => ended,
         };
-        let longest_part = clips[0].parts.iter().map(|p| p.duration).max().unwrap_or(0);
+        let longest_part = parts.iter().map(|p| p.duration).max().unwrap_or(0);
         Ok(PlaylistAnswer {
             text: rendered.text,
             closed,
             target_duration: longest.max(longest_part),
         })
     }
+
+    /// A master playlist over the renditions `suffixes` of the request's
+    /// stream (StreamName + suffix each), as Create writes one: each
+    /// rendition's bandwidth from its segments, its codec and size from a
+    /// probe of its first segment. `variant_uri` gives the URI of a
+    /// rendition's own playlist, from its stream name.
+    pub async fn master_playlist(
+        &self,
+        caller: &Caller,
+        request: &PlaylistRequest,
+        suffixes: &[String],
+        variant_uri: &(dyn Fn(&str) -> String + Sync),
+    ) -> ApiResult<PlaylistAnswer> {
+        check_suffixes(suffixes)?;
+        let names: Vec<String> = suffixes
+            .iter()
+            .map(|suffix| format!("{}{suffix}", request.stream_name))
+            .collect();
+        let selected = self.select_streams(caller, request, &names).await?;
+        let clips = self.clip_all(&selected.window, &selected.segments).await;
+        render::check_aligned(&clips)?;
+        let probes = self.probe_firsts(&clips).await;
+        let variants: Vec<_> = clips
+            .iter()
+            .zip(&probes)
+            .zip(&names)
+            .map(|((clip, probed), name)| {
+                let rendered = playlist::render_parts(&clip.parts, |_| String::new());
+                render::variant(variant_uri(name), clip, &rendered, probed.as_ref())
+            })
+            .collect();
+        let longest = selected.streams.iter().map(|s| s.longest_segment).max();
+        Ok(PlaylistAnswer {
+            text: master::render(&variants),
+            closed: request.end.is_some() && selected.window.end < selected.now,
+            target_duration: longest.unwrap_or(0),
+        })
+    }
+
+    /// The checks of a playlist request in Create's order (names, the
+    /// domain's account, the range against the streams, every stream
+    /// registered), then the selection of each stream's segments.
+    async fn select_streams(
+        &self,
+        caller: &Caller,
+        request: &PlaylistRequest,
+        names: &[String],
+    ) -> ApiResult<Selected> {
+        for name in names {
+            names::check_stream_names(&request.domain_name, &request.app_name, name)?;
+        }
+        caller.check_owns_domain(&request.domain_name)?;
+        let now = self.clock.now();
+        let window = Window {
+            start: request.start,
+            end: request.end.unwrap_or(now),
+            end_time_included: request.end_time_included,
+            clip_mode: request.clip_mode,
+        };
+        let found = self
+            .find_streams(&request.domain_name, &request.app_name, names)
+            .await?;
+        window.check_range(&found, now)?;
+        let streams = registered_streams(&request.domain_name, &request.app_name, names, found)?;
+        let segments = self.select_all(&window, &streams, now).await?;
+        Ok(Selected {
+            window,
+            streams,
+            segments,
+            now,
+        })
+    }
+}
+
+fn check_suffixes(suffixes: &[String]) -> ApiResult<()> {
+    if suffixes.is_empty() || suffixes.len() > MAX_RENDITIONS {
+        return Err(ApiError::InvalidParams(format!(
+            "Renditions must list 1 to {MAX_RENDITIONS} suffixes"
+        )));
+    }
+    if suffixes
+        .iter()
+        .any(|suffix| suffix.is_empty() || suffix.len() > MAX_SUFFIX_LEN)
+    {
+        return Err(ApiError::InvalidParams(format!(
+            "each Renditions suffix must be 1 to {MAX_SUFFIX_LEN} characters"
+        )));
+    }
+    Ok(())
 }

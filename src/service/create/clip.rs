@@ -5,7 +5,6 @@
 use super::super::IndexService;
 use super::super::probing::probe_object;
 use super::super::window::{ClipMode, Window};
-use super::plan::Plan;
 use crate::manifest::clip::{self, Cut};
 use crate::manifest::playlist::Part;
 use crate::manifest::{Micros, Segment};
@@ -36,7 +35,7 @@ impl<'a> Clip<'a> {
 
 /// What a probe of a rendition's first segment found, with the object's
 /// size; `None` when it could not be read.
-pub(super) type FirstProbe = Option<(media::Summary, u64)>;
+pub(in crate::service) type FirstProbe = Option<(media::Summary, u64)>;
 
 impl IndexService {
     /// One clip per selected stream, in order.
@@ -58,17 +57,10 @@ impl IndexService {
         clips
     }
 
-    /// What the master playlist says of each rendition beyond its
-    /// segments: nothing is read when there is no master.
-    pub(super) async fn probe_renditions(
-        &self,
-        plan: &Plan,
-        clips: &[Clip<'_>],
-    ) -> Vec<FirstProbe> {
+    /// What a master playlist says of each rendition beyond its segments:
+    /// a probe of its first segment.
+    pub(in crate::service) async fn probe_firsts(&self, clips: &[Clip<'_>]) -> Vec<FirstProbe> {
         let mut probes = Vec::with_capacity(clips.len());
-        if !plan.master {
-            return probes;
-        }
         for clip in clips {
             let first = clip.parts[0].segment;
             let probed =

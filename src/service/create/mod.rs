@@ -7,7 +7,7 @@
 pub(super) mod clip;
 mod commit;
 mod plan;
-mod render;
+pub(super) mod render;
 mod select;
 
 pub(super) use render::record_info;
@@ -56,7 +56,12 @@ impl IndexService {
         let selected = self.select_all(&window, &streams, now).await?;
         let clips = self.clip_all(&window, &selected).await;
         render::check_aligned(&clips)?;
-        let probes = self.probe_renditions(&plan, &clips).await;
+        // Nothing is read when there is no master.
+        let probes = if plan.master {
+            self.probe_firsts(&clips).await
+        } else {
+            Vec::new()
+        };
         let url_of =
             |endpoint: &str, bucket: &str, key: &str| self.storage.url(endpoint, bucket, key);
         let rendered = render::render(&plan, &clips, &probes, streams[0].id, now, &url_of);

@@ -27,7 +27,7 @@ pub(super) struct Rendered {
 
 /// Renditions must switch at the same instants, or a player changing
 /// bitrate would skip or repeat media.
-pub(super) fn check_aligned(clips: &[Clip]) -> ApiResult<()> {
+pub(in crate::service) fn check_aligned(clips: &[Clip]) -> ApiResult<()> {
     let cuts: Vec<&[Part]> = clips.iter().map(|clip| clip.parts.as_slice()).collect();
     if master::aligned(&cuts, DISCONTINUITY_GAP) {
         Ok(())
@@ -63,7 +63,8 @@ pub(super) fn render(
             .zip(&plan.media_keys)
             .zip(probes)
             .map(|(((clip, rendered), media_key), probed)| {
-                variant(&plan.key, media_key, clip, rendered, probed.as_ref())
+                let uri = uri::relative_uri(&plan.key, media_key);
+                variant(uri, clip, rendered, probed.as_ref())
             })
             .collect();
         writes.push((plan.key.clone(), master::render(&variants)));
@@ -141,9 +142,9 @@ fn manifest_record(
 
 /// A rendition's line in the master playlist: its bitrates from segment
 /// sizes, its codec from a probe of its first segment.
-fn variant(
-    master_key: &str,
-    media_key: &str,
+/// A rendition's line of a master playlist, its media playlist at `uri`.
+pub(in crate::service) fn variant(
+    uri: String,
     clip: &Clip,
     rendered: &Playlist,
     probed: Option<&(crate::media::Summary, u64)>,
@@ -163,7 +164,7 @@ fn variant(
         (None, _) => (0, 0),
     };
     Variant {
-        uri: uri::relative_uri(master_key, media_key),
+        uri,
         bandwidth,
         average_bandwidth,
         width,
