@@ -482,3 +482,43 @@ async fn a_master_playlist_names_each_rendition_and_plays() {
     assert_eq!(answer.status, 404, "{}", answer.text());
     assert!(answer.text().contains("stream_4k"), "{}", answer.text());
 }
+
+/// Each domain plays with its own account's keys only: an exact account
+/// beside a wildcard one, and a domain nobody owns.
+#[tokio::test]
+async fn playback_is_kept_per_tenant() {
+    let accounts =
+        |bucket: &str| two_accounts(bucket).replace("\"other.com\"", "\"*.example.org\"");
+    let env = [
+        ("PLAY_a", "key-a"),
+        ("PLAY2_a", "key-a2"),
+        ("PLAY_b", "key-b"),
+        ("PLAY2_b", "key-b2"),
+    ];
+    let scenario = Scenario::with(120, "", accounts, &env).await;
+    let now = chrono::Utc::now().timestamp();
+    let at = |domain: &str, key: &str| {
+        let url = format!(
+            "{}/v1/{domain}/{APP}/cam/index.m3u8?start=1795089600&end=1795093200",
+            scenario.playback
+        );
+        record_index::playback::signing::sign_url(&url, key, now, "r", "0").unwrap()
+    };
+    // Past the signature, the stream is not there: 404 shows it passed.
+    for (url, status, code) in [
+        (at(DOMAIN, "key-a"), 404, "InvalidStream.NotFound"),
+        (
+            at("live.example.org", "key-b"),
+            404,
+            "InvalidStream.NotFound",
+        ),
+        (at("live.example.org", "key-a"), 403, "Forbidden.RAM"),
+        (at(DOMAIN, "key-b"), 403, "Forbidden.RAM"),
+        (at("nobody.net", "key-a"), 403, "Forbidden.RAM"),
+    ] {
+        let answer = get(&url).await;
+        assert_eq!(answer.status, status, "{url}: {}", answer.text());
+        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(body["Code"], code, "{url}: {body}");
+    }
+}
