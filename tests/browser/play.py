@@ -7,9 +7,10 @@ origin of its own, as a player's page has. Chromium is Debian's, driven by
 Playwright for Python; Playwright's own browser builds are not used.
 
 Output: {"ended", "current_time", "duration", "fragments", "start_gap",
-"errors", "timed_out", "console"}; `errors` holds what the page recorded (hls.js
-ERROR events, video element errors, uncaught exceptions) and `console`
-the page's console lines, for a failure message.
+"errors", "stalls", "timed_out", "console"}; `errors` holds what the page
+recorded (hls.js ERROR events, video element errors, uncaught exceptions),
+`stalls` the hls.js stalls with the media ahead buffered, and `console` the
+page's console lines, for a failure message.
 """
 
 import argparse
@@ -84,6 +85,7 @@ def main():
                         fragments: window.play.fragments,
                         start_gap: window.play.startGap,
                         errors: window.play.errors,
+                        stalls: window.play.stalls,
                     };
                 }"""
             )

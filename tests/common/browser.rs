@@ -26,8 +26,14 @@ pub struct BrowserPlay {
     /// when leading frames could not be decoded.
     pub start_gap: f64,
     /// In order: every hls.js `ERROR` event (fatal or not), errors of the
-    /// video element, a refused `play()` and uncaught exceptions.
+    /// video element, a refused `play()` and uncaught exceptions, but for
+    /// the stalls below.
     pub errors: Vec<String>,
+    /// hls.js `bufferStalledError`s with the media a second ahead of the
+    /// playhead (or up to the end) already buffered: the browser's decoder
+    /// falling behind on a busy machine, which says nothing of the media
+    /// or the playlist. A stall short of media is in `errors`.
+    pub stalls: Vec<String>,
     /// The video element fired `ended` before the deadline.
     pub ended: bool,
     /// The page's console lines (the browser's own account of a refused
@@ -44,8 +50,9 @@ pub struct PlayOptions {
     /// SeaweedFS: with it on, they play only once both answer with CORS
     /// headers.
     pub web_security: bool,
-    /// Media seconds played per second; above 1 a long range plays in a
-    /// short test.
+    /// Media seconds played per second. Real time (1) by default: faster,
+    /// the decoder of a busy machine falls behind and hls.js reports
+    /// stalls with the whole range buffered.
     pub playback_rate: f64,
     /// How long playing may take before the page's state is read as it is
     /// (`ended` false); the browser's start comes on top.
@@ -60,7 +67,7 @@ impl Default for PlayOptions {
             // CORS comes with the listener's CORS support, and turns this
             // on.
             web_security: false,
-            playback_rate: 4.0,
+            playback_rate: 1.0,
             deadline: Duration::from_secs(60),
         }
     }
@@ -126,16 +133,21 @@ pub async fn play_in_browser_with(playlist_url: &str, options: &PlayOptions) -> 
         fragments: Vec<serde_json::Value>,
         start_gap: f64,
         errors: Vec<String>,
+        stalls: Vec<String>,
         console: Vec<String>,
     }
     let reported: Reported = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("the browser driver printed no state ({e}):\n{stdout}\n{stderr}")
     });
+    for stall in &reported.stalls {
+        eprintln!("[browser] {playlist_url}: {stall}");
+    }
     BrowserPlay {
         current_time: reported.current_time,
         fragments_loaded: reported.fragments.len(),
         start_gap: reported.start_gap,
         errors: reported.errors,
+        stalls: reported.stalls,
         ended: reported.ended,
         console: reported.console,
     }
