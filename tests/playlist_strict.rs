@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,18 +13,8 @@ use record_index::proto::{
     CreateLiveStreamRecordIndexFilesRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
 };
 
-const NODE: Tool = Tool {
-    program: "node",
-    install: "apt-get install -y nodejs npm",
-};
-
 fn validator() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        dir.join("node_modules/hls-parser").is_dir(),
-        "hls-parser is not installed; run `cd tests/js && npm ci` (scripts/test.sh does)"
-    );
-    dir.join("validate-playlists.js")
+    require_npm_packages(&["hls-parser"]).join("validate-playlists.js")
 }
 
 #[tokio::test]

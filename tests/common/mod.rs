@@ -1,8 +1,9 @@
 //! Harness shared by the integration tests. Every part is real: a SeaweedFS
 //! S3 server, MPEG-TS media cut by ffmpeg, the `record-index` binary itself,
-//! and the outside tools (ffprobe, grpcurl, a Python client) a user would
-//! point at them; the tests that control time run the server in their own
-//! process instead, with a fixed clock.
+//! and the outside tools (ffprobe, grpcurl, a Python client, Chromium
+//! playing through hls.js, a strict HLS parser) a user would point at them;
+//! the tests that control time run the server in their own process instead,
+//! with a fixed clock.
 //!
 //! Processes: SeaweedFS is started once per test binary and shared (each test
 //! works in its own bucket); a `record-index` server belongs to one test.
@@ -16,6 +17,7 @@
 //! unused is not dead.
 #![allow(dead_code, unused_imports)]
 
+mod browser;
 mod checks;
 mod engines;
 mod guard;
@@ -29,6 +31,7 @@ mod seaweedfs;
 mod server;
 mod tools;
 
+pub use browser::*;
 pub use checks::*;
 pub use engines::*;
 pub use in_process::*;

@@ -36,6 +36,14 @@ pub const PYTHON3: Tool = Tool {
     program: "python3",
     install: "apt-get install -y python3 python3-pip",
 };
+pub const NODE: Tool = Tool {
+    program: "node",
+    install: "apt-get install -y nodejs npm",
+};
+pub const CHROMIUM: Tool = Tool {
+    program: "chromium",
+    install: "apt-get install -y chromium",
+};
 
 /// Finds `tool` on PATH or fails the test with how to install it.
 pub fn require(tool: Tool) -> PathBuf {
@@ -80,6 +88,39 @@ pub fn require_python_grpc() -> PathBuf {
         );
     }
     python
+}
+
+/// Python 3 with Playwright, which drives the browser; fails the test with
+/// the pip command when it is missing. Playwright's own browser builds are
+/// never used (the tests launch Debian's Chromium), so `playwright install`
+/// is not needed.
+pub fn require_playwright() -> PathBuf {
+    let python = require(PYTHON3);
+    let found = Command::new(&python)
+        .args(["-c", "import playwright.sync_api"])
+        .output()
+        .expect("run python3");
+    assert!(
+        found.status.success(),
+        "the Python module `playwright` is missing; install it with `pip install playwright` \
+         (scripts/test.sh installs every tool these tests need)\n{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    python
+}
+
+/// The npm packages of `tests/js` (hls-parser, hls.js): that directory,
+/// or a failed test saying how to install them.
+pub fn require_npm_packages(packages: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    for package in packages {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "the npm package `{package}` is not installed in tests/js; install it with \
+             `cd tests/js && npm ci` (scripts/test.sh installs every tool these tests need)"
+        );
+    }
+    dir
 }
 
 /// Generates the Python modules of the public proto into `out`, exactly
