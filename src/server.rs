@@ -90,6 +90,28 @@ fn bind_http(address: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     bind().map_err(|source| StartError::Listen { address, source })
 }
 
+/// The playback listener `[playback]` asks for, bound, with what it serves.
+fn playback_listener(
+    config: &Config,
+    service: &Arc<IndexService>,
+    accounts: &Arc<Accounts>,
+    admission: &Arc<dyn crate::admission::Admission>,
+) -> Result<Option<(Arc<Playback>, std::net::TcpListener)>, StartError> {
+    let Some(address) = config.playback.listen else {
+        return Ok(None);
+    };
+    let playback = Playback {
+        service: service.clone(),
+        accounts: accounts.clone(),
+        admission: admission.clone(),
+        live_idle: config.playback.live_idle(),
+        keys: crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?,
+        local_mode: config.is_local_mode(),
+        cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
+    };
+    Ok(Some((Arc::new(playback), bind_http(address)?)))
+}
+
 /// Server reflection, v1 and v1alpha (grpcurl before 1.9 speaks only the
 /// latter). google.rpc types are served too, so reflection clients can
 /// decode the ErrorInfo details of errors.
@@ -135,6 +157,32 @@ fn spawn_side(
             tracing::error!(error = %err, listener = name, "HTTP listener failed");
         }
     })
+}
+
+/// Starts the SRS callback and playback listeners that are configured;
+/// each stops once `stopped` changes.
+fn spawn_sides(
+    webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
+    playback: Option<(Arc<Playback>, std::net::TcpListener)>,
+    limits: SideLimits,
+    stopped: tokio::sync::watch::Receiver<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut sides = Vec::new();
+    if let Some((hook, listener)) = webhook {
+        let stop = stop_signal(stopped.clone());
+        sides.push(spawn_side(
+            "SRS webhook",
+            hook.serve(listener, limits, stop),
+        ));
+    }
+    if let Some((playback, listener)) = playback {
+        let stop = stop_signal(stopped);
+        sides.push(spawn_side(
+            "playback",
+            playback.serve(listener, limits, stop),
+        ));
+    }
+    sides
 }
 
 /// Resolves once the gRPC side starts draining.
@@ -467,22 +515,7 @@ impl Server {
             }
             None => None,
         };
-        let playback = match config.playback.listen {
-            Some(address) => {
-                let playback = Playback {
-                    service: service.clone(),
-                    accounts: accounts.clone(),
-                    admission: admission.clone(),
-                    live_idle: config.playback.live_idle(),
-                    keys: crate::config::playback_keys(&config.accounts)
-                        .map_err(StartError::PlaybackKeys)?,
-                    local_mode: config.is_local_mode(),
-                    cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
-                };
-                Some((Arc::new(playback), bind_http(address)?))
-            }
-            None => None,
-        };
+        let playback = playback_listener(config, &service, &accounts, &admission)?;
         let gate = GateLayer::new(accounts, admission.clone());
         let listener =
             TcpListener::bind(config.listen)
@@ -565,21 +598,7 @@ impl Server {
         // in time, as the gRPC listener closes those without a handshake,
         // and each holds a share of the connection cap.
         let side_limits = SideLimits::of(&self.connection_limits);
-        let mut sides = Vec::new();
-        if let Some((hook, listener)) = self.webhook {
-            let stop = stop_signal(stopped.clone());
-            sides.push(spawn_side(
-                "SRS webhook",
-                hook.serve(listener, side_limits, stop),
-            ));
-        }
-        if let Some((playback, listener)) = self.playback {
-            let stop = stop_signal(stopped);
-            sides.push(spawn_side(
-                "playback",
-                playback.serve(listener, side_limits, stop),
-            ));
-        }
+        let sides = spawn_sides(self.webhook, self.playback, side_limits, stopped);
         // Scrapes go on while requests drain; the listener stops last.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics.map(|listener| {

@@ -5,12 +5,16 @@
 //! needs. Their connections are closed when no request head arrives in
 //! the handshake time (hyper's header read timeout).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::service::{make_service_fn, service_fn};
+use hyper::{Body, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -73,9 +77,38 @@ impl AsyncWrite for SideConnection {
     }
 }
 
+/// Serves `handle` on `listener` until `shutdown` resolves, within
+/// `limits`.
+pub async fn serve<F>(
+    listener: std::net::TcpListener,
+    limits: SideLimits,
+    name: &'static str,
+    handle: impl Fn(Request<Body>) -> F + Clone + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let make = make_service_fn(move |_| {
+        let handle = handle.clone();
+        async move {
+            Ok::<_, Infallible>(service_fn(move |request| {
+                let answer = handle(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            }))
+        }
+    });
+    hyper::Server::builder(accept(listener, limits, name)?)
+        .http1_header_read_timeout(limits.header_timeout)
+        .serve(make)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io::Error::other)
+}
+
 /// `listener`'s connections, at most `limits.max_connections` at once, for
 /// `hyper::Server::builder`.
-pub fn accept(
+fn accept(
     listener: std::net::TcpListener,
     limits: SideLimits,
     name: &'static str,

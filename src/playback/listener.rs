@@ -6,13 +6,11 @@
 //! with the codes Create uses.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::header::HeaderValue;
-use hyper::service::{make_service_fn, service_fn};
 use hyper::{Body, Method, Request, Response};
 
 use super::answer::{self, Cors, Refusal};
@@ -210,31 +208,19 @@ impl Playback {
             .map_err(|err| ApiError::ForbiddenRam(err.to_string()))
     }
 
-    /// Serves players on `listener` until `shutdown` resolves; a
-    /// connection that has not sent a whole request head within
-    /// `header_timeout` is closed.
+    /// Serves players on `listener` until `shutdown` resolves, within
+    /// `limits`.
     pub async fn serve(
         self: Arc<Self>,
         listener: std::net::TcpListener,
         limits: SideLimits,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let make = make_service_fn(move |_| {
+        let handle = move |request| {
             let playback = self.clone();
-            async move {
-                Ok::<_, Infallible>(service_fn(move |request| {
-                    let playback = playback.clone();
-                    async move { Ok::<_, Infallible>(playback.handle(request).await) }
-                }))
-            }
-        });
-        let incoming = side::accept(listener, limits, "playback")?;
-        hyper::Server::builder(incoming)
-            .http1_header_read_timeout(limits.header_timeout)
-            .serve(make)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(std::io::Error::other)
+            async move { playback.handle(request).await }
+        };
+        side::serve(listener, limits, "playback", handle, shutdown).await
     }
 }
 

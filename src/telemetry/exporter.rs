@@ -1,16 +1,14 @@
 //! The Prometheus endpoint: `GET /metrics` on its own HTTP listener, so
 //! scrapes never share a port (or the API keys) with the gRPC service.
 
-use std::convert::Infallible;
-
-use crate::connections::side::{self, SideLimits};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hyper::service::{make_service_fn, service_fn};
 use hyper::{Body, Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::connections::side::{self, SideLimits};
 
 use super::{ALL, Kind, LATENCY_BUCKETS};
 
@@ -89,21 +87,11 @@ pub async fn serve(
         }
     });
     let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(refresh);
-    let make = make_service_fn(move |_| {
-        let refresh = refresh.clone();
-        async move {
-            Ok::<_, Infallible>(service_fn(move |request| {
-                let response = answer(request, refresh.as_ref());
-                async move { Ok::<_, Infallible>(response) }
-            }))
-        }
-    });
-    let incoming = side::accept(listener, limits, "metrics")?;
-    let result = hyper::Server::builder(incoming)
-        .http1_header_read_timeout(limits.header_timeout)
-        .serve(make)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let handle = move |request| {
+        let response = answer(request, refresh.as_ref());
+        async move { response }
+    };
+    let result = side::serve(listener, limits, "metrics", handle, shutdown).await;
     upkeep.abort();
-    result.map_err(std::io::Error::other)
+    result
 }

@@ -4,11 +4,9 @@
 
 pub mod srs;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
-use hyper::service::{make_service_fn, service_fn};
 use hyper::{Body, Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -213,21 +211,10 @@ impl Webhook {
         limits: SideLimits,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let make = make_service_fn(move |_| {
+        let handle = move |request| {
             let webhook = self.clone();
-            async move {
-                Ok::<_, Infallible>(service_fn(move |request| {
-                    let webhook = webhook.clone();
-                    async move { Ok::<_, Infallible>(webhook.handle(request).await) }
-                }))
-            }
-        });
-        let incoming = side::accept(listener, limits, "SRS webhook")?;
-        hyper::Server::builder(incoming)
-            .http1_header_read_timeout(limits.header_timeout)
-            .serve(make)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(std::io::Error::other)
+            async move { webhook.handle(request).await }
+        };
+        side::serve(listener, limits, "SRS webhook", handle, shutdown).await
     }
 }
