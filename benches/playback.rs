@@ -276,8 +276,12 @@ fn server_times(log: &common::ServerLog, ids: &[String]) -> HashMap<String, Dura
             };
             let fields = &value["fields"];
             let span = &value["span"];
-            let id = fields["request_id"].as_str().or(span["request_id"].as_str());
-            let latency = fields["latency_ms"].as_f64().or(span["latency_ms"].as_f64());
+            let id = fields["request_id"]
+                .as_str()
+                .or(span["request_id"].as_str());
+            let latency = fields["latency_ms"]
+                .as_f64()
+                .or(span["latency_ms"].as_f64());
             if let (Some(id), Some(latency)) = (id, latency) {
                 found.insert(id.to_string(), Duration::from_secs_f64(latency / 1e3));
             }
@@ -304,6 +308,32 @@ fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime: fields 14 and 15 of proc(5), 12 and 13 after the name.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// CPU seconds the whole machine has spent busy (all but idle and iowait),
+/// and in all, summed over its cores.
+fn machine_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let busy = total - ticks[3] - ticks[4];
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (busy as f64 / hz, total as f64 / hz)
+}
+
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn count_entries(body: &[u8]) -> usize {
@@ -474,9 +504,7 @@ async fn creates(
     println!(
         "baseline: CreateLiveStreamRecordIndexFiles over gRPC of the same ranges (public stream), the playlist written to the local store (fsync, rename)"
     );
-    println!(
-        "  range   segments  playlist bytes   server p50   server p99   round trip p50   p99"
-    );
+    println!("  range   segments  playlist bytes   server p50   server p99   round trip p50   p99");
     let mut medians = Vec::new();
     for range in [HOUR, FOUR_DAYS] {
         let (start, end) = range.bounds(from);
@@ -541,6 +569,13 @@ async fn creates(
 }
 
 async fn run() {
+    let (busy_before, total_before) = machine_seconds();
+    let bench_before = cpu_seconds(std::process::id());
+    println!(
+        "machine: {} cores, load average {} at the start",
+        std::thread::available_parallelism().unwrap(),
+        load_average()
+    );
     let (server, log) = common::Server::start_with_env_quietly(
         &config(),
         &[
@@ -602,6 +637,16 @@ async fn run() {
     println!(
         "target: a 1-hour playlist, presigning included, in <= 1 ms of server time at p50: {:.3} ms, {verdict}",
         ms(hour)
+    );
+    let (busy, total) = machine_seconds();
+    // The server started after the first reading: all its CPU is the run's.
+    let ours = cpu_seconds(server.pid()) + cpu_seconds(std::process::id()) - bench_before;
+    println!(
+        "machine during the run: {:.1} of {:.1} CPU seconds busy, {:.1} of them in other processes than the server and the bench; load average {} at the end",
+        busy - busy_before,
+        total - total_before,
+        (busy - busy_before - ours).max(0.0),
+        load_average()
     );
 }
 
