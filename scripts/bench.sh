@@ -12,3 +12,4 @@ cargo bench --bench harvest
 cargo bench --bench scale
 cargo bench --bench engines
 cargo bench --bench presign
+cargo bench --bench playback

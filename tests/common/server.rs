@@ -25,6 +25,9 @@ pub struct Server {
     args: Vec<OsString>,
     /// Where stderr lines are also kept, when a test reads the log.
     log: Option<ServerLog>,
+    /// Whether stderr lines are shown (forwarded to our stderr); a bench
+    /// that makes thousands of requests keeps them only.
+    echo: bool,
     /// RLIMIT_NOFILE (soft and hard) the process starts with, when a test
     /// runs it short of descriptors; otherwise it inherits the test's.
     open_files: Option<u64>,
@@ -72,6 +75,24 @@ impl Server {
         server.env = catalog_env;
         server.spawn().await;
         server
+    }
+
+    /// Like [`Server::start_with_env`], the log kept but not shown: for
+    /// benchmarks, whose every request writes a line.
+    pub async fn start_with_env_quietly(
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> (Server, ServerLog) {
+        let (args, data_dir, dir) = configured(extra_toml);
+        let log = ServerLog::default();
+        let mut server = Server::unstarted(args, data_dir, dir, Some(log.clone()));
+        server.echo = false;
+        server.env = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        server.spawn().await;
+        (server, log)
     }
 
     /// Starts the server as a user does, with no config file, in an empty
@@ -145,6 +166,7 @@ impl Server {
             workdir: dir.path().to_path_buf(),
             args,
             log,
+            echo: true,
             open_files: None,
             env: Vec::new(),
             stdout: Default::default(),
@@ -183,9 +205,12 @@ impl Server {
         // Forwarded through eprintln so the test harness shows the server's
         // log with a failing test (threads inherit the test's capture).
         let log = self.log.clone();
+        let echo = self.echo;
         std::thread::spawn(move || {
             for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                eprintln!("[record-index] {line}");
+                if echo {
+                    eprintln!("[record-index] {line}");
+                }
                 if let Some(log) = &log {
                     log.0.lock().unwrap().push(line);
                 }
