@@ -66,6 +66,16 @@ impl<'a> Part<'a> {
     }
 }
 
+/// The picture size of the first entry whose size is known, `(0, 0)` when
+/// none is: the size a playlist reports.
+pub fn first_size(parts: &[Part]) -> (u32, u32) {
+    parts
+        .iter()
+        .map(|part| (part.segment.width, part.segment.height))
+        .find(|(width, height)| *width != 0 && *height != 0)
+        .unwrap_or((0, 0))
+}
+
 /// What kind of media playlist is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaylistType {
@@ -142,7 +152,6 @@ pub fn render_parts_as(
     // The last resolution seen, not the previous segment's: a segment of
     // unknown size between two different sizes must not hide the change.
     let mut last_resolution: Option<(u32, u32)> = None;
-    let mut size: Option<(u32, u32)> = None;
     let mut previous: Option<&Segment> = None;
     for part in parts {
         let seg = part.segment;
@@ -182,14 +191,13 @@ pub fn render_parts_as(
         previous_end = Some(part.start.saturating_add(part.duration));
         if resolution.is_some() {
             last_resolution = resolution;
-            size = size.or(resolution);
         }
     }
     if !matches!(kind, PlaylistType::Event { ended: false, .. }) {
         text.push_str("#EXT-X-ENDLIST\n");
     }
 
-    let (width, height) = size.unwrap_or((0, 0));
+    let (width, height) = first_size(parts);
     Playlist {
         text,
         duration: total_millis as f64 / 1000.0,

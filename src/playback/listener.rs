@@ -128,6 +128,8 @@ impl Playback {
         let now = self.service.clock.now();
         let mut writers: Vec<(&str, Option<SegmentUrls>)> = Vec::new();
         let key = self.keys.get(account).map(SigningKeys::primary);
+        // One signature nonce and instant for the playlist's CDN URLs.
+        let (rand, seconds) = (signing::new_rand(), now.div_euclid(MICROS_PER_SECOND));
         segments
             .iter()
             .map(|segment| {
@@ -147,9 +149,7 @@ impl Playback {
                     SegmentUrl::Direct(url) => url,
                     SegmentUrl::Cdn(url) => match key {
                         Some(key) => {
-                            let seconds = now.div_euclid(MICROS_PER_SECOND);
-                            signing::sign_url(&url, key, seconds, &signing::new_rand(), "0")
-                                .unwrap_or(url)
+                            signing::sign_url(&url, key, seconds, &rand, "0").unwrap_or(url)
                         }
                         None => url,
                     },

@@ -122,8 +122,8 @@ impl IndexService {
             .zip(&probes)
             .zip(&names)
             .map(|((clip, probed), name)| {
-                let rendered = playlist::render_parts(&clip.parts, |_| String::new());
-                render::variant(variant_uri(name), clip, &rendered, probed.as_ref())
+                let size = playlist::first_size(&clip.parts);
+                render::variant(variant_uri(name), clip, size, probed.as_ref())
             })
             .collect();
         let longest = selected.streams.iter().map(|s| s.longest_segment).max();

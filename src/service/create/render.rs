@@ -64,7 +64,12 @@ pub(super) fn render(
             .zip(probes)
             .map(|(((clip, rendered), media_key), probed)| {
                 let uri = uri::relative_uri(&plan.key, media_key);
-                variant(uri, clip, rendered, probed.as_ref())
+                variant(
+                    uri,
+                    clip,
+                    (rendered.width, rendered.height),
+                    probed.as_ref(),
+                )
             })
             .collect();
         writes.push((plan.key.clone(), master::render(&variants)));
@@ -146,7 +151,7 @@ fn manifest_record(
 pub(in crate::service) fn variant(
     uri: String,
     clip: &Clip,
-    rendered: &Playlist,
+    size: (u32, u32),
     probed: Option<&(crate::media::Summary, u64)>,
 ) -> Variant {
     let first = clip.parts[0].segment;
@@ -158,8 +163,8 @@ pub(in crate::service) fn variant(
             Some((rate, rate))
         })
         .unwrap_or((0, 0));
-    let (width, height) = match (probed, rendered.width) {
-        (_, w) if w > 0 => (rendered.width, rendered.height),
+    let (width, height) = match (probed, size) {
+        (_, (w, _)) if w > 0 => size,
         (Some((summary, _)), _) => (summary.width, summary.height),
         (None, _) => (0, 0),
     };
