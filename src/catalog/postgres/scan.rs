@@ -1,6 +1,9 @@
 //! Scans of a stream's segments by end time: one index range scan of the
 //! blocks' primary key (stream_id, minute_us), a chunk of blocks per
-//! round trip, each decoded and filtered to the segments asked for.
+//! round trip, each decoded (off the runtime's threads when a chunk is
+//! large) and filtered to the segments asked for.
+
+use tokio_postgres::Row;
 
 use super::segments::{decode, minute_us};
 use super::statements::query;
@@ -18,6 +21,31 @@ const BLOCKS_PER_READ: i64 = 1000;
 pub const SCAN_BLOCKS: &str = "SELECT minute_us, block FROM segment_blocks
     WHERE stream_id = $1 AND minute_us >= $2 AND minute_us <= $3 AND last_start_us > $4
     ORDER BY minute_us LIMIT $5";
+
+/// Blocks decoded inline at most: a few hundred microseconds of work;
+/// more go to the blocking pool, off the runtime's threads.
+const DECODED_INLINE: usize = 64;
+
+/// Rows of (minute_us, block), decoded.
+async fn decode_all(rows: Vec<Row>) -> Result<Vec<(i64, Vec<Segment>)>, CatalogError> {
+    let inline = rows.len() <= DECODED_INLINE;
+    let decode_rows = move || {
+        rows.iter()
+            .map(|row| {
+                let minute: i64 = row.get(0);
+                let mut segments = Vec::new();
+                decode(minute, row.get(1), |segment| segments.push(segment))?;
+                Ok((minute, segments))
+            })
+            .collect()
+    };
+    if inline {
+        return decode_rows();
+    }
+    tokio::task::spawn_blocking(decode_rows)
+        .await
+        .map_err(|err| CatalogError::Storage(format!("decoding blocks: {err}")))?
+}
 
 impl PgCatalog {
     pub async fn scan_by_end(
@@ -84,24 +112,20 @@ impl PgCatalog {
                 &[&stream_id, &next, &last, &live_after, &BLOCKS_PER_READ],
             )
             .await?;
-            for row in &rows {
-                let minute: i64 = row.get(0);
-                let mut wanted = true;
-                decode(minute, row.get(1), |segment| {
-                    if wanted
-                        && from.precedes(&segment)
+            let read = rows.len() as i64;
+            for (minute, segments) in decode_all(rows).await? {
+                for segment in segments {
+                    if from.precedes(&segment)
                         && segment.end() <= until
                         && segment.start > live_after
+                        && !visit(segment)
                     {
-                        wanted = visit(segment);
+                        return Ok(());
                     }
-                })?;
-                if !wanted {
-                    return Ok(());
                 }
                 next = minute + 1;
             }
-            if (rows.len() as i64) < BLOCKS_PER_READ {
+            if read < BLOCKS_PER_READ {
                 return Ok(());
             }
         }
