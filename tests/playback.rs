@@ -386,17 +386,30 @@ async fn presigned_segment_urls_play() {
     scenario.register(&scenario.segments).await;
     let (start, end) = range_selecting(&scenario.segments, 2, 6);
     let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
-    let text = get(&url).await.text();
+    let response = get(&url).await;
+    let text = response.text();
     let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(uris.len(), 5, "{text}");
     for uri in &uris {
         assert!(uri.contains("X-Amz-Signature="), "{uri}");
-        assert!(uri.contains("X-Amz-Expires=900"), "{uri}");
+        // The expiry and the 90 s step URLs are reused for.
+        assert!(uri.contains("X-Amz-Expires=990"), "{uri}");
         assert!(!uri.contains("record-index-test-secret"), "{uri}");
     }
     let probe = ffprobe(&url).await;
     assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
     assert_eq!(probe.frames, frames(2..=6));
+
+    // Within one step the URLs are the same, so a cache's copy holds. A
+    // step is 90 s: two requests a moment apart fall into two steps only
+    // at a step's last moment, so one of three pairs is in one step.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let etag = header(&get(&url).await, "etag").to_string();
+        let held = http_request_with_headers("GET", &url, &[("if-none-match", &etag)]).await;
+        statuses.push(held.status);
+    }
+    assert!(statuses.contains(&304), "{statuses:?}");
 }
 
 /// Resolves a URI of a playlist at `base` (an absolute URL).

@@ -140,11 +140,25 @@ async fn presigned_urls_read_a_private_bucket_until_they_expire() {
                 Addressing::VirtualHosted => format!("http://{bucket}.localhost:{}/", weed.s3_port),
             };
             assert!(url.starts_with(&expected_start), "{url}");
+            // Signed at the start of a 90 s step (a tenth of the expiry),
+            // valid that much longer: the expiry counts from the request.
             assert_eq!(
                 query_value(&url, "X-Amz-Expires"),
-                Some(EXPIRY_SECS.to_string().as_str()),
+                Some((EXPIRY_SECS + 90).to_string().as_str()),
                 "{url}"
             );
+            let date = query_value(&url, "X-Amz-Date").unwrap();
+            let signed_at = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ")
+                .unwrap()
+                .and_utc()
+                .timestamp_micros();
+            assert!(signed_at <= now && now - signed_at < 90_000_000, "{url}");
+            // Made again within the step: the same URL, so playlists
+            // holding it are the same text with the same ETag.
+            let later = storage
+                .segment_urls(&endpoint, signed_at + 89_000_000)
+                .unwrap();
+            assert_eq!(direct(later.url(&bucket, key)), url);
             let credential = query_value(&url, "X-Amz-Credential").unwrap();
             assert!(credential.starts_with(&format!("{KEY_ID}%2F")), "{url}");
             assert!(!url.contains(SECRET_CORE), "the secret is in {url}");
@@ -161,7 +175,8 @@ async fn presigned_urls_read_a_private_bucket_until_they_expire() {
         let altered = format!("{}{flipped}", &url[..url.len() - 1]);
         let response = fetch(&altered).await;
         assert_eq!(response.status, 403, "{altered}: {}", response.text());
-        let made = now - (i64::from(EXPIRY_SECS) + 60) * 1_000_000;
+        // Longer ago than the expiry and the step it is signed ahead by.
+        let made = now - (i64::from(EXPIRY_SECS) + 90 + 60) * 1_000_000;
         let expired = direct(
             storage
                 .segment_url(&endpoint, &bucket, keys[1], made)

@@ -5,6 +5,7 @@
 
 mod local;
 mod presign;
+mod presigned_reuse;
 mod resolve;
 mod s3;
 mod segment_urls;

@@ -16,6 +16,8 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use super::presigned_reuse::Kept;
+
 use crate::manifest::Micros;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -191,6 +193,7 @@ impl Presigner {
         let mut head = key.inner.clone();
         head.update(string_to_sign_head(&amz_date, &scope));
         Ok(PresignScope {
+            at: now,
             query: canonical_query(&credential, &amz_date, expires_secs),
             head,
             key,
@@ -214,6 +217,8 @@ impl Presigner {
 /// The part of presigned URLs that one instant and expiry fix: reused for
 /// every segment of a playlist.
 pub struct PresignScope {
+    /// The instant signed at.
+    at: Micros,
     /// The canonical query string without the signature; the URL's query
     /// is the same text, with the signature appended.
     query: String,
@@ -242,9 +247,20 @@ impl PresignScope {
 
     /// Appends the presigned query of a GET to `url`, which holds the
     /// request's address up to its `?`; `host` and `path` (URI-encoded)
-    /// are where in `url` the request's host and path are.
-    pub fn sign_into(&self, url: &mut String, host: Range<usize>, path: Range<usize>) {
-        let signature = self.signature_hex(&url[host], &url[path]);
+    /// are where in `url` the request's host and path are. A signature
+    /// `kept` for this scope's instant is reused.
+    pub fn sign_into(
+        &self,
+        url: &mut String,
+        host: Range<usize>,
+        path: Range<usize>,
+        kept: Option<&Kept>,
+    ) {
+        let (host, path) = (&url[host], &url[path]);
+        let signature = match kept {
+            Some(kept) => kept.signature(self.at, host, path, || self.signature_hex(host, path)),
+            None => self.signature_hex(host, path),
+        };
         url.push_str(&self.query);
         url.push_str("&X-Amz-Signature=");
         // Hex digits: ASCII.
@@ -315,7 +331,7 @@ mod tests {
         );
         let mut url = format!("https://{HOST}/test.txt?");
         let (host, path) = (8..8 + HOST.len(), 8 + HOST.len()..url.len() - 1);
-        aws_example().sign_into(&mut url, host, path);
+        aws_example().sign_into(&mut url, host, path, None);
         let query = url.split_once('?').unwrap().1;
         assert!(query.starts_with("X-Amz-Algorithm=AWS4-HMAC-SHA256&"));
         assert!(query.ends_with(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::ObjectStore;
 use super::presign::{PresignScope, Presigner};
+use super::presigned_reuse::{self, Kept};
 use super::urls::S3Urls;
 use crate::config::{EndpointConfig, SegmentUrlMode as Mode};
 use crate::manifest::Micros;
@@ -37,6 +38,7 @@ pub(super) enum Plan {
         urls: Arc<S3Urls>,
         presigner: Arc<Presigner>,
         expiry_secs: u32,
+        kept: Kept,
     },
     Cdn {
         /// `cdn_base_url` without a trailing `/`.
@@ -72,6 +74,7 @@ impl Plan {
                     urls,
                     presigner,
                     expiry_secs: config.presign_expiry(),
+                    kept: Kept::default(),
                 }
             }
             Mode::Cdn => {
@@ -110,6 +113,7 @@ enum Of<'a> {
         urls: &'a S3Urls,
         /// Boxed: two hash states, large beside the other cases.
         scope: Box<PresignScope>,
+        kept: &'a Kept,
     },
     Cdn(&'a str),
     /// An endpoint not in the config: the public URL that RecordUrl and
@@ -130,10 +134,15 @@ impl<'a> SegmentUrls<'a> {
                 urls,
                 presigner,
                 expiry_secs,
-            } => Of::Presigned {
-                urls,
-                scope: Box::new(presigner.scope(now, *expiry_secs)?),
-            },
+                kept,
+            } => {
+                let signing = presigned_reuse::signing(now, *expiry_secs);
+                Of::Presigned {
+                    urls,
+                    scope: Box::new(presigner.scope(signing.at, signing.expires_secs)?),
+                    kept,
+                }
+            }
             Plan::Cdn { base } => Of::Cdn(base),
         };
         Ok(SegmentUrls { of })
@@ -150,7 +159,9 @@ impl<'a> SegmentUrls<'a> {
         match &self.of {
             Of::Relative => SegmentUrl::Relative,
             Of::Public(store) => SegmentUrl::Direct(store.url(bucket, key)),
-            Of::Presigned { urls, scope } => SegmentUrl::Direct(urls.presigned(scope, bucket, key)),
+            Of::Presigned { urls, scope, kept } => {
+                SegmentUrl::Direct(urls.presigned(scope, bucket, key, Some(kept)))
+            }
             Of::Cdn(base) => SegmentUrl::Cdn(cdn_url(base, key)),
             Of::Unconfigured(endpoint) => {
                 SegmentUrl::Direct(unconfigured_url(endpoint, bucket, key))
@@ -186,7 +197,9 @@ mod tests {
                 "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
                 "us-east-1".into(),
             )),
-            expiry_secs: 86_400,
+            // Signed for 86,400 s with the reuse step's 300 s: AWS's example.
+            expiry_secs: 86_100,
+            kept: Kept::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! text in, text out.
 
 use super::presign::PresignScope;
+use super::presigned_reuse::Kept;
 use crate::config::Addressing;
 use crate::manifest::uri::{encode_key, push_encoded};
 
@@ -87,7 +88,13 @@ impl S3Urls {
     /// A GET of an object signed into its URL, valid for the scope's
     /// expiry from the scope's instant. Built in one buffer: a playlist
     /// makes hundreds.
-    pub fn presigned(&self, scope: &PresignScope, bucket: &str, key: &str) -> String {
+    pub fn presigned(
+        &self,
+        scope: &PresignScope,
+        bucket: &str,
+        key: &str,
+        kept: Option<&Kept>,
+    ) -> String {
         let mut url = String::with_capacity(
             self.scheme.len()
                 + self.signed_authority.len()
@@ -114,7 +121,7 @@ impl S3Urls {
         push_encoded(&mut url, key);
         let path = host.end..url.len();
         url.push('?');
-        scope.sign_into(&mut url, host, path);
+        scope.sign_into(&mut url, host, path, kept);
         url
     }
 }
@@ -172,7 +179,7 @@ mod tests {
     fn the_documented_request_as_a_virtual_hosted_url() {
         let urls = S3Urls::new("https://s3.amazonaws.com", Addressing::VirtualHosted).unwrap();
         assert_eq!(
-            urls.presigned(&scope(), "examplebucket", "test.txt"),
+            urls.presigned(&scope(), "examplebucket", "test.txt", None),
             "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256\
              &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
              &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
@@ -183,15 +190,15 @@ mod tests {
         let with_port =
             S3Urls::new("HTTPS://S3.AMAZONAWS.COM:443", Addressing::VirtualHosted).unwrap();
         assert_eq!(
-            with_port.presigned(&scope(), "examplebucket", "test.txt"),
-            urls.presigned(&scope(), "examplebucket", "test.txt")
+            with_port.presigned(&scope(), "examplebucket", "test.txt", None),
+            urls.presigned(&scope(), "examplebucket", "test.txt", None)
         );
     }
 
     #[test]
     fn path_style_urls_sign_the_bucket_in_the_path() {
         let urls = S3Urls::new("http://127.0.0.1:8333/s3", Addressing::Path).unwrap();
-        let url = urls.presigned(&scope(), "bucket", "live/a b+c.ts");
+        let url = urls.presigned(&scope(), "bucket", "live/a b+c.ts", None);
         let (address, query) = url.split_once('?').unwrap();
         assert_eq!(address, "http://127.0.0.1:8333/s3/bucket/live/a%20b%2Bc.ts");
         let signature = scope().signature("127.0.0.1:8333", "/s3/bucket/live/a%20b%2Bc.ts");
