@@ -412,6 +412,83 @@ async fn presigned_segment_urls_play() {
     assert!(statuses.contains(&304), "{statuses:?}");
 }
 
+#[tokio::test]
+async fn presigned_keyframe_clips_and_live_ranges_play_and_a_live_range_ends_when_idle() {
+    const IDLE_SECS: u32 = 10;
+    let endpoint = "segment_urls = \"presigned\"\npresign_expiry_secs = 900\n";
+    let scenario = Scenario::with(IDLE_SECS, endpoint, |_| String::new(), &[]).await;
+    scenario.register(&scenario.segments).await;
+
+    // From the keyframe at 14 s (in segment 2, 12..18 s) to the one at
+    // 27 s (in segment 4, 24..30 s): 13 s of 25 fps, both ends byte ranges
+    // of presigned URLs.
+    let at = |seconds: i64| {
+        utc_seconds(segment_start(&scenario.segments[0]) + chrono::Duration::seconds(seconds))
+    };
+    let url = scenario.url(
+        "index.m3u8",
+        &format!("start={}&end={}&ClipMode=KEYFRAME", at(14), at(27)),
+    );
+    let text = get(&url).await.text();
+    assert_eq!(text.matches("#EXT-X-BYTERANGE:").count(), 2, "{text}");
+    assert_eq!(text.matches("X-Amz-Signature=").count(), 3, "{text}");
+    let probe = ffprobe(&url).await;
+    assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
+    assert_eq!(probe.frames, 13 * 25, "{text}");
+    assert!((probe.duration - 13.0).abs() < 0.1, "{}", probe.duration);
+
+    // A stream recorded up to a second ago, to the live edge: open while
+    // the idle time has not passed since its last segment, growing as a
+    // recorder registers more, then ended, and it plays whole.
+    let media = &media().segments;
+    let first_four: f64 = media[..4].iter().map(|s| s.duration).sum();
+    let first = &scenario.segments[0];
+    let prefix = first.oss_object.rsplit_once('/').unwrap().0;
+    let mut live = recorded_segments(
+        &first.oss_endpoint,
+        &first.oss_bucket,
+        prefix,
+        recording_start(Duration::from_secs_f64(first_four + 1.0)),
+    );
+    live.truncate(5);
+    scenario
+        .register_stream(None, "live-stream", &live[..4])
+        .await;
+    let (start, _) = range_selecting(&live, 0, 1);
+    let url = format!(
+        "{}/v1/{DOMAIN}/{APP}/live-stream/index.m3u8?start={start}",
+        scenario.playback
+    );
+    let open = get(&url).await.text();
+    assert!(!open.contains("#EXT-X-ENDLIST"), "{open}");
+    assert_eq!(open.matches("X-Amz-Signature=").count(), 4, "{open}");
+    // The next one, registered as it is recorded: in the playlist once
+    // it has ended.
+    scenario
+        .register_stream(None, "live-stream", &live[4..])
+        .await;
+    let recorded = segment_end(&live[4]) + chrono::Duration::milliseconds(500);
+    tokio::time::sleep((recorded - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let grown = get(&url).await.text();
+    assert!(!grown.contains("#EXT-X-ENDLIST"), "{grown}");
+    assert_eq!(grown.matches("#EXTINF:").count(), 5, "{grown}");
+
+    let last_end = segment_end(&live[live.len() - 1]);
+    let ends_at = last_end + chrono::Duration::seconds(i64::from(IDLE_SECS) + 1);
+    let wait = (ends_at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let ended = get(&url).await.text();
+    assert!(ended.ends_with("#EXT-X-ENDLIST\n"), "{ended}");
+    let probe = ffprobe(&url).await;
+    assert_eq!(probe.errors, "", "ffprobe reported errors reading {url}");
+    assert_eq!(probe.frames, frames(0..=4));
+    assert!(
+        (probe.duration - seconds(0..=4)).abs() < 0.1,
+        "{}",
+        probe.duration
+    );
+}
+
 /// Resolves a URI of a playlist at `base` (an absolute URL).
 fn resolve(base: &str, uri: &str) -> String {
     let (origin_and_dir, _) = base
