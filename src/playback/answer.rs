@@ -39,12 +39,15 @@ pub fn playlist(headers: &HeaderMap, answer: PlaylistAnswer, head: bool) -> Resp
     } else {
         format!("\"{digest:032x}\"")
     };
-    let cache = if answer.closed {
-        format!("public, max-age={CLOSED_MAX_AGE_SECS}")
+    let max_age = if answer.closed {
+        CLOSED_MAX_AGE_SECS
     } else {
-        let half = (answer.target_duration / 2 / MICROS_PER_SECOND).max(1);
-        format!("public, max-age={half}")
+        (answer.target_duration / 2 / MICROS_PER_SECOND).max(1) as u64
     };
+    let max_age = answer
+        .fresh_secs
+        .map_or(max_age, |fresh| max_age.min(fresh));
+    let cache = format!("public, max-age={max_age}");
     let response = Response::builder()
         .header(CONTENT_TYPE, PLAYLIST_TYPE)
         .header(ETAG, &etag)
@@ -257,6 +260,27 @@ mod tests {
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "identity")])));
         assert!(!accepts_gzip(&headers(&[])));
+    }
+
+    #[test]
+    fn a_cache_keeps_a_playlist_by_its_state_and_its_urls() {
+        let max_age = |closed: bool, fresh_secs: Option<u64>| {
+            let answer = PlaylistAnswer {
+                text: "#EXTM3U\n".into(),
+                closed,
+                target_duration: 6 * MICROS_PER_SECOND,
+                fresh_secs,
+            };
+            let response = playlist(&headers(&[]), answer, false);
+            response.headers()[CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(max_age(true, None), "public, max-age=86400");
+        assert_eq!(max_age(false, None), "public, max-age=3");
+        assert_eq!(max_age(true, Some(90)), "public, max-age=90");
+        assert_eq!(max_age(false, Some(90)), "public, max-age=3");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hyper::header::HeaderValue;
@@ -102,20 +103,28 @@ impl Playback {
             .admit_or_throttle(&caller.account.id, Operation::Playback)
             .await?;
         let account = caller.account.id.clone();
-        if let Some(suffixes) = &route.renditions {
-            let variant_uri = |stream: &str| self.variant_uri(&account, path, query, stream);
-            let answer = self
-                .service
+        let fresh = Fresh::default();
+        let mut answer = if let Some(suffixes) = &route.renditions {
+            let variant_uri =
+                |stream: &str| self.variant_uri(&account, path, query, stream, &fresh);
+            self.service
                 .master_playlist(&caller, &route.playlist, suffixes, &variant_uri)
-                .await?;
-            return Ok(answer);
-        }
-        let uris = |segments: &[&Segment]| self.segment_uris(&account, segments);
-        let answer = self
-            .service
-            .playlist(&caller, &route.playlist, self.live_idle, &uris)
-            .await?;
+                .await?
+        } else {
+            let uris = |segments: &[&Segment]| self.segment_uris(&account, segments, &fresh);
+            self.service
+                .playlist(&caller, &route.playlist, self.live_idle, &uris)
+                .await?
+        };
+        answer.fresh_secs = fresh.secs();
         Ok(answer)
+    }
+
+    /// How long a cache may keep a playlist whose URLs carry an `auth_key`
+    /// signed now: a tenth of their validity, so a kept copy still hands
+    /// out URLs with most of it left.
+    fn signed_fresh_secs(keys: &SigningKeys) -> u64 {
+        (keys.validity_secs() / 10).max(1)
     }
 
     /// Where a player fetches each segment, as its endpoint's
@@ -123,11 +132,12 @@ impl Playback {
     /// endpoint; CDN URLs carry the account's Type A signature. A relative
     /// endpoint's segments get their object URL: a playlist made per
     /// request has no place beside the segments.
-    fn segment_uris(&self, account: &str, segments: &[&Segment]) -> Vec<String> {
+    fn segment_uris(&self, account: &str, segments: &[&Segment], fresh: &Fresh) -> Vec<String> {
         let storage = &self.service.storage;
         let now = self.service.clock.now();
         let mut writers: Vec<(&str, Option<SegmentUrls>)> = Vec::new();
-        let key = self.keys.get(account).map(SigningKeys::primary);
+        let keys = self.keys.get(account);
+        let key = keys.map(SigningKeys::primary);
         // One signature nonce and instant for the playlist's CDN URLs.
         let (rand, seconds) = (signing::new_rand(), now.div_euclid(MICROS_PER_SECOND));
         segments
@@ -137,6 +147,7 @@ impl Playback {
                     Some(at) => at,
                     None => {
                         let urls = storage.segment_urls(&segment.endpoint, now).ok();
+                        fresh.at_most(urls.as_ref().and_then(SegmentUrls::fresh_secs));
                         writers.push((&segment.endpoint, urls));
                         writers.len() - 1
                     }
@@ -149,6 +160,7 @@ impl Playback {
                     SegmentUrl::Direct(url) => url,
                     SegmentUrl::Cdn(url) => match key {
                         Some(key) => {
+                            fresh.at_most(keys.map(Self::signed_fresh_secs));
                             signing::sign_url(&url, key, seconds, &rand, "0").unwrap_or(url)
                         }
                         None => url,
@@ -163,7 +175,14 @@ impl Playback {
     /// `index.m3u8` beside the master's stream, with the master's query
     /// (its range and options), signed for its own path when URLs are
     /// signed.
-    fn variant_uri(&self, account: &str, path: &str, query: Option<&str>, stream: &str) -> String {
+    fn variant_uri(
+        &self,
+        account: &str,
+        path: &str,
+        query: Option<&str>,
+        stream: &str,
+        fresh: &Fresh,
+    ) -> String {
         // A stream name holds no `/`, so this is one path segment.
         let encoded = crate::manifest::uri::encode_key(stream);
         let mut own_query: Vec<&str> = query
@@ -176,6 +195,7 @@ impl Playback {
             .collect();
         let signed;
         if let (false, Some(keys)) = (self.local_mode, self.keys.get(account)) {
+            fresh.at_most(Some(Self::signed_fresh_secs(keys)));
             // "/v1/{domain}/{app}/" as the master's path sent it.
             let stream_dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
             let app_dir = stream_dir.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -225,6 +245,28 @@ impl Playback {
 }
 
 /// The client's request id when it sent a sane one, else a new one.
+/// The least of the bounds on how long a playlist may be cached, noted as
+/// its URLs are written.
+#[derive(Default)]
+struct Fresh(AtomicU64);
+
+impl Fresh {
+    fn at_most(&self, secs: Option<u64>) {
+        if let Some(secs) = secs {
+            // Zero stands for "no bound yet".
+            self.0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    Some(if now == 0 { secs } else { now.min(secs) })
+                })
+                .ok();
+        }
+    }
+
+    fn secs(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&secs| secs > 0)
+    }
+}
+
 fn request_id_of(request: &Request<Body>) -> String {
     request
         .headers()

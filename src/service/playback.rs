@@ -36,6 +36,10 @@ pub struct PlaylistAnswer {
     /// The playlist's target duration, in microseconds: how often a player
     /// reloads a live one.
     pub target_duration: Micros,
+    /// The longest a cache may keep it, in seconds, when the URLs in it
+    /// expire (presigned or signed ones): a copy kept longer would hand
+    /// players URLs that no longer work. `None`: no such bound.
+    pub fresh_secs: Option<u64>,
 }
 
 /// The URIs of a playlist's segments, in order: given all at once, so a
@@ -93,6 +97,7 @@ impl IndexService {
             text: rendered.text,
             closed,
             target_duration: longest.max(longest_part),
+            fresh_secs: None,
         })
     }
 
@@ -131,6 +136,7 @@ impl IndexService {
             text: master::render(&variants),
             closed: request.end.is_some() && selected.window.end < selected.now,
             target_duration: longest.unwrap_or(0),
+            fresh_secs: None,
         })
     }
 

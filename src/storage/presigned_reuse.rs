@@ -26,6 +26,8 @@ pub struct Signing {
     /// `X-Amz-Expires`: the configured expiry plus the step, so a URL is
     /// valid at least the configured expiry after it is given.
     pub expires_secs: u32,
+    /// The step: how long one URL is given out.
+    pub step_secs: u32,
 }
 
 /// The step of an endpoint whose URLs are valid `expiry_secs`: a tenth of
@@ -39,10 +41,12 @@ fn step_secs(expiry_secs: u32) -> u32 {
 
 /// How URLs of an endpoint valid `expiry_secs` are signed at `now`.
 pub fn signing(now: Micros, expiry_secs: u32) -> Signing {
-    let step = i64::from(step_secs(expiry_secs).max(1)) * MICROS_PER_SECOND;
+    let step_secs = step_secs(expiry_secs).max(1);
+    let step = i64::from(step_secs) * MICROS_PER_SECOND;
     Signing {
         at: now - now.rem_euclid(step),
-        expires_secs: expiry_secs + step_secs(expiry_secs),
+        expires_secs: (expiry_secs + step_secs).min(MAX_PRESIGN_EXPIRY_SECS),
+        step_secs,
     }
 }
 

@@ -114,6 +114,8 @@ enum Of<'a> {
         /// Boxed: two hash states, large beside the other cases.
         scope: Box<PresignScope>,
         kept: &'a Kept,
+        /// How long a URL is given out before another is signed.
+        step_secs: u32,
     },
     Cdn(&'a str),
     /// An endpoint not in the config: the public URL that RecordUrl and
@@ -141,6 +143,7 @@ impl<'a> SegmentUrls<'a> {
                     urls,
                     scope: Box::new(presigner.scope(signing.at, signing.expires_secs)?),
                     kept,
+                    step_secs: signing.step_secs,
                 }
             }
             Plan::Cdn { base } => Of::Cdn(base),
@@ -154,14 +157,24 @@ impl<'a> SegmentUrls<'a> {
         }
     }
 
+    /// How long, in seconds, a playlist holding these URLs may be kept by
+    /// a cache while players it hands them to still have the configured
+    /// expiry left, give or take a step; `None` when they do not expire.
+    pub fn fresh_secs(&self) -> Option<u64> {
+        match &self.of {
+            Of::Presigned { step_secs, .. } => Some(u64::from(*step_secs)),
+            _ => None,
+        }
+    }
+
     /// Where a player fetches object `key` of `bucket`.
     pub fn url(&self, bucket: &str, key: &str) -> SegmentUrl {
         match &self.of {
             Of::Relative => SegmentUrl::Relative,
             Of::Public(store) => SegmentUrl::Direct(store.url(bucket, key)),
-            Of::Presigned { urls, scope, kept } => {
-                SegmentUrl::Direct(urls.presigned(scope, bucket, key, Some(kept)))
-            }
+            Of::Presigned {
+                urls, scope, kept, ..
+            } => SegmentUrl::Direct(urls.presigned(scope, bucket, key, Some(kept))),
             Of::Cdn(base) => SegmentUrl::Cdn(cdn_url(base, key)),
             Of::Unconfigured(endpoint) => {
                 SegmentUrl::Direct(unconfigured_url(endpoint, bucket, key))
