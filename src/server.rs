@@ -524,6 +524,10 @@ impl Server {
                     address: config.listen,
                     source,
                 })?;
+        let side_count = [webhook.is_some(), playback.is_some(), metrics.is_some()]
+            .into_iter()
+            .filter(|&on| on)
+            .count();
         Ok(Server {
             listener,
             api: GrpcApi::new(service.clone()),
@@ -541,7 +545,7 @@ impl Server {
             max_message_bytes: config.max_message_bytes,
             shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
             connections: config.connections.clone(),
-            connection_limits: Limits::apply(&config.connections),
+            connection_limits: Limits::apply(&config.connections, side_count),
         })
     }
 

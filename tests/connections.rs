@@ -643,7 +643,9 @@ async fn silent_playback_connections_leave_grpc_its_descriptors() {
         "silent playback connections held by the server: {}",
         silent.len()
     );
-    assert!(silent.len() < SILENT / 2, "{} held", silent.len());
+    // With 1024 open files and only the playback side listener, its
+    // documented cap: a quarter of the 896 descriptors the reserve leaves.
+    assert!(silent.len() <= 224, "{} held", silent.len());
     while !silent.is_empty() && opened.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         silent.retain_mut(|socket| !closed_by_server(socket));

@@ -38,6 +38,8 @@ pub use requests::{Busy, TrackRequests, Tracked};
 /// Descriptors left for everything that is not a gRPC connection: the
 /// catalog's files, object-storage connections, the other listeners, logs.
 const RESERVED_DESCRIPTORS: u64 = 128;
+/// A side listener's cap is at most this part of the gRPC one.
+const SIDE_SHARE: usize = 4;
 /// Pause after `accept` fails for want of descriptors or memory: the
 /// listener stays readable, so retrying at once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,6 +63,10 @@ pub struct Limits {
     pub open_files: u64,
     /// Connections served at once (already below the descriptor limit).
     pub max_connections: usize,
+    /// Connections each HTTP side listener serves at once: the side
+    /// listeners and `max_connections` together stay below the
+    /// descriptor limit.
+    pub side_connections: usize,
     /// Time from accept to an established HTTP/2 connection (TLS included).
     pub handshake_timeout: Duration,
     /// Time a connection may stay open with no request in flight.
@@ -95,16 +101,20 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 }
 
 impl Limits {
-    /// The limits `config` asks for, within the descriptor limit (raised to
-    /// the hard limit first).
-    pub fn apply(config: &ConnectionsConfig) -> Limits {
+    /// The limits `config` asks for, with `sides` HTTP side listeners
+    /// beside the gRPC one, within the descriptor limit (raised to the
+    /// hard limit first).
+    pub fn apply(config: &ConnectionsConfig, sides: usize) -> Limits {
         let open_files = raise_open_files_limit().unwrap_or_else(|err| {
             tracing::warn!(error = %err, "cannot read the open-file limit");
             u64::MAX
         });
+        let (max_connections, side_connections) =
+            split_connections(config.max_connections, open_files, sides);
         Limits {
             open_files,
-            max_connections: connection_cap(config.max_connections, open_files),
+            max_connections,
+            side_connections,
             handshake_timeout: Duration::from_secs_f64(config.handshake_timeout_secs),
             idle_timeout: Duration::from_secs_f64(config.idle_timeout_secs),
             tcp_keepalive: ConnectionsConfig::optional(config.tcp_keepalive_secs),
@@ -117,6 +127,7 @@ impl Limits {
         tracing::info!(
             open_files = self.open_files,
             max_connections = self.max_connections,
+            side_listener_connections = self.side_connections,
             handshake_timeout_secs = config.handshake_timeout_secs,
             idle_timeout_secs = config.idle_timeout_secs,
             keepalive_interval_secs = config.keepalive_interval_secs,
@@ -137,12 +148,22 @@ impl Limits {
     }
 }
 
-/// The connection cap in force: the configured one, lowered to stay a
+/// The gRPC connection cap in force and each of `sides` side listeners'
+/// cap: a side listener gets a quarter of the gRPC cap the descriptors
+/// allow, the side listeners together at most half the descriptors, and
+/// the gRPC listener the configured cap within what they leave, a
 /// reserve below the descriptor limit.
-pub fn connection_cap(configured: usize, open_files: u64) -> usize {
+pub fn split_connections(configured: usize, open_files: u64, sides: usize) -> (usize, usize) {
     let reserve = RESERVED_DESCRIPTORS.min(open_files / 2);
     let room = usize::try_from(open_files - reserve).unwrap_or(usize::MAX);
-    configured.min(room).max(1)
+    let side = match sides {
+        0 => 0,
+        sides => (configured.min(room) / SIDE_SHARE)
+            .min(room / 2 / sides)
+            .max(1),
+    };
+    let grpc = configured.min(room.saturating_sub(sides * side)).max(1);
+    (grpc, side)
 }
 
 /// What one connection shares with the accept loop (which may push it out)
@@ -624,11 +645,27 @@ mod tests {
 
     #[test]
     fn the_cap_stays_below_the_descriptor_limit() {
-        assert_eq!(connection_cap(10_000, 1024), 896);
-        assert_eq!(connection_cap(500, 1024), 500);
-        assert_eq!(connection_cap(10_000, 1_048_576), 10_000);
-        assert_eq!(connection_cap(10_000, 100), 50);
-        assert_eq!(connection_cap(10_000, 0), 1);
+        assert_eq!(split_connections(10_000, 1024, 0), (896, 0));
+        assert_eq!(split_connections(500, 1024, 0), (500, 0));
+        assert_eq!(split_connections(10_000, 1_048_576, 0), (10_000, 0));
+        assert_eq!(split_connections(10_000, 100, 0), (50, 0));
+        assert_eq!(split_connections(10_000, 0, 0), (1, 0));
+        // Side listeners take their caps out of the room gRPC has.
+        assert_eq!(split_connections(10_000, 1024, 1), (672, 224));
+        assert_eq!(split_connections(10_000, 1024, 3), (449, 149));
+        assert_eq!(split_connections(500, 1024, 3), (500, 125));
+        assert_eq!(split_connections(10_000, 1_048_576, 3), (10_000, 2_500));
+        for open_files in [0, 1, 2, 100, 1024, 4096, 1_048_576] {
+            for sides in 0..=3 {
+                let (grpc, side) = split_connections(10_000, open_files, sides);
+                let room = open_files.saturating_sub(RESERVED_DESCRIPTORS.min(open_files / 2));
+                assert!(grpc >= 1 && (sides == 0 || side >= 1));
+                assert!(
+                    open_files < 16 || (grpc + sides * side) as u64 <= room,
+                    "{open_files} {sides}: {grpc} + {sides} x {side}"
+                );
+            }
+        }
     }
 
     fn registry(max_connections: usize) -> Registry {
@@ -636,6 +673,7 @@ mod tests {
             limits: Limits {
                 open_files: 1024,
                 max_connections,
+                side_connections: 1,
                 handshake_timeout: Duration::from_secs(5),
                 idle_timeout: Duration::from_secs(300),
                 tcp_keepalive: None,

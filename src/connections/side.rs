@@ -21,8 +21,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Limits;
 
-/// The part of the gRPC cap a side listener may hold at most.
-const SIDE_SHARE: usize = 4;
 /// Pause after `accept` fails for want of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -37,7 +35,7 @@ pub struct SideLimits {
 impl SideLimits {
     pub fn of(limits: &Limits) -> SideLimits {
         SideLimits {
-            max_connections: (limits.max_connections / SIDE_SHARE).max(1),
+            max_connections: limits.side_connections.max(1),
             header_timeout: limits.handshake_timeout,
         }
     }
