@@ -44,27 +44,33 @@ impl PgCatalog {
         batch: usize,
     ) -> Result<SweepReport, CatalogError> {
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        let mut segments = self
-            .drop_expired_weeks(client, Partitioned::SegmentBlocks, now, batch)
-            .await?;
-        if segments < batch {
-            let left = i64::try_from(batch - segments).unwrap_or(i64::MAX);
-            segments += self.sweep_segments(client, now, left).await?;
-        }
-        let mut manifests = self
-            .drop_expired_weeks(client, Partitioned::Manifests, now, batch)
-            .await?;
-        if manifests < batch {
-            let left = i64::try_from(batch - manifests).unwrap_or(i64::MAX);
-            manifests += self.sweep_manifests(client, now, left).await?;
-        }
         let report = SweepReport {
-            manifests,
-            segments,
+            segments: (self.sweep_table(client, Partitioned::SegmentBlocks, now, batch)).await?,
+            manifests: (self.sweep_table(client, Partitioned::Manifests, now, batch)).await?,
             tokens: sweep_tokens(client, now, limit).await?,
         };
         self.keep_partitions(client, now).await?;
         Ok(report)
+    }
+
+    /// Up to `batch` expired records of `table`: whole weeks first, then
+    /// rows for what the batch leaves.
+    async fn sweep_table(
+        &self,
+        client: &mut Object,
+        table: Partitioned,
+        now: Micros,
+        batch: usize,
+    ) -> Result<usize, CatalogError> {
+        let mut removed = self.drop_expired_weeks(client, table, now, batch).await?;
+        if removed < batch {
+            let left = i64::try_from(batch - removed).unwrap_or(i64::MAX);
+            removed += match table {
+                Partitioned::SegmentBlocks => self.sweep_segments(client, now, left).await?,
+                Partitioned::Manifests => self.sweep_manifests(client, now, left).await?,
+            };
+        }
+        Ok(removed)
     }
 
     /// Once a week of `now`: the partitions ahead change by week.
