@@ -11,18 +11,21 @@ pub enum Operation {
     DescribeLiveStreamRecordIndexFiles,
     DeleteLiveStreamRecordIndexFiles,
     DescribeLiveStreamRecordContent,
+    /// Not an API page's: the service's own RPC for players' URLs.
+    SignPlaybackUrl,
     /// A playlist of the HTTP playback listener; no RPC.
     Playback,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::CreateLiveStreamRecordIndexFiles,
         Operation::RegisterLiveStreamRecordSegments,
         Operation::DescribeLiveStreamRecordIndexFile,
         Operation::DescribeLiveStreamRecordIndexFiles,
         Operation::DeleteLiveStreamRecordIndexFiles,
         Operation::DescribeLiveStreamRecordContent,
+        Operation::SignPlaybackUrl,
         Operation::Playback,
     ];
 
@@ -35,6 +38,7 @@ impl Operation {
             Operation::DescribeLiveStreamRecordIndexFiles => "DescribeLiveStreamRecordIndexFiles",
             Operation::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
             Operation::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
+            Operation::SignPlaybackUrl => "SignPlaybackUrl",
             Operation::Playback => "Playback",
         }
     }
@@ -44,7 +48,8 @@ impl Operation {
         format!("live:{}", self.name())
     }
 
-    /// Requests per second one account may make, as the API pages set them.
+    /// Requests per second one account may make: the API pages' limits,
+    /// and for the service's own operations room for many players at once.
     pub fn default_rate_limit(self) -> u32 {
         match self {
             Operation::CreateLiveStreamRecordIndexFiles => 45,
@@ -53,6 +58,7 @@ impl Operation {
             Operation::DescribeLiveStreamRecordIndexFiles => 15,
             Operation::DeleteLiveStreamRecordIndexFiles => 100,
             Operation::DescribeLiveStreamRecordContent => 50,
+            Operation::SignPlaybackUrl => 100,
             Operation::Playback => 200,
         }
     }
@@ -95,5 +101,15 @@ mod tests {
         for operation in Operation::ALL {
             assert_eq!(Operation::from_name(operation.name()), Some(operation));
         }
+        let sign = Operation::from_path("/recordindex.v1.RecordIndex/SignPlaybackUrl");
+        assert_eq!(
+            sign.map(Operation::action).as_deref(),
+            Some("live:SignPlaybackUrl")
+        );
+        // Playback is the HTTP listener's, never a gRPC method.
+        assert_eq!(
+            Operation::from_path("/recordindex.v1.RecordIndex/Playback"),
+            None
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::connections::side::SideLimits;
 use crate::connections::{Incoming, Limits, TrackRequests};
 use crate::playback::Playback;
 use crate::proto::record_index_server::RecordIndexServer;
-use crate::service::IndexService;
+use crate::service::{IndexService, PlaybackSigning};
 use crate::storage::Storage;
 use crate::telemetry;
 use crate::webhook::Webhook;
@@ -90,26 +90,37 @@ fn bind_http(address: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     bind().map_err(|source| StartError::Listen { address, source })
 }
 
-/// The playback listener `[playback]` asks for, bound, with what it serves.
+/// How playback URLs are signed: the accounts' keys, and where players
+/// reach the playback listener bound as `bound`.
+fn playback_signing(
+    config: &Config,
+    bound: Option<&std::net::TcpListener>,
+) -> Result<PlaybackSigning, StartError> {
+    let address = bound.and_then(|listener| listener.local_addr().ok());
+    Ok(PlaybackSigning {
+        keys: crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?,
+        local_mode: config.is_local_mode(),
+        origin: config.playback.origin(address),
+    })
+}
+
+/// The playback listener `[playback]` asks for, on `bound`, with what it
+/// serves.
 fn playback_listener(
     config: &Config,
     service: &Arc<IndexService>,
     accounts: &Arc<Accounts>,
     admission: &Arc<dyn crate::admission::Admission>,
-) -> Result<Option<(Arc<Playback>, std::net::TcpListener)>, StartError> {
-    let Some(address) = config.playback.listen else {
-        return Ok(None);
-    };
+    bound: std::net::TcpListener,
+) -> (Arc<Playback>, std::net::TcpListener) {
     let playback = Playback {
         service: service.clone(),
         accounts: accounts.clone(),
         admission: admission.clone(),
         live_idle: config.playback.live_idle(),
-        keys: crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?,
-        local_mode: config.is_local_mode(),
         cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
     };
-    Ok(Some((Arc::new(playback), bind_http(address)?)))
+    (Arc::new(playback), bound)
 }
 
 /// Server reflection, v1 and v1alpha (grpcurl before 1.9 speaks only the
@@ -473,6 +484,9 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Result<Server, StartError> {
         let storage = Storage::from_config(config).map_err(StartError::Storage)?;
+        // Bound first: where players reach it goes into the URLs signed.
+        let playback_bound = config.playback.listen.map(bind_http).transpose()?;
+        let playback_signing = playback_signing(config, playback_bound.as_ref())?;
         let clock_for_sweeper = clock.clone();
         let service_storage = storage.clone();
         let service = Arc::new(IndexService {
@@ -483,6 +497,7 @@ impl Server {
             max_register_batch: config.max_register_batch,
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
+            playback_signing,
         });
         let accounts = Arc::new(Accounts::from_config(config));
         // Before anything reports a metric, so none is lost.
@@ -515,7 +530,8 @@ impl Server {
             }
             None => None,
         };
-        let playback = playback_listener(config, &service, &accounts, &admission)?;
+        let playback = playback_bound
+            .map(|bound| playback_listener(config, &service, &accounts, &admission, bound));
         let gate = GateLayer::new(accounts, admission.clone());
         let listener =
             TcpListener::bind(config.listen)

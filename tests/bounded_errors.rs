@@ -26,6 +26,9 @@ const ADMIN_KEY: &str = "rik_bounded-admin-4b8e2c7a9d1f3605";
 /// `live:*` on `example.com` only, though the account owns `*.example.com`.
 const SCOPED_KEY: &str = "rik_bounded-scoped-1e6d0a3c8f2b7954";
 const WEBHOOK_SECRET: &str = "bounded-srs-secret";
+/// The variable holding the account's playback key, and its value.
+const PLAYBACK_KEY_ENV: &str = "BOUNDED_PLAYBACK_KEY";
+const PLAYBACK_KEY: &str = "bounded-playback-key";
 
 /// How long each long value is, in bytes.
 const LONG: usize = 64 * 1024;
@@ -57,6 +60,7 @@ fn config(webhook_port: u16) -> String {
         "DescribeLiveStreamRecordIndexFiles",
         "DeleteLiveStreamRecordIndexFiles",
         "DescribeLiveStreamRecordContent",
+        "SignPlaybackUrl",
     ]
     .map(|rpc| format!("{rpc} = 10000\n"))
     .concat();
@@ -69,7 +73,8 @@ fn config(webhook_port: u16) -> String {
          [[accounts.keys]]\nsha256 = \"{}\"\n\
          allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:{ACCOUNT}:domain/*\"] }}]\n\
          [[accounts.keys]]\nsha256 = \"{}\"\n\
-         allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:{ACCOUNT}:domain/{DOMAIN}\"] }}]\n",
+         allow = [{{ actions = [\"live:*\"], resources = [\"acs:cdn:*:{ACCOUNT}:domain/{DOMAIN}\"] }}]\n\
+         [accounts.playback]\nprimary_key_env = \"{PLAYBACK_KEY_ENV}\"\n",
         digest(WEBHOOK_SECRET),
         digest(ADMIN_KEY),
         digest(SCOPED_KEY),
@@ -120,6 +125,9 @@ fn valid_request(rpc: &str) -> Value {
         }
         "DeleteLiveStreamRecordIndexFiles" => json!({"RecordId": [record_id]}),
         "DescribeLiveStreamRecordContent" => json!({"StartTime": start, "EndTime": end}),
+        "SignPlaybackUrl" => json!({
+            "StartTime": start, "EndTime": end, "ClipMode": "SEGMENT", "Renditions": ["-hd"],
+        }),
         other => panic!("no valid request of {other}"),
     };
     let mut request = names;
@@ -216,18 +224,25 @@ fn own_fields(rpc: &str) -> Vec<(&'static str, (&'static str, &'static str), Vec
             ("StartTime", start_malformed, plain()),
             ("EndTime", end_malformed, plain()),
         ],
+        "SignPlaybackUrl" => vec![
+            ("StartTime", start_malformed, plain()),
+            ("EndTime", end_malformed, plain()),
+            ("ClipMode", PARAMS, plain()),
+            ("Renditions[0]", PARAMS, vec![long("a"), long("段")]),
+        ],
         _ => Vec::new(),
     };
     names.into_iter().chain(own).collect()
 }
 
-const RPCS: [&str; 6] = [
+const RPCS: [&str; 7] = [
     "CreateLiveStreamRecordIndexFiles",
     "RegisterLiveStreamRecordSegments",
     "DescribeLiveStreamRecordIndexFile",
     "DescribeLiveStreamRecordIndexFiles",
     "DeleteLiveStreamRecordIndexFiles",
     "DescribeLiveStreamRecordContent",
+    "SignPlaybackUrl",
 ];
 
 fn cases() -> Vec<Case> {
@@ -387,7 +402,8 @@ fn mismatch(case: &Case, result: &Value) -> Option<String> {
 #[tokio::test]
 async fn every_long_string_field_gets_its_code_in_a_small_status() {
     let [webhook_port] = free_ports::<1>();
-    let (server, log) = Server::start_keeping_log(&config(webhook_port)).await;
+    let env = [(PLAYBACK_KEY_ENV, PLAYBACK_KEY)];
+    let (server, log) = Server::start_with_env(&config(webhook_port), &env).await;
     let cases = cases();
     let results = send_from_python(&server, &cases).await;
     assert_eq!(results.len(), cases.len(), "one result per case");

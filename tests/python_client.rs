@@ -51,6 +51,10 @@ const CHECKS: &[&str] = &[
     "Content's span lasts the five segments",
     "Content's span names the segments' endpoint, bucket and key prefix",
     "Content's x-request-id matches its RequestId",
+    "SignPlaybackUrl names the range's index.m3u8, unsigned in local mode",
+    "SignPlaybackUrl's PlaybackUrl is on the playback listener",
+    "SignPlaybackUrl's x-request-id matches its RequestId",
+    "the playback listener answers the signed URL with the five segments",
     "Delete removes the manifest and reports the unknown id FileNotFound",
     "Delete's x-request-id matches its RequestId",
     "Delete with RemoveFile removes the playlist file",
@@ -92,6 +96,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "INVALID_ARGUMENT",
         "InvalidParams",
     ),
+    (
+        "SignPlaybackUrl with ClipMode FAST",
+        "INVALID_ARGUMENT",
+        "InvalidParams",
+    ),
 ];
 
 /// Every line the script must print: CHECKS, and the checks of each error
@@ -117,7 +126,8 @@ async fn generated_python_client_drives_every_rpc_and_health() {
     generate_python_stubs(&python, stubs.path()).await;
 
     // No endpoints configured: the local directory store named `localhost`.
-    let server = Server::start("").await;
+    // No accounts: local mode, whose playback URLs need no signature.
+    let server = Server::start("[playback]\nlisten = \"127.0.0.1:0\"\n").await;
     let objects = server.data_dir.join("objects");
     let output = run_python_client(
         &python,

@@ -35,7 +35,7 @@ use record_index::proto::{
     CreateLiveStreamRecordIndexFilesRequest, DeleteLiveStreamRecordIndexFilesRequest,
     DescribeLiveStreamRecordContentRequest, DescribeLiveStreamRecordIndexFileRequest,
     DescribeLiveStreamRecordIndexFilesRequest, RecordInfo, RegisterLiveStreamRecordSegmentsRequest,
-    RegisterLiveStreamRecordSegmentsResponse, Segment,
+    RegisterLiveStreamRecordSegmentsResponse, Segment, SignPlaybackUrlRequest,
 };
 use sha2::{Digest, Sha256};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -422,6 +422,14 @@ const RPCS: &[Rpc] = &[
         bucket_field: None,
         call: call_content,
     },
+    // A signed URL hands out the media: `live:Describe*` does not allow it.
+    Rpc {
+        name: "SignPlaybackUrl",
+        keys_without_the_action: &[INGEST_111, READER_111],
+        names_a_bucket: false,
+        bucket_field: None,
+        call: call_sign,
+    },
 ];
 
 /// The reading and deleting RPCs name the stream under test and, where
@@ -500,6 +508,26 @@ fn call_content(channel: Channel, call: Call) -> CallFuture {
                 request,
                 call.authorization.as_deref(),
             ))
+            .await
+            .map(drop)
+    })
+}
+
+/// The accounts have no playback keys: a caller that passes the checks of
+/// its key is told so, which the matrix never reaches.
+fn call_sign(channel: Channel, call: Call) -> CallFuture {
+    Box::pin(async move {
+        let (start_time, end_time) = range(call.t0);
+        let request = SignPlaybackUrlRequest {
+            domain_name: call.domain.clone(),
+            app_name: APP.into(),
+            stream_name: STREAM.into(),
+            start_time,
+            end_time,
+            ..Default::default()
+        };
+        RecordIndexClient::new(channel)
+            .sign_playback_url(with_authorization(request, call.authorization.as_deref()))
             .await
             .map(drop)
     })
@@ -997,6 +1025,27 @@ async fn calls_without_a_valid_key_are_unauthenticated() {
 async fn keys_are_confined_to_their_account_actions_and_domains() {
     let tenancy = Tenancy::start().await;
     tenancy.run_matrix(forbidden_cases).await;
+    // The keys the matrix refuses SignPlaybackUrl to are refused for their
+    // statements: those allowed it get past them, to the account's lack of
+    // playback keys.
+    let sign = RPCS
+        .iter()
+        .find(|rpc| rpc.name == "SignPlaybackUrl")
+        .expect("SignPlaybackUrl is in the matrix");
+    for (key, domain) in [(ADMIN_111, DOMAIN_A), (SCOPED_111, DOMAIN_OTHER)] {
+        let allowed = case(
+            key.name,
+            Some(bearer(key)),
+            domain,
+            BUCKET_A,
+            Refusal::Forbidden,
+        );
+        let status = tenancy
+            .call(sign, &allowed, 0)
+            .await
+            .expect_err("an account without playback keys signs nothing");
+        assert_error(&status, Code::FailedPrecondition, "OperationNotSupport");
+    }
     tenancy.service.assert_log_free_of_keys();
 }
 

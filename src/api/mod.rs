@@ -65,6 +65,7 @@ answers!(
     DescribeLiveStreamRecordIndexFilesResponse,
     DeleteLiveStreamRecordIndexFilesResponse,
     DescribeLiveStreamRecordContentResponse,
+    SignPlaybackUrlResponse,
 );
 
 /// Finishes an RPC with the request id in the body (the gate puts it in
@@ -146,6 +147,18 @@ impl RecordIndex for GrpcApi {
         let result = self
             .service
             .describe_content(&context.caller, request.into_inner())
+            .await;
+        reply(context.request_id, result)
+    }
+
+    async fn sign_playback_url(
+        &self,
+        request: Request<proto::SignPlaybackUrlRequest>,
+    ) -> Result<Response<proto::SignPlaybackUrlResponse>, Status> {
+        let context = context(&request)?;
+        let result = self
+            .service
+            .sign_playback_url(&context.caller, request.into_inner())
             .await;
         reply(context.request_id, result)
     }

@@ -81,5 +81,10 @@ mod tests {
             &a
         ));
         assert!(!allows(&[], "live:CreateLiveStreamRecordIndexFiles", &a));
+        // A signed playback URL hands out media: reading metadata does not
+        // grant it, `live:*` does.
+        assert!(!allows(&statements, "live:SignPlaybackUrl", &b));
+        let all = vec![statement(&["live:*"], &["acs:cdn:*:42:domain/*"])];
+        assert!(allows(&all, "live:SignPlaybackUrl", &b));
     }
 }

@@ -26,6 +26,11 @@ pub struct PlaybackConfig {
     /// players on another origin than the listener.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// The origin players reach the listener at (`https://play.example.com`),
+    /// behind a load balancer or CDN: SignPlaybackUrl answers absolute URLs
+    /// on it.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_live_idle() -> f64 {
@@ -38,6 +43,7 @@ impl Default for PlaybackConfig {
             listen: None,
             live_idle_secs: default_live_idle(),
             cors_origins: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -57,6 +63,14 @@ impl PlaybackConfig {
                 )));
             }
         }
+        if let Some(url) = &self.public_url
+            && (url == "*" || !is_origin(url))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[playback] public_url: {url:?} is not an origin such as \
+                 https://play.example.com (scheme, host and port only)"
+            )));
+        }
         if let Some(listen) = self.listen
             && local_mode
             && !listen.ip().is_loopback()
@@ -67,6 +81,18 @@ impl PlaybackConfig {
             )));
         }
         Ok(())
+    }
+
+    /// Where players reach the listener bound at `bound`: `public_url`,
+    /// else the bound address itself unless it is every address
+    /// (0.0.0.0, ::), which names no host a player could use.
+    pub fn origin(&self, bound: Option<SocketAddr>) -> Option<String> {
+        if let Some(url) = &self.public_url {
+            return Some(url.clone());
+        }
+        bound
+            .filter(|address| !address.ip().is_unspecified())
+            .map(|address| format!("http://{address}"))
     }
 
     /// The idle time in microseconds.
@@ -110,6 +136,32 @@ mod tests {
         assert!(config.check(false).is_ok());
         let err = config.check(true).unwrap_err().to_string();
         assert!(err.contains("[playback] listen = 0.0.0.0:8080"), "{err}");
+    }
+
+    #[test]
+    fn the_origin_is_the_public_url_else_a_specific_address() {
+        let mut config = PlaybackConfig::default();
+        let loopback = "127.0.0.1:8080".parse().ok();
+        assert_eq!(config.origin(None), None);
+        assert_eq!(config.origin(loopback).unwrap(), "http://127.0.0.1:8080");
+        let v6 = "[::1]:8080".parse().ok();
+        assert_eq!(config.origin(v6).unwrap(), "http://[::1]:8080");
+        for every in ["0.0.0.0:8080", "[::]:8080"] {
+            assert_eq!(config.origin(every.parse().ok()), None, "{every}");
+        }
+        config.public_url = Some("https://play.example.com".into());
+        assert!(config.check(false).is_ok());
+        assert_eq!(config.origin(loopback).unwrap(), "https://play.example.com");
+        for bad in [
+            "*",
+            "play.example.com",
+            "https://play.example.com/v1",
+            "https://",
+        ] {
+            config.public_url = Some(bad.into());
+            let err = config.check(false).unwrap_err().to_string();
+            assert!(err.contains("public_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! counted like an RPC. Errors are JSON `{"Code", "Message", "RequestId"}`
 //! with the codes Create uses.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +22,8 @@ use crate::connections::side::{self, SideLimits};
 use crate::error::{ApiError, quote};
 use crate::manifest::{MICROS_PER_SECOND, Micros, Segment};
 use crate::operations::Operation;
-use crate::service::IndexService;
 use crate::service::playback::PlaylistAnswer;
+use crate::service::{IndexService, PlaybackSigning};
 use crate::storage::{SegmentUrl, SegmentUrls};
 use crate::telemetry;
 
@@ -37,15 +36,15 @@ pub struct Playback {
     pub admission: Arc<dyn Admission>,
     /// How long after its last segment a live range ends.
     pub live_idle: Micros,
-    /// Each account's URL signing keys; an account without any has no
-    /// playback.
-    pub keys: BTreeMap<String, SigningKeys>,
-    /// Local mode: loopback only, and no signature is asked for.
-    pub local_mode: bool,
     pub cors: Cors,
 }
 
 impl Playback {
+    /// The accounts' signing keys, and whether none is asked for.
+    fn signing(&self) -> &PlaybackSigning {
+        &self.service.playback_signing
+    }
+
     async fn handle(&self, request: Request<Body>) -> Response<Body> {
         let started = Instant::now();
         telemetry::request_started();
@@ -136,7 +135,7 @@ impl Playback {
         let storage = &self.service.storage;
         let now = self.service.clock.now();
         let mut writers: Vec<(&str, Option<SegmentUrls>)> = Vec::new();
-        let keys = self.keys.get(account);
+        let keys = self.signing().keys.get(account);
         let key = keys.map(SigningKeys::primary);
         // One signature nonce and instant for the playlist's CDN URLs.
         let (rand, seconds) = (signing::new_rand(), now.div_euclid(MICROS_PER_SECOND));
@@ -194,7 +193,8 @@ impl Playback {
             })
             .collect();
         let signed;
-        if let (false, Some(keys)) = (self.local_mode, self.keys.get(account)) {
+        let settings = self.signing();
+        if let (false, Some(keys)) = (settings.local_mode, settings.keys.get(account)) {
             fresh.at_most(Some(Self::signed_fresh_secs(keys)));
             // "/v1/{domain}/{app}/" as the master's path sent it.
             let stream_dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -216,10 +216,10 @@ impl Playback {
         path: &str,
         query: Option<&str>,
     ) -> Result<(), ApiError> {
-        if self.local_mode {
+        if self.signing().local_mode {
             return Ok(());
         }
-        let keys = self.keys.get(account).ok_or_else(|| {
+        let keys = self.signing().keys.get(account).ok_or_else(|| {
             ApiError::ForbiddenRam(format!("account {account} has no playback signing keys"))
         })?;
         let now = self.service.clock.now().div_euclid(MICROS_PER_SECOND);

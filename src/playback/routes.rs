@@ -10,12 +10,14 @@
 //!   over the renditions StreamName + suffix, each its own `index.m3u8`.
 //!
 //! Other query parameters are ignored (players add cache busters), except
-//! `auth_key`, which the listener checks.
+//! `auth_key`, which the listener checks. [`url_of`] writes the URL of a
+//! request, as SignPlaybackUrl hands it out.
 
 use percent_encoding::percent_decode_str;
 
 use crate::error::{ApiError, ApiResult, quote};
-use crate::manifest::time::parse_request_time;
+use crate::manifest::time::{format_request_time, parse_request_time};
+use crate::manifest::uri::encode_key;
 use crate::manifest::{MICROS_PER_SECOND, Micros};
 use crate::service::playback::PlaylistRequest;
 use crate::service::window::ClipMode;
@@ -102,6 +104,42 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
                 .unwrap_or_default()
         }),
     }))
+}
+
+/// The path and the query (without `?`) of the URL that asks for
+/// `playlist`: its `index.m3u8`, or with `renditions` the `master.m3u8`
+/// over them. Times are written as Create takes them, whole seconds;
+/// options only when they differ from the defaults. [`parse`] reads the
+/// URL back into the same request.
+pub fn url_of(playlist: &PlaylistRequest, renditions: &[String]) -> (String, String) {
+    let file = if renditions.is_empty() {
+        "index.m3u8"
+    } else {
+        "master.m3u8"
+    };
+    let path = format!(
+        "/v1/{}/{}/{}/{file}",
+        encode_key(&playlist.domain_name),
+        encode_key(&playlist.app_name),
+        encode_key(&playlist.stream_name)
+    );
+    // Each value is of characters a query carries as they are: times,
+    // and suffixes of a name's characters.
+    let mut query = format!("start={}", format_request_time(playlist.start));
+    if let Some(end) = playlist.end {
+        query.push_str(&format!("&end={}", format_request_time(end)));
+    }
+    if playlist.end_time_included {
+        query.push_str("&EndTimeIncluded=true");
+    }
+    if playlist.clip_mode == ClipMode::Keyframe {
+        query.push_str("&ClipMode=KEYFRAME");
+    }
+    if !renditions.is_empty() {
+        let list: Vec<String> = renditions.iter().map(|s| encode_key(s)).collect();
+        query.push_str(&format!("&Renditions={}", list.join(",")));
+    }
+    (path, query)
 }
 
 /// The domain a playback path names, decoded, before the rest is read:
@@ -230,6 +268,44 @@ mod tests {
         );
         assert_eq!(live.playlist.end, None);
         assert_eq!(live.auth_key.as_deref(), Some("1-a-0-f"));
+    }
+
+    #[test]
+    fn a_written_url_reads_back_as_its_request() {
+        let mut playlist = route("/v1/d.com/live/s/index.m3u8", "start=1795089600").playlist;
+        for (end, included, clip_mode, renditions) in [
+            (None, false, ClipMode::Segment, vec![]),
+            (
+                Some(T + 60 * MICROS_PER_SECOND),
+                true,
+                ClipMode::Keyframe,
+                vec![],
+            ),
+            (
+                Some(T + 1),
+                false,
+                ClipMode::Segment,
+                vec!["_hd".to_string(), "_sd".into()],
+            ),
+        ] {
+            playlist.end = end;
+            playlist.end_time_included = included;
+            playlist.clip_mode = clip_mode;
+            let (path, query) = url_of(&playlist, &renditions);
+            let read = route(&path, &query);
+            let p = &read.playlist;
+            assert_eq!(
+                (p.start, p.end),
+                (T, end.map(|e| e - e % MICROS_PER_SECOND))
+            );
+            assert_eq!((p.end_time_included, p.clip_mode), (included, clip_mode));
+            assert_eq!(p.stream_name, "s");
+            let listed = (!renditions.is_empty()).then_some(renditions);
+            assert_eq!(read.renditions, listed, "{path}?{query}");
+        }
+        let (path, query) = url_of(&playlist, &[]);
+        assert_eq!(path, "/v1/d.com/live/s/index.m3u8");
+        assert_eq!(query, "start=2026-11-19T12:00:00Z&end=2026-11-19T12:00:00Z");
     }
 
     #[test]

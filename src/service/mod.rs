@@ -23,10 +23,12 @@ mod idempotency;
 pub mod playback;
 pub mod probing;
 mod register;
+mod sign;
 pub mod window;
 
 use create::record_info;
 pub use idempotency::TokenLocks;
+pub use sign::PlaybackSigning;
 
 use std::sync::Arc;
 
@@ -46,6 +48,8 @@ pub struct IndexService {
     pub span_gap: crate::manifest::Micros,
     /// Serializes requests that share a ClientToken.
     pub token_locks: TokenLocks,
+    /// The accounts' playback keys, and where players reach the listener.
+    pub playback_signing: PlaybackSigning,
 }
 
 /// Rule 1 of every request: required fields present, names valid.

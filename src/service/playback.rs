@@ -51,6 +51,13 @@ pub const MAX_RENDITIONS: usize = 8;
 /// Longest rendition suffix, as on Create.
 const MAX_SUFFIX_LEN: usize = 32;
 
+/// A playlist request that passed its checks.
+pub(super) struct Checked {
+    window: Window,
+    streams: Vec<Stream>,
+    now: Micros,
+}
+
 /// The segments a range selects of each of its streams.
 struct Selected {
     window: Window,
@@ -114,10 +121,7 @@ impl IndexService {
         variant_uri: &(dyn Fn(&str) -> String + Sync),
     ) -> ApiResult<PlaylistAnswer> {
         check_suffixes(suffixes)?;
-        let names: Vec<String> = suffixes
-            .iter()
-            .map(|suffix| format!("{}{suffix}", request.stream_name))
-            .collect();
+        let names = stream_names(&request.stream_name, suffixes);
         let selected = self.select_streams(caller, request, &names).await?;
         let clips = self.clip_all(&selected.window, &selected.segments).await;
         render::check_aligned(&clips)?;
@@ -140,15 +144,38 @@ impl IndexService {
         })
     }
 
-    /// The checks of a playlist request in Create's order (names, the
-    /// domain's account, the range against the streams, every stream
-    /// registered), then the selection of each stream's segments.
+    /// The checks of a playlist request, then the selection of each
+    /// stream's segments.
     async fn select_streams(
         &self,
         caller: &Caller,
         request: &PlaylistRequest,
         names: &[String],
     ) -> ApiResult<Selected> {
+        let Checked {
+            window,
+            streams,
+            now,
+        } = self.check_playlist(caller, request, names).await?;
+        let segments = self.select_all(&window, &streams, now).await?;
+        Ok(Selected {
+            window,
+            streams,
+            segments,
+            now,
+        })
+    }
+
+    /// The checks of a playlist request of the streams `names` in Create's
+    /// order (names, the domain's account, the range against the streams,
+    /// every stream registered), with nothing selected: what a playlist
+    /// fetched now would be refused for.
+    pub(super) async fn check_playlist(
+        &self,
+        caller: &Caller,
+        request: &PlaylistRequest,
+        names: &[String],
+    ) -> ApiResult<Checked> {
         for name in names {
             names::check_stream_names(&request.domain_name, &request.app_name, name)?;
         }
@@ -165,17 +192,29 @@ impl IndexService {
             .await?;
         window.check_range(&found, now)?;
         let streams = registered_streams(&request.domain_name, &request.app_name, names, found)?;
-        let segments = self.select_all(&window, &streams, now).await?;
-        Ok(Selected {
+        Ok(Checked {
             window,
             streams,
-            segments,
             now,
         })
     }
 }
 
-fn check_suffixes(suffixes: &[String]) -> ApiResult<()> {
+/// The stream names a playlist of `stream` over `suffixes` reads: the
+/// stream itself, or each rendition.
+pub(super) fn stream_names(stream: &str, suffixes: &[String]) -> Vec<String> {
+    if suffixes.is_empty() {
+        return vec![stream.to_string()];
+    }
+    suffixes
+        .iter()
+        .map(|suffix| format!("{stream}{suffix}"))
+        .collect()
+}
+
+/// Renditions as Create takes them: 1 to 8 suffixes of 1 to 32
+/// characters.
+pub(super) fn check_suffixes(suffixes: &[String]) -> ApiResult<()> {
     if suffixes.is_empty() || suffixes.len() > MAX_RENDITIONS {
         return Err(ApiError::InvalidParams(format!(
             "Renditions must list 1 to {MAX_RENDITIONS} suffixes"

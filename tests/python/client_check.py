@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 DOMAIN = "example.com"
@@ -480,6 +481,54 @@ def main():
             "Content with StartTime after EndTime",
             grpc.StatusCode.INVALID_ARGUMENT,
             "InvalidEndTime.Mismatch",
+        )
+
+        # ---- SignPlaybackUrl: in local mode the listener asks for no
+        # signature, so the URL comes back unsigned, on the listener's own
+        # address, and the listener answers it with the range's playlist.
+        def sign_request(clip_mode=""):
+            return pb.SignPlaybackUrlRequest(
+                domain_name=DOMAIN,
+                app_name=APP,
+                stream_name=STREAM,
+                start_time=utc_seconds(start),
+                end_time=utc_seconds(end),
+                clip_mode=clip_mode,
+            )
+
+        reply, call = stub.SignPlaybackUrl.with_call(sign_request(), timeout=30)
+        index_path = f"/v1/{DOMAIN}/{APP}/{STREAM}/index.m3u8?start={utc_seconds(start)}&end={utc_seconds(end)}"
+        check(
+            reply.playback_path == index_path and reply.expire_time == "",
+            "SignPlaybackUrl names the range's index.m3u8, unsigned in local mode",
+            str(reply),
+        )
+        check(
+            reply.playback_url.startswith("http://127.0.0.1:") and reply.playback_url.endswith(index_path),
+            "SignPlaybackUrl's PlaybackUrl is on the playback listener",
+            reply.playback_url,
+        )
+        check(
+            metadata_value(call.initial_metadata(), "x-request-id") == reply.request_id,
+            "SignPlaybackUrl's x-request-id matches its RequestId",
+        )
+        # Straight to the listener, whatever proxy the environment names.
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(reply.playback_url, timeout=30) as answer:
+            content_type = answer.headers.get("Content-Type")
+            fetched = answer.read().decode("utf-8")
+        check(
+            content_type == "application/vnd.apple.mpegurl"
+            and sum(line.startswith("#EXTINF:") for line in fetched.splitlines()) == SEGMENTS,
+            "the playback listener answers the signed URL with the five segments",
+            f"{content_type}: {fetched}",
+        )
+        client.expect_error(
+            stub.SignPlaybackUrl,
+            sign_request(clip_mode="FAST"),
+            "SignPlaybackUrl with ClipMode FAST",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidParams",
         )
 
         # ---- DeleteLiveStreamRecordIndexFiles: the second manifest and its
