@@ -108,6 +108,12 @@ fn playback_listener(
         keys: crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?,
         local_mode: config.is_local_mode(),
         cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
+        objects: config.is_local_mode().then(|| {
+            crate::playback::objects::Objects::for_local_mode(
+                service.storage.clone(),
+                admission.clone(),
+            )
+        }),
     };
     Ok(Some((Arc::new(playback), bind_http(address)?)))
 }
