@@ -179,7 +179,7 @@ fn object_key(path: &str, encoded: &str) -> Result<String, ApiError> {
     for (i, part) in encoded.split('/').enumerate() {
         let decoded = decode(part).ok_or_else(|| malformed("not UTF-8"))?;
         if decoded.contains(['/', '\\']) {
-            return Err(malformed("an encoded '/' or '\\'"));
+            return Err(malformed("a '\\' or an encoded '/' in a path segment"));
         }
         if i > 0 {
             key.push('/');
