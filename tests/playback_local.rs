@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -41,7 +41,7 @@ impl Local {
 
     async fn recorded(server: Server, key: Option<&str>) -> Local {
         let playback = format!("http://{}", server.playback_addr().await);
-        place_media(&objects_root(&server));
+        media().write_to(&objects_root(&server).join(BUCKET).join(PREFIX));
         let start = recording_start(Duration::from_secs(20 * 60));
         let segments = recorded_segments("localhost", BUCKET, PREFIX, start);
         let message = RegisterLiveStreamRecordSegmentsRequest {
@@ -91,15 +91,6 @@ const PLAYBACK_EXTRA: &str = "cors_origins = [\"http://player.example.com:3000\"
 
 fn objects_root(server: &Server) -> PathBuf {
     server.data_dir.join("objects")
-}
-
-/// The test media as a recorder writing to the local directory leaves it.
-fn place_media(root: &Path) {
-    let dir = root.join(BUCKET).join(PREFIX);
-    std::fs::create_dir_all(&dir).unwrap();
-    for segment in &media().segments {
-        std::fs::write(dir.join(&segment.file_name), &segment.bytes).unwrap();
-    }
 }
 
 fn key(i: usize) -> String {
