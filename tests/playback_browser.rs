@@ -3,12 +3,16 @@
 //! (whole segments, and a keyframe clip of byte ranges), and npm's
 //! hls-parser in strict mode accepts every kind of playlist the service
 //! makes, per request or written by Create. Against the real binary,
-//! ffmpeg-made media in SeaweedFS, and the real browser.
+//! ffmpeg-made media in SeaweedFS or in local mode's directory, and the
+//! real browser.
 //!
-//! The test page runs on an origin of its own and the playback listener
-//! sends no CORS headers yet, so the browser plays with web security off
-//! ([`PlayOptions::default`]); a test of CORS comes with the listener's
-//! CORS support.
+//! The browser enforces the same-origin policy, as it does for a user: the
+//! test page is on an origin of its own, the playlists come from the
+//! playback listener (which lists the page's origin in `cors_origins`) and
+//! the segments from SeaweedFS through presigned URLs (the bucket's CORS
+//! rules allow the page's origin, as an operator sets them with
+//! PutBucketCors) or, in local mode, from the listener itself. A page of
+//! another origin plays nothing.
 
 mod common;
 
@@ -24,8 +28,8 @@ const DOMAIN: &str = "example.com";
 const APP: &str = "app";
 const STREAM: &str = "stream";
 
-/// The real binary with an S3 endpoint and the playback listener, and the
-/// recorded media uploaded (not yet registered).
+/// The real binary with an S3 endpoint whose segments are presigned and the
+/// playback listener, and the recorded media uploaded (not yet registered).
 struct Scenario {
     weed: &'static SeaweedFs,
     server: Server,
@@ -36,19 +40,33 @@ struct Scenario {
     /// When the recording starts: segment `i` starts about `6 * i` s later.
     start: DateTime<Utc>,
     segments: Vec<Segment>,
+    /// The port of the page's origin, which the listener and the bucket
+    /// allow.
+    page_port: u16,
+    /// The port of an origin the listener allows and the bucket does not.
+    listener_only_port: u16,
+    /// The port of an origin neither allows.
+    other_port: u16,
 }
 
 impl Scenario {
     async fn new(live_idle_secs: u32) -> Scenario {
         let weed = seaweedfs();
+        let [page_port, listener_only_port, other_port] = free_ports();
         let toml = format!(
-            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n",
-            weed.endpoint_toml(Addressing::Path)
+            "{}segment_urls = \"presigned\"\n\n\
+             [playback]\nlisten = \"127.0.0.1:0\"\nlive_idle_secs = {live_idle_secs}\n\
+             cors_origins = [\"{}\", \"{}\"]\n",
+            weed.endpoint_toml(Addressing::Path),
+            page_origin(page_port),
+            page_origin(listener_only_port),
         );
         let server = Server::start(&toml).await;
         let playback = format!("http://{}", server.playback_addr().await);
         let endpoint = weed.endpoint_name(Addressing::Path);
         let bucket = weed.create_bucket().await;
+        weed.allow_origins(&bucket, &[&page_origin(page_port)])
+            .await;
         let prefix = format!("live/{APP}/{STREAM}");
         weed.upload_media(&bucket, &prefix).await;
         let start = recording_start(Duration::from_secs(20 * 60));
@@ -62,23 +80,15 @@ impl Scenario {
             prefix,
             start,
             segments,
+            page_port,
+            listener_only_port,
+            other_port,
         }
     }
 
     /// Registers `segments` as `stream`'s.
     async fn register_as(&self, stream: &str, segments: &[Segment]) {
-        self.server
-            .client()
-            .await
-            .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
-                client_token: String::new(),
-                domain_name: DOMAIN.into(),
-                app_name: APP.into(),
-                stream_name: stream.into(),
-                segments: segments.to_vec(),
-            })
-            .await
-            .unwrap();
+        register(&self.server, stream, segments).await;
     }
 
     async fn register(&self, segments: &[Segment]) {
@@ -98,6 +108,21 @@ impl Scenario {
     }
 }
 
+async fn register(server: &Server, stream: &str, segments: &[Segment]) {
+    server
+        .client()
+        .await
+        .register_live_stream_record_segments(RegisterLiveStreamRecordSegmentsRequest {
+            client_token: String::new(),
+            domain_name: DOMAIN.into(),
+            app_name: APP.into(),
+            stream_name: stream.into(),
+            segments: segments.to_vec(),
+        })
+        .await
+        .unwrap();
+}
+
 /// The playlist at `url`, which must be served.
 async fn playlist(url: &str) -> String {
     let response = http_get(url).await;
@@ -109,16 +134,9 @@ fn seconds(indexes: std::ops::RangeInclusive<usize>) -> f64 {
     media().segments[indexes].iter().map(|s| s.duration).sum()
 }
 
-#[tokio::test]
-async fn a_browser_plays_a_closed_range_to_the_end() {
-    let scenario = Scenario::new(120).await;
-    scenario.register(&scenario.segments).await;
-    let (start, end) = range_selecting(&scenario.segments, 2, 4);
-    let url = scenario.url(&format!("start={start}&end={end}"));
-    let segments = Playlist::parse(&playlist(&url).await).entries.len();
-    assert_eq!(segments, 3);
-
-    let played = play_in_browser(&url).await;
+/// `played` went to the end of a playlist of `fragments` segments lasting
+/// `duration` seconds, without an error.
+fn assert_played_whole(played: &BrowserPlay, url: &str, duration: f64, fragments: usize) {
     assert!(
         played.errors.is_empty(),
         "errors while playing {url}: {played:#?}"
@@ -131,16 +149,36 @@ async fn a_browser_plays_a_closed_range_to_the_end() {
         "media starts {} s late: {played:#?}",
         played.start_gap
     );
-    let duration = seconds(2..=4);
     assert!(
         (played.current_time - duration).abs() <= 0.2,
         "ended at {} s of {duration} s: {played:#?}",
         played.current_time
     );
     assert_eq!(
-        played.fragments_loaded, segments,
+        played.fragments_loaded, fragments,
         "fragments loaded: {played:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_browser_plays_a_closed_range_to_the_end() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 4);
+    let url = scenario.url(&format!("start={start}&end={end}"));
+    let text = playlist(&url).await;
+    let segments = Playlist::parse(&text);
+    assert_eq!(segments.entries.len(), 3);
+    assert!(
+        segments
+            .uris()
+            .iter()
+            .all(|uri| uri.contains("X-Amz-Signature=")),
+        "{text}"
+    );
+
+    let played = play_in_browser(&url, scenario.page_port).await;
+    assert_played_whole(&played, &url, seconds(2..=4), 3);
 }
 
 #[tokio::test]
@@ -158,35 +196,88 @@ async fn a_browser_plays_a_keyframe_clip_through_its_byte_ranges() {
     let text = playlist(&url).await;
     assert_eq!(text.matches("#EXT-X-BYTERANGE:").count(), 2, "{text}");
     let clip = Playlist::parse(&text);
-
-    let played = play_in_browser(&url).await;
-    assert!(
-        played.errors.is_empty(),
-        "errors while playing {url}: {played:#?}"
-    );
-    assert!(played.ended, "{url} did not play to its end: {played:#?}");
-    // The first picture comes two frames (0.08 s) after its fragment's
-    // start; more would be frames at the start that could not be decoded.
-    assert!(
-        played.start_gap <= 0.1,
-        "media starts {} s late: {played:#?}",
-        played.start_gap
-    );
     let duration = clip.total_duration();
     assert!(
         (duration - 13.0).abs() <= 0.001,
         "the clip is {duration} s:\n{text}"
     );
+
+    let played = play_in_browser(&url, scenario.page_port).await;
+    assert_played_whole(&played, &url, duration, clip.entries.len());
+}
+
+#[tokio::test]
+async fn a_page_of_an_origin_not_allowed_plays_nothing() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 4);
+    let url = scenario.url(&format!("start={start}&end={end}"));
+    let blocked = |played: &BrowserPlay, error: &str| {
+        assert!(
+            played.errors.iter().any(|e| e.contains(error)),
+            "no {error} playing {url}: {played:#?}"
+        );
+        assert!(
+            played
+                .console
+                .iter()
+                .any(|line| line.contains("CORS policy")),
+            "the browser blocked nothing by CORS: {played:#?}"
+        );
+        assert!(!played.ended && played.fragments_loaded == 0, "{played:#?}");
+    };
+    // Hardly a second passes before hls.js's errors, fatal or retried.
+    let options = |port| PlayOptions {
+        deadline: Duration::from_secs(15),
+        ..PlayOptions::on_page_port(port)
+    };
+
+    // Neither the listener nor the bucket allows the page's origin: the
+    // browser keeps the playlist from the page.
+    let played = play_in_browser_with(&url, &options(scenario.other_port)).await;
+    blocked(&played, "manifestLoadError");
+    // The listener allows it, the bucket does not: the playlist loads and
+    // no segment does.
+    let played = play_in_browser_with(&url, &options(scenario.listener_only_port)).await;
+    blocked(&played, "fragLoadError");
+}
+
+#[tokio::test]
+async fn a_browser_plays_a_local_mode_recording_from_the_listener() {
+    // Local mode (no accounts) with a config file, which lets the page's
+    // origin read the listener's answers.
+    let [page_port] = free_ports();
+    let toml = format!(
+        "[playback]\nlisten = \"127.0.0.1:0\"\ncors_origins = [\"{}\"]\n",
+        page_origin(page_port)
+    );
+    let server = Server::start(&toml).await;
+    let playback = format!("http://{}", server.playback_addr().await);
+    let (bucket, prefix) = ("local-bucket", format!("live/{APP}/{STREAM}"));
+    media().write_to(&server.data_dir.join("objects").join(bucket).join(&prefix));
+    let start = recording_start(Duration::from_secs(20 * 60));
+    let segments = recorded_segments("localhost", bucket, &prefix, start);
+    register(&server, STREAM, &segments).await;
+
+    // A keyframe clip: segment 3 whole, segments 2 and 4 byte ranges, each
+    // from the listener, which answers the page's preflight for `Range`.
+    let at = |s: i64| utc_seconds(start + chrono::Duration::seconds(s));
+    let url = format!(
+        "{playback}/v1/{DOMAIN}/{APP}/{STREAM}/index.m3u8?start={}&end={}&ClipMode=KEYFRAME",
+        at(14),
+        at(27)
+    );
+    let text = playlist(&url).await;
+    let clip = Playlist::parse(&text);
+    assert_eq!(text.matches("#EXT-X-BYTERANGE:").count(), 2, "{text}");
     assert!(
-        (played.current_time - duration).abs() <= 0.2,
-        "ended at {} s of {duration} s: {played:#?}",
-        played.current_time
+        clip.uris()
+            .iter()
+            .all(|uri| uri.starts_with("/objects/localhost/")),
+        "{text}"
     );
-    assert_eq!(
-        played.fragments_loaded,
-        clip.entries.len(),
-        "fragments loaded: {played:#?}"
-    );
+    let played = play_in_browser(&url, page_port).await;
+    assert_played_whole(&played, &url, clip.total_duration(), clip.entries.len());
 }
 
 #[tokio::test]

@@ -14,6 +14,9 @@ use common::*;
 const MARKER: &str = "<!-- quickstart -->";
 /// The address the quickstart's commands use: the server's default.
 const DEFAULT_ADDRESS: &str = "localhost:50051";
+/// The playback listener's address in local mode, as the quickstart's
+/// playback URL names it.
+const DEFAULT_PLAYBACK: &str = "127.0.0.1:8080";
 
 /// The commands of the quickstart: every fenced bash block that follows a
 /// marker line, in order, minus the `cargo run` that starts the server (the
@@ -107,9 +110,16 @@ async fn readme_quickstart_runs_and_writes_a_playlist() {
     let makes_media = commands.contains("ffmpeg");
     if makes_media {
         require(FFMPEG);
+        require(FFPROBE);
+    }
+    if commands.contains("curl ") {
+        require(CURL);
     }
     let server = Server::start_local_mode().await;
-    let script = commands.replace(DEFAULT_ADDRESS, &server.addr.to_string());
+    let playback = server.playback_addr().await.to_string();
+    let script = commands
+        .replace(DEFAULT_ADDRESS, &server.addr.to_string())
+        .replace(DEFAULT_PLAYBACK, &playback);
 
     // Twice in the same directory: a user who runs it again must get the
     // same result, not an error from what the first run left behind.
@@ -162,6 +172,30 @@ async fn readme_quickstart_runs_and_writes_a_playlist() {
         assert!(
             stdout.contains("duration=18.000000"),
             "ffprobe did not play 18 s:\n{stdout}"
+        );
+    }
+
+    // The playback URL: the playlist made per request points at segments
+    // the listener serves, and ffprobe played all of them over HTTP.
+    if commands.contains(DEFAULT_PLAYBACK) {
+        assert!(
+            makes_media,
+            "the playback step plays media the quickstart makes"
+        );
+        let segment_uris: Vec<&str> = stdout
+            .lines()
+            .filter(|line| line.starts_with("/objects/localhost/demo-bucket/live/demo-"))
+            .collect();
+        assert_eq!(segment_uris.len(), 3, "{stdout}");
+        assert!(
+            segment_uris.iter().all(|uri| uri.ends_with(".ts")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("nb_read_frames=450\n"), "{stdout}");
+        assert_eq!(
+            stdout.matches("duration=18.000000").count(),
+            2,
+            "the file and the HTTP playlist both play 18 s:\n{stdout}"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP answers of the playback listener, as caches, browsers and
 //! players expect them: the playlist with its ETag and Cache-Control,
-//! gzip when asked for, the JSON errors, and CORS for web players on
-//! other origins.
+//! gzip when asked for, the JSON errors (of objects too), and CORS for web
+//! players on other origins.
 
 use std::io::Write;
 
@@ -10,8 +10,9 @@ use flate2::write::GzEncoder;
 use hyper::header::{
     ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, ORIGIN, RETRY_AFTER, VARY,
+    ACCESS_CONTROL_REQUEST_HEADERS, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, ORIGIN, RETRY_AFTER,
+    VARY,
 };
 use hyper::{Body, Response, StatusCode};
 
@@ -120,11 +121,17 @@ fn compress(text: &[u8]) -> Vec<u8> {
         .expect("gzip into memory cannot fail")
 }
 
-/// Why a request got no playlist.
+/// Why a request got no playlist or object.
 pub enum Refusal {
     Api(ApiError),
     NotFound,
+    /// Nothing at the path, as the message says.
+    Missing(String),
     Method,
+    /// A Range of no byte of an object of `size` bytes.
+    Unsatisfiable {
+        size: u64,
+    },
 }
 
 impl From<ApiError> for Refusal {
@@ -135,6 +142,14 @@ impl From<ApiError> for Refusal {
 
 /// The JSON error answer, and the code logged and counted.
 pub fn refused(refusal: Refusal, request_id: &str) -> (Response<Body>, String) {
+    let mut response = Response::builder();
+    match &refusal {
+        Refusal::Method => response = response.header(ALLOW, "GET, HEAD, OPTIONS"),
+        Refusal::Unsatisfiable { size } => {
+            response = response.header(CONTENT_RANGE, format!("bytes */{size}"))
+        }
+        _ => {}
+    }
     let (status, code, message, retry_after) = match refusal {
         Refusal::Api(err) => {
             let status = match &err {
@@ -155,15 +170,22 @@ pub fn refused(refusal: Refusal, request_id: &str) -> (Response<Body>, String) {
             "no playlist at this path: /v1/{DomainName}/{AppName}/{StreamName}/index.m3u8".into(),
             None,
         ),
+        Refusal::Missing(message) => (404, "InvalidParams".to_string(), message, None),
         Refusal::Method => (
             405,
             "InvalidParams".to_string(),
-            "GET or HEAD a playlist".into(),
+            "only GET, HEAD and OPTIONS are answered".into(),
+            None,
+        ),
+        Refusal::Unsatisfiable { size } => (
+            416,
+            "InvalidParams".to_string(),
+            format!("the Range names no byte of the object ({size} bytes)"),
             None,
         ),
     };
     let body = serde_json::json!({ "Code": code, "Message": message, "RequestId": request_id });
-    let mut response = Response::builder()
+    let mut response = response
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(CONTENT_TYPE, "application/json")
         .header(CACHE_CONTROL, "no-store");
@@ -213,7 +235,7 @@ impl Cors {
         headers.append(VARY, HeaderValue::from_static("Origin"));
         headers.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("ETag, Content-Length, x-request-id"),
+            HeaderValue::from_static("ETag, Content-Length, Content-Range, x-request-id"),
         );
     }
 

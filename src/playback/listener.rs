@@ -14,6 +14,7 @@ use hyper::header::HeaderValue;
 use hyper::{Body, Method, Request, Response};
 
 use super::answer::{self, Cors, Refusal};
+use super::objects::{self, Objects};
 use super::routes::{self, NoSuchPath};
 use super::signing::{self, SigningKeys};
 use crate::admission::Admission;
@@ -37,6 +38,9 @@ pub struct Playback {
     /// How long after its last segment a live range ends.
     pub live_idle: Micros,
     pub cors: Cors,
+    /// Local mode: the local store's objects, which its playlists point
+    /// their segments at.
+    pub objects: Option<Objects>,
 }
 
 impl Playback {
@@ -51,8 +55,17 @@ impl Playback {
         let request_id = request_id_of(&request);
         let path = request.uri().path().to_string();
         let head = request.method() == Method::HEAD;
+        let served = self
+            .objects
+            .as_ref()
+            .filter(|_| objects::is_object_path(&path));
         let (mut response, code) = if request.method() == Method::OPTIONS {
             (self.cors.preflight(request.headers()), "OK".to_string())
+        } else if let Some(objects) = served {
+            match objects.answer(&request).await {
+                Ok(response) => (response, "OK".to_string()),
+                Err(refusal) => answer::refused(refusal, &request_id),
+            }
         } else {
             match self.answer(&request).await {
                 Ok(answer) => (
@@ -129,8 +142,9 @@ impl Playback {
     /// Where a player fetches each segment, as its endpoint's
     /// `segment_urls` says: presigned GETs share one signing setup per
     /// endpoint; CDN URLs carry the account's Type A signature. A relative
-    /// endpoint's segments get their object URL: a playlist made per
-    /// request has no place beside the segments.
+    /// endpoint's segments get their object URL (a playlist made per
+    /// request has no place beside the segments): in local mode, a local
+    /// directory's objects are served here.
     fn segment_uris(&self, account: &str, segments: &[&Segment], fresh: &Fresh) -> Vec<String> {
         let storage = &self.service.storage;
         let now = self.service.clock.now();
@@ -151,7 +165,15 @@ impl Playback {
                         writers.len() - 1
                     }
                 };
-                let plain = || storage.url(&segment.endpoint, &segment.bucket, &segment.object);
+                let plain = || {
+                    let (endpoint, bucket, key) =
+                        (&segment.endpoint, &segment.bucket, &segment.object);
+                    let served = self
+                        .objects
+                        .as_ref()
+                        .and_then(|o| o.uri(endpoint, bucket, key));
+                    served.unwrap_or_else(|| storage.url(endpoint, bucket, key))
+                };
                 let Some(urls) = &writers[at].1 else {
                     return plain();
                 };

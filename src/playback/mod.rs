@@ -2,10 +2,13 @@
 //! players to fetch directly. [`routes`] reads the URLs (pure);
 //! [`signing`] signs and verifies them (ApsaraVideo Live's Type A
 //! `auth_key`, pure); [`listener`] serves them, with the headers of
-//! [`answer`].
+//! [`answer`]. In local mode it also serves the local store's
+//! [`objects`], in the [`byte_ranges`] players ask for.
 
 pub mod answer;
+pub mod byte_ranges;
 pub mod listener;
+pub mod objects;
 pub mod routes;
 pub mod signing;
 

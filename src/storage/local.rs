@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{ByteRange, ListedObject, ObjectBytes, ObjectMeta, ObjectStore, StorageError};
+use crate::manifest::names;
 use crate::manifest::uri::encode_key;
 
 pub struct LocalStore {
@@ -79,6 +80,55 @@ impl LocalStore {
     fn path(&self, bucket: &str, key: &str) -> PathBuf {
         self.root.join(bucket).join(key)
     }
+
+    /// Opens object `key` of `bucket` to be served over HTTP, where the
+    /// names come from a URL: they are checked again here, and the file
+    /// must be a regular file whose real path lies inside the store (a
+    /// symbolic link out of it, a directory, a FIFO or a file being written
+    /// in [`TMP_DIR`] is `NotFound`, so nothing of the rest of the file
+    /// system shows).
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError> {
+        if !names::is_bucket(bucket) || names::check_object_key(key).is_err() {
+            return Err(StorageError::NotFound);
+        }
+        let (root, path) = (self.root.clone(), self.path(bucket, key));
+        blocking(move || open_inside(&root, &path)).await
+    }
+}
+
+/// An object opened for reading, with what HTTP says of it.
+#[derive(Debug)]
+pub struct OpenedObject {
+    pub file: std::fs::File,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
+/// Opens `path` if it is a regular file inside `root` once every symbolic
+/// link is resolved. The check is of the file actually opened (its
+/// descriptor's path where `/proc` has it), so a link swapped in between a
+/// check and the open cannot lead out.
+fn open_inside(root: &Path, path: &Path) -> std::io::Result<OpenedObject> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO would block the open until a writer came.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| path.canonicalize())?;
+    let inside = real.starts_with(root) && !real.starts_with(root.join(TMP_DIR));
+    if !metadata.is_file() || !inside {
+        return Err(Error::from(ErrorKind::NotFound));
+    }
+    Ok(OpenedObject {
+        file,
+        size: metadata.len(),
+        modified: metadata.modified()?,
+    })
 }
 
 fn io_error(err: std::io::Error) -> StorageError {
@@ -352,6 +402,52 @@ mod tests {
             store.get("b1", "a/b c.m3u8", None).await,
             Err(StorageError::NotFound)
         );
+    }
+
+    #[tokio::test]
+    async fn objects_are_opened_inside_the_store_only() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("objects")).unwrap();
+        let root = dir.path().join("objects");
+        store
+            .put("b01", "live/a.ts", Bytes::from_static(b"media"), "x")
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join("secret"), b"secret").unwrap();
+        std::fs::write(root.join(TMP_DIR).join("partial"), b"half").unwrap();
+        symlink(dir.path().join("secret"), root.join("b01/live/out.ts")).unwrap();
+        symlink(dir.path(), root.join("b01/up")).unwrap();
+        symlink(root.join("b01/live/a.ts"), root.join("b01/live/same.ts")).unwrap();
+        symlink(
+            root.join(TMP_DIR).join("partial"),
+            root.join("b01/live/tmp.ts"),
+        )
+        .unwrap();
+        let fifo = std::ffi::CString::new(root.join("b01/live/fifo.ts").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+        let opened = store.open_object("b01", "live/a.ts").await.unwrap();
+        assert_eq!(opened.size, 5);
+        let linked = store.open_object("b01", "live/same.ts").await.unwrap();
+        assert_eq!(linked.size, 5, "a link inside the store is followed");
+        for key in [
+            "live/out.ts",
+            "up/secret",
+            "live/tmp.ts",
+            "live/fifo.ts",
+            "live",
+            "live/none.ts",
+            "../secret",
+            "live/../a.ts",
+        ] {
+            let refused = store.open_object("b01", key).await;
+            assert_eq!(refused.unwrap_err(), StorageError::NotFound, "{key}");
+        }
+        for bucket in [TMP_DIR, "..", "B01"] {
+            let refused = store.open_object(bucket, "partial").await;
+            assert_eq!(refused.unwrap_err(), StorageError::NotFound, "{bucket}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::config::{Config, EndpointConfig, EndpointKind};
 use crate::manifest::Micros;
 use crate::telemetry;
 
-pub use local::{LocalStore, TMP_DIR};
+pub use local::{LocalStore, OpenedObject, TMP_DIR};
 pub use s3::S3Store;
 pub use segment_urls::{SegmentUrl, SegmentUrls};
 
@@ -130,6 +130,9 @@ pub struct ListedObject {
 /// One configured endpoint with its store and retry policy.
 struct Endpoint {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is a local directory, whose files can be
+    /// opened and served as they are.
+    local: Option<Arc<LocalStore>>,
     request_timeout: Duration,
     max_attempts: u32,
     /// How playlists made per request point players at its segments.
@@ -155,6 +158,32 @@ impl Storage {
 
     pub fn has_endpoint(&self, name: &str) -> bool {
         self.endpoints.contains_key(name)
+    }
+
+    /// Whether `name` is a configured local-directory endpoint.
+    pub fn is_local(&self, name: &str) -> bool {
+        self.endpoints
+            .get(name)
+            .is_some_and(|endpoint| endpoint.local.is_some())
+    }
+
+    /// Opens an object of a local-directory endpoint to stream it, within
+    /// the endpoint's request timeout; `NotFound` for what is no object of
+    /// the store (see [`LocalStore::open_object`]), `Rejected` for an
+    /// endpoint that is not a local directory.
+    pub async fn open_local(
+        &self,
+        endpoint: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<OpenedObject, StorageError> {
+        let configured = self.endpoint(endpoint)?;
+        let local = configured.local.as_ref().ok_or_else(|| {
+            StorageError::Rejected(format!("endpoint {endpoint} is not a local directory"))
+        })?;
+        configured
+            .attempt(endpoint, "open", local.open_object(bucket, key))
+            .await
     }
 
     /// URL of an object: through the endpoint's own addressing when it is
@@ -328,21 +357,23 @@ impl Endpoint {
     }
 
     fn from_config(config: &EndpointConfig) -> Result<Endpoint, String> {
-        let (store, presigning): (Arc<dyn ObjectStore>, _) = match config.kind {
+        let (store, local, presigning): (Arc<dyn ObjectStore>, _, _) = match config.kind {
             EndpointKind::Local => {
                 let root = config.path.clone().ok_or("local endpoint without path")?;
                 let store = LocalStore::new(root)
                     .map_err(|err| format!("endpoint {}: {err}", config.name))?;
-                (Arc::new(store), None)
+                let store = Arc::new(store);
+                (store.clone(), Some(store), None)
             }
             EndpointKind::S3 => {
                 let store = S3Store::new(config)?;
                 let presigning = store.presigning();
-                (Arc::new(store), Some(presigning))
+                (Arc::new(store), None, Some(presigning))
             }
         };
         Ok(Endpoint {
             store,
+            local,
             request_timeout: Duration::from_secs_f64(config.request_timeout_secs),
             max_attempts: config.max_attempts,
             segment_urls: segment_urls::Plan::new(config, presigning)?,

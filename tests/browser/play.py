@@ -2,8 +2,10 @@
 happened as one JSON object on stdout.
 
 The page (player.html with hls.min.js beside it, in --page-dir) is served
-by a small HTTP server of this script's own on a loopback port: a page
-origin of its own, as a player's page has. Chromium is Debian's, driven by
+by a small HTTP server of this script's own on a loopback port (--page-port,
+or any free one): a page origin of its own, as a player's page has, which
+the servers of the playlist and the segments must allow by CORS unless
+--disable-web-security is given. Chromium is Debian's, driven by
 Playwright for Python; Playwright's own browser builds are not used.
 
 Output: {"ended", "current_time", "duration", "fragments", "start_gap",
@@ -30,9 +32,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve(directory):
+def serve(directory, port):
     handler = functools.partial(QuietHandler, directory=directory)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -45,9 +47,15 @@ def main():
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--deadline", type=float, required=True, help="seconds")
     parser.add_argument("--disable-web-security", action="store_true")
+    parser.add_argument(
+        "--page-port",
+        type=int,
+        default=0,
+        help="port of the page's origin, http://127.0.0.1:PORT (default: any free one)",
+    )
     args = parser.parse_args()
 
-    server = serve(args.page_dir)
+    server = serve(args.page_dir, args.page_port)
     page_url = "http://127.0.0.1:%d/player.html?%s" % (
         server.server_address[1],
         urllib.parse.urlencode({"src": args.playlist, "rate": args.rate}),

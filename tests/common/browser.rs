@@ -44,12 +44,17 @@ pub struct BrowserPlay {
 /// How [`play_in_browser_with`] plays.
 #[derive(Clone, Debug)]
 pub struct PlayOptions {
-    /// Whether the browser enforces the same-origin policy. The test page
-    /// is served from an origin of its own, as a player's page is, while
-    /// the playlists come from the playback listener and the segments from
-    /// SeaweedFS: with it on, they play only once both answer with CORS
+    /// Whether the browser enforces the same-origin policy (on by
+    /// default). The test page is served from an origin of its own, as a
+    /// player's page is, while the playlists come from the playback
+    /// listener and the segments from SeaweedFS or the listener: with it
+    /// on, they play only when each answers the page's origin with CORS
     /// headers.
     pub web_security: bool,
+    /// The port of the page's origin, `http://127.0.0.1:{port}`, for a
+    /// test whose servers must name that origin in their CORS rules
+    /// (see [`page_origin`]); any free port when `None`.
+    pub page_port: Option<u16>,
     /// Media seconds played per second. Real time (1) by default: faster,
     /// the decoder of a busy machine falls behind and hls.js reports
     /// stalls with the whole range buffered.
@@ -62,22 +67,36 @@ pub struct PlayOptions {
 impl Default for PlayOptions {
     fn default() -> PlayOptions {
         PlayOptions {
-            // The playback listener sends no CORS headers yet, so the
-            // browser runs with --disable-web-security; a separate test of
-            // CORS comes with the listener's CORS support, and turns this
-            // on.
-            web_security: false,
+            web_security: true,
+            page_port: None,
             playback_rate: 1.0,
             deadline: Duration::from_secs(60),
         }
     }
 }
 
+impl PlayOptions {
+    /// The defaults, with the page on `http://127.0.0.1:{page_port}`.
+    pub fn on_page_port(page_port: u16) -> PlayOptions {
+        PlayOptions {
+            page_port: Some(page_port),
+            ..PlayOptions::default()
+        }
+    }
+}
+
+/// The origin of a test page served on `page_port`, as the browser sends
+/// it in `Origin` and CORS rules name it.
+pub fn page_origin(page_port: u16) -> String {
+    format!("http://127.0.0.1:{page_port}")
+}
+
 /// Plays `playlist_url` in headless Chromium through hls.js, muted and
-/// started by itself, until the video ends, a fatal error stops it, or the
-/// deadline of [`PlayOptions::default`] passes.
-pub async fn play_in_browser(playlist_url: &str) -> BrowserPlay {
-    play_in_browser_with(playlist_url, &PlayOptions::default()).await
+/// started by itself, from a page on `page_port` (see [`page_origin`]),
+/// until the video ends, a fatal error stops it, or the deadline of
+/// [`PlayOptions::default`] passes.
+pub async fn play_in_browser(playlist_url: &str, page_port: u16) -> BrowserPlay {
+    play_in_browser_with(playlist_url, &PlayOptions::on_page_port(page_port)).await
 }
 
 /// [`play_in_browser`] with options.
@@ -115,6 +134,9 @@ pub async fn play_in_browser_with(playlist_url: &str, options: &PlayOptions) -> 
         .env("PYTHONDONTWRITEBYTECODE", "1");
     if !options.web_security {
         command.arg("--disable-web-security");
+    }
+    if let Some(port) = options.page_port {
+        command.args(["--page-port", &port.to_string()]);
     }
     // Starting Chromium on a busy machine takes seconds of its own.
     let output = run(&mut command, options.deadline + Duration::from_secs(60)).await;

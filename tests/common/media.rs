@@ -38,6 +38,19 @@ pub struct Media {
     pub segments: Vec<MediaSegment>,
 }
 
+impl Media {
+    /// Writes the segments as `dir/segNNN.ts`, as a recorder writing to a
+    /// local directory leaves them.
+    pub fn write_to(&self, dir: &Path) {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        for segment in &self.segments {
+            let path = dir.join(&segment.file_name);
+            fs::write(&path, &segment.bytes)
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+    }
+}
+
 static MEDIA: OnceLock<Media> = OnceLock::new();
 
 pub fn media() -> &'static Media {

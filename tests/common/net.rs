@@ -87,6 +87,37 @@ pub async fn http_get(url: &str) -> HttpResponse {
     http_request("GET", url, None, None, Bytes::new()).await
 }
 
+/// One HTTP/1.1 GET of `target` sent byte for byte as given, as a hostile
+/// client sends what no URL parser would let through (`..`, `\`, bytes
+/// no URL holds); the status and the whole answer as text (`0` when the
+/// server closed without a status line).
+pub async fn raw_http_get(addr: std::net::SocketAddr, target: &[u8], host: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request.extend_from_slice(
+            format!(" HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        stream.write_all(&request).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("no answer within 30 s")
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 /// The line of metric `name` (without labels) in the Prometheus text the
 /// server on `port` exports.
 pub async fn metric_line(port: u16, name: &str) -> String {

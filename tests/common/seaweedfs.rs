@@ -259,6 +259,28 @@ impl SeaweedFs {
         .await
     }
 
+    /// Lets pages of `origins` read `bucket`'s objects (GET and HEAD, with
+    /// a Range), as an operator sets a bucket's CORS rules with
+    /// PutBucketCors: with rules, SeaweedFS answers those origins only
+    /// (without any, it answers every origin).
+    pub async fn allow_origins(&self, bucket: &str, origins: &[&str]) {
+        let allowed: String = origins
+            .iter()
+            .map(|origin| format!("<AllowedOrigin>{origin}</AllowedOrigin>"))
+            .collect();
+        let rules = format!(
+            "<CORSConfiguration><CORSRule>{allowed}\
+             <AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>\
+             <AllowedHeader>Range</AllowedHeader>\
+             <ExposeHeader>Content-Length</ExposeHeader><ExposeHeader>Content-Range</ExposeHeader>\
+             <ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds>\
+             </CORSRule></CORSConfiguration>"
+        );
+        let url = format!("{}/{bucket}?cors", self.url());
+        let response = http_request("PUT", &url, None, Some("application/xml"), rules.into()).await;
+        assert_eq!(response.status, 200, "PUT {url}: {}", response.text());
+    }
+
     /// Uploads the test media as `{prefix}/segNNN.ts` and returns the keys.
     pub async fn upload_media(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();

