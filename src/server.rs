@@ -483,6 +483,7 @@ impl Server {
             max_register_batch: config.max_register_batch,
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
+            keyframes: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
         // Before anything reports a metric, so none is lost.

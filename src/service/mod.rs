@@ -20,6 +20,7 @@ mod delete;
 mod describe;
 mod fault;
 mod idempotency;
+pub mod keyframes;
 pub mod playback;
 pub mod probing;
 mod register;
@@ -46,6 +47,9 @@ pub struct IndexService {
     pub span_gap: crate::manifest::Micros,
     /// Serializes requests that share a ClientToken.
     pub token_locks: TokenLocks,
+    /// Segments' keyframes, probed once and kept for clips and I-frame
+    /// playlists.
+    pub keyframes: keyframes::KeyframeCache,
 }
 
 /// Rule 1 of every request: required fields present, names valid.
