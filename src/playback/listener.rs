@@ -103,7 +103,8 @@ impl Playback {
             .await?;
         let account = caller.account.id.clone();
         if let Some(suffixes) = &route.renditions {
-            let variant_uri = |stream: &str| self.variant_uri(&account, path, query, stream);
+            let variant_uri =
+                |stream: &str, file: &str| self.variant_uri(&account, path, query, stream, file);
             let answer = self
                 .service
                 .master_playlist(&caller, &route.playlist, suffixes, &variant_uri)
@@ -111,10 +112,16 @@ impl Playback {
             return Ok(answer);
         }
         let uris = |segments: &[&Segment]| self.segment_uris(&account, segments);
-        let answer = self
-            .service
-            .playlist(&caller, &route.playlist, self.live_idle, &uris)
-            .await?;
+        let (playlist, idle) = (&route.playlist, self.live_idle);
+        let answer = if route.iframes {
+            self.service
+                .iframe_playlist(&caller, playlist, idle, &uris)
+                .await?
+        } else {
+            self.service
+                .playlist(&caller, playlist, idle, &uris)
+                .await?
+        };
         Ok(answer)
     }
 
@@ -159,11 +166,18 @@ impl Playback {
             .collect()
     }
 
-    /// The URI a master playlist at `path` gives a rendition: its own
-    /// `index.m3u8` beside the master's stream, with the master's query
-    /// (its range and options), signed for its own path when URLs are
-    /// signed.
-    fn variant_uri(&self, account: &str, path: &str, query: Option<&str>, stream: &str) -> String {
+    /// The URI a master playlist at `path` gives a rendition's playlist
+    /// `file` (`index.m3u8`, `iframes.m3u8`): beside the master's stream,
+    /// with the master's query (its range and options), signed for its own
+    /// path when URLs are signed.
+    fn variant_uri(
+        &self,
+        account: &str,
+        path: &str,
+        query: Option<&str>,
+        stream: &str,
+        file: &str,
+    ) -> String {
         // A stream name holds no `/`, so this is one path segment.
         let encoded = crate::manifest::uri::encode_key(stream);
         let mut own_query: Vec<&str> = query
@@ -179,13 +193,13 @@ impl Playback {
             // "/v1/{domain}/{app}/" as the master's path sent it.
             let stream_dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
             let app_dir = stream_dir.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let own_path = format!("{app_dir}/{encoded}/index.m3u8");
+            let own_path = format!("{app_dir}/{encoded}/{file}");
             let now = self.service.clock.now().div_euclid(MICROS_PER_SECOND);
             let key = signing::sign(&own_path, keys.primary(), now, &signing::new_rand(), "0");
             signed = format!("{}={key}", signing::PARAM);
             own_query.push(&signed);
         }
-        format!("../{encoded}/index.m3u8?{}", own_query.join("&"))
+        format!("../{encoded}/{file}?{}", own_query.join("&"))
     }
 
     /// The URL must carry a valid `auth_key` of the account's keys, except

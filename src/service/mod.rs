@@ -20,6 +20,7 @@ mod delete;
 mod describe;
 mod fault;
 mod idempotency;
+pub mod iframes;
 pub mod keyframes;
 pub mod playback;
 pub mod probing;
