@@ -583,29 +583,32 @@ async fn playback_is_kept_per_tenant() {
     ];
     let scenario = Scenario::with(120, "", accounts, &env).await;
     let now = chrono::Utc::now().timestamp();
-    let at = |domain: &str, key: &str| {
-        let url = format!(
-            "{}/v1/{domain}/{APP}/cam/index.m3u8?start=1795089600&end=1795093200",
-            scenario.playback
-        );
-        record_index::playback::signing::sign_url(&url, key, now, "r", "0").unwrap()
-    };
-    // Past the signature, the stream is not there: 404 shows it passed.
-    for (url, status, code) in [
-        (at(DOMAIN, "key-a"), 404, "InvalidStream.NotFound"),
-        (
-            at("live.example.org", "key-b"),
-            404,
-            "InvalidStream.NotFound",
-        ),
-        (at("live.example.org", "key-a"), 403, "Forbidden.RAM"),
-        (at(DOMAIN, "key-b"), 403, "Forbidden.RAM"),
-        (at("nobody.net", "key-a"), 403, "Forbidden.RAM"),
-    ] {
-        let answer = get(&url).await;
-        assert_eq!(answer.status, status, "{url}: {}", answer.text());
-        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-        assert_eq!(body["Code"], code, "{url}: {body}");
+    // Every playlist kind, each signed for its own path.
+    for file in ["index.m3u8", "iframes.m3u8", "master.m3u8"] {
+        let at = |domain: &str, key: &str| {
+            let url = format!(
+                "{}/v1/{domain}/{APP}/cam/{file}?start=1795089600&end=1795093200&Renditions=_hd",
+                scenario.playback
+            );
+            record_index::playback::signing::sign_url(&url, key, now, "r", "0").unwrap()
+        };
+        // Past the signature, the stream is not there: 404 shows it passed.
+        for (url, status, code) in [
+            (at(DOMAIN, "key-a"), 404, "InvalidStream.NotFound"),
+            (
+                at("live.example.org", "key-b"),
+                404,
+                "InvalidStream.NotFound",
+            ),
+            (at("live.example.org", "key-a"), 403, "Forbidden.RAM"),
+            (at(DOMAIN, "key-b"), 403, "Forbidden.RAM"),
+            (at("nobody.net", "key-a"), 403, "Forbidden.RAM"),
+        ] {
+            let answer = get(&url).await;
+            assert_eq!(answer.status, status, "{url}: {}", answer.text());
+            let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            assert_eq!(body["Code"], code, "{url}: {body}");
+        }
     }
 }
 
