@@ -5,7 +5,7 @@
 //!
 //! The cache holds at most [`CACHE_BYTES`] of tables, dropping those used
 //! longest ago first; a table of a 6-second segment with a keyframe a
-//! second weighs about half a kilobyte. Segments are taken as written
+//! second weighs about 650 bytes. Segments are taken as written
 //! once: an object rewritten under the same key keeps its old table until
 //! the cache drops it. At most [`PROBES_AT_ONCE`] objects are read and
 //! probed at a time across the service, so their bytes in memory stay
@@ -208,5 +208,46 @@ fn read_error(err: StorageError) -> TableError {
         StorageError::NotFound | StorageError::Rejected(_) => {
             TableError::Unusable(format!("reading it failed: {err}").into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::VideoCodec;
+
+    #[test]
+    fn a_six_second_segment_weighs_about_650_bytes() {
+        let id = ObjectId {
+            endpoint: "oss-cn-shanghai.aliyuncs.com".into(),
+            bucket: "records".into(),
+            object: "live/cam1/2026-11-25/100000.ts".into(),
+        };
+        let keyframe = Keyframe {
+            offset: 564,
+            tables_offset: Some(188),
+            tables_end: Some(564),
+            end: 30_000,
+            pts: 0,
+        };
+        let table = KeyframeTable {
+            probe: Probe {
+                video_pid: 256,
+                codec: VideoCodec::H264,
+                width: 1280,
+                height: 720,
+                codec_string: "avc1.64001F".into(),
+                first_pts: 0,
+                last_pts: 6 * 90_000,
+                duration_micros: 6_000_000,
+                frames: 150,
+                keyframes: vec![keyframe; 6],
+            },
+            total_len: 3_000_000,
+        };
+        let weight = table.weight(&id);
+        assert!((550..=750).contains(&weight), "{weight} bytes");
+        // What the cache's documentation promises it holds.
+        assert!(CACHE_BYTES / weight >= 45_000, "{weight} bytes");
     }
 }
