@@ -504,6 +504,7 @@ impl Server {
             span_gap: (config.span_gap_seconds * 1e6).round() as crate::manifest::Micros,
             token_locks: Default::default(),
             playback_signing,
+            keyframes: Default::default(),
         });
         let accounts = Arc::new(Accounts::from_config(config));
         // Before anything reports a metric, so none is lost.

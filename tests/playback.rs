@@ -19,6 +19,8 @@ const HLS_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 struct Scenario {
     server: Server,
     playback: String,
+    s3: &'static SeaweedFs,
+    bucket: String,
     segments: Vec<Segment>,
 }
 
@@ -56,6 +58,8 @@ impl Scenario {
         Scenario {
             server,
             playback,
+            s3,
+            bucket,
             segments,
         }
     }
@@ -563,6 +567,53 @@ async fn a_master_playlist_names_each_rendition_and_plays() {
     assert_eq!(probe.errors, "", "ffprobe reported errors reading {signed}");
     assert_eq!(probe.frames, frames(2..=6));
 
+    // Each rendition's I-frame playlist, signed for its own path, with
+    // the peak bit rate of its first segment's keyframes.
+    let iframes: Vec<Vec<(String, String)>> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("#EXT-X-I-FRAME-STREAM-INF:"))
+        .map(attributes)
+        .collect();
+    assert_eq!(iframes.len(), 2, "{text}");
+    for (attributes, suffix) in iframes.iter().zip(["_hd", "_sd"]) {
+        let value = |name: &str| {
+            attributes
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+                .unwrap_or_else(|| panic!("no {name}: {text}"))
+        };
+        assert_eq!(value("RESOLUTION"), "640x360", "{text}");
+        assert!(value("CODECS").starts_with("avc1."), "{text}");
+        let uri = value("URI");
+        assert!(
+            uri.starts_with(&format!("../{STREAM}{suffix}/iframes.m3u8?start=")),
+            "{text}"
+        );
+        assert!(
+            uri.contains("auth_key=") && !uri.contains("Renditions"),
+            "{uri}"
+        );
+        let child = resolve(&signed, uri);
+        let answer = get(&child).await;
+        assert_eq!(answer.status, 200, "{child}: {}", answer.text());
+        let playlist = answer.text();
+        assert!(playlist.contains("#EXT-X-I-FRAMES-ONLY\n"), "{playlist}");
+        let rates = entry_rates(&playlist);
+        let first_uri = &rates[0].0;
+        let peak = rates
+            .iter()
+            .filter(|(uri, _)| uri == first_uri)
+            .map(|(_, rate)| *rate)
+            .fold(0.0, f64::max);
+        let bandwidth: f64 = value("BANDWIDTH").parse().unwrap();
+        assert!(
+            (bandwidth - peak).abs() <= peak * 0.01,
+            "BANDWIDTH {bandwidth}, the first segment's keyframes peak at {peak}"
+        );
+        assert_plays_keyframes_only(&child, keyframes(2..=6)).await;
+    }
+
     // A rendition never registered is named.
     let missing = scenario.url(
         "master.m3u8",
@@ -574,6 +625,41 @@ async fn a_master_playlist_names_each_rendition_and_plays() {
     let answer = get(&missing).await;
     assert_eq!(answer.status, 404, "{}", answer.text());
     assert!(answer.text().contains("stream_4k"), "{}", answer.text());
+}
+
+/// The attributes of a tag's attribute list, values unquoted.
+fn attributes(list: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut rest = list;
+    while let Some((name, after)) = rest.split_once('=') {
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let (value, next) = quoted.split_once('"').expect("a closing quote");
+                (value, next.strip_prefix(',').unwrap_or(next))
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        pairs.push((name.to_string(), value.to_string()));
+        rest = next;
+    }
+    pairs
+}
+
+/// Each entry of an I-frame playlist: its URI and its bits per second,
+/// its byte range over its EXTINF.
+fn entry_rates(text: &str) -> Vec<(String, f64)> {
+    let (mut seconds, mut length) = (0.0, 0.0);
+    let mut rates = Vec::new();
+    for line in text.lines() {
+        if let Some(extinf) = line.strip_prefix("#EXTINF:") {
+            seconds = extinf.trim_end_matches(',').parse().unwrap();
+        } else if let Some(range) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            length = range.split('@').next().unwrap().parse().unwrap();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            rates.push((line.to_string(), length * 8.0 / seconds));
+        }
+    }
+    rates
 }
 
 /// Each domain plays with its own account's keys only: an exact account
@@ -590,28 +676,304 @@ async fn playback_is_kept_per_tenant() {
     ];
     let scenario = Scenario::with(120, "", accounts, &env).await;
     let now = chrono::Utc::now().timestamp();
-    let at = |domain: &str, key: &str| {
-        let url = format!(
-            "{}/v1/{domain}/{APP}/cam/index.m3u8?start=1795089600&end=1795093200",
+    // Every playlist kind, each signed for its own path.
+    for file in ["index.m3u8", "iframes.m3u8", "master.m3u8"] {
+        let at = |domain: &str, key: &str| {
+            let url = format!(
+                "{}/v1/{domain}/{APP}/cam/{file}?start=1795089600&end=1795093200&Renditions=_hd",
+                scenario.playback
+            );
+            record_index::playback::signing::sign_url(&url, key, now, "r", "0").unwrap()
+        };
+        // Past the signature, the stream is not there: 404 shows it passed.
+        for (url, status, code) in [
+            (at(DOMAIN, "key-a"), 404, "InvalidStream.NotFound"),
+            (
+                at("live.example.org", "key-b"),
+                404,
+                "InvalidStream.NotFound",
+            ),
+            (at("live.example.org", "key-a"), 403, "Forbidden.RAM"),
+            (at(DOMAIN, "key-b"), 403, "Forbidden.RAM"),
+            (at("nobody.net", "key-a"), 403, "Forbidden.RAM"),
+        ] {
+            let answer = get(&url).await;
+            assert_eq!(answer.status, status, "{url}: {}", answer.text());
+            let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            assert_eq!(body["Code"], code, "{url}: {body}");
+        }
+    }
+}
+
+/// Keyframes in the test media's segments `indexes`: one every 25 frames
+/// from each segment's start (ffmpeg cut them with `-g 25 -keyint_min 25
+/// -sc_threshold 0`).
+fn keyframes(indexes: std::ops::RangeInclusive<usize>) -> u64 {
+    indexes
+        .map(|i| media().segments[i].frames().div_ceil(25))
+        .sum()
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ`, `seconds` into the scenario's recording.
+fn into_recording(scenario: &Scenario, seconds: i64) -> String {
+    utc_seconds(segment_start(&scenario.segments[0]) + chrono::Duration::seconds(seconds))
+}
+
+/// ffprobe reads `url` as a player would: no errors, and every frame it
+/// decodes is a keyframe, `count` of them.
+async fn assert_plays_keyframes_only(url: &str, count: u64) {
+    let (frames, errors) = ffprobe_frames(url).await;
+    assert_eq!(errors, "", "ffprobe reported errors reading {url}");
+    assert_eq!(frames.len() as u64, count, "frames decoded from {url}");
+    assert!(
+        frames.iter().all(|f| f.key_frame && f.pict_type == "I"),
+        "{url} played frames other than keyframes: {frames:?}"
+    );
+}
+
+/// The `(URI, length, offset)` of each `#EXT-X-MAP` of an I-frame playlist.
+fn maps(text: &str) -> Vec<(String, u64, u64)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("#EXT-X-MAP:URI=\""))
+        .map(|rest| {
+            let (uri, range) = rest
+                .split_once("\",BYTERANGE=\"")
+                .expect("URI, then BYTERANGE");
+            let (length, offset) = range.trim_end_matches('"').split_once('@').unwrap();
+            (
+                uri.to_string(),
+                length.parse().unwrap(),
+                offset.parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The PID of a TS packet, and whether a PES or section starts in it.
+fn ts_header(packet: &[u8]) -> (u16, bool) {
+    assert_eq!(packet[0], 0x47, "not a TS packet");
+    (
+        u16::from(packet[1] & 0x1F) << 8 | u16::from(packet[2]),
+        packet[1] & 0x40 != 0,
+    )
+}
+
+/// What a player reads as the Media Initialization Section: the map's
+/// byte range of its URI is a PAT, then a PMT.
+async fn assert_map_is_pat_then_pmt(uri: &str, length: u64, offset: u64) {
+    let range = format!("bytes={offset}-{}", offset + length - 1);
+    let read = http_request_with_headers("GET", uri, &[("range", &range)]).await;
+    assert_eq!(read.status, 206, "{uri} {range}: {}", read.text());
+    assert_eq!(read.body.len() as u64, length);
+    let packets: Vec<&[u8]> = read.body.chunks(188).collect();
+    assert!(
+        packets.len() >= 2 && length.is_multiple_of(188),
+        "{length} bytes"
+    );
+    assert_eq!(
+        ts_header(packets[0]),
+        (0, true),
+        "the first packet is no PAT"
+    );
+    let last = packets[packets.len() - 1];
+    let (pid, start) = ts_header(last);
+    // The PAT names the PMT's PID; the section there is table 2, a PMT.
+    let pat = &packets[0][5 + usize::from(packets[0][4])..];
+    let pmt_pid = u16::from(pat[10] & 0x1F) << 8 | u16::from(pat[11]);
+    assert!(start && pid == pmt_pid, "the last packet is no PMT");
+    assert_eq!(last[5 + usize::from(last[4])], 0x02, "table_id of a PMT");
+}
+
+#[tokio::test]
+async fn an_iframe_playlist_plays_the_keyframes_of_the_range_through_presigned_urls() {
+    let endpoint = "segment_urls = \"presigned\"\npresign_expiry_secs = 900\n";
+    let scenario = Scenario::with(120, endpoint, |_| String::new(), &[]).await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("iframes.m3u8", &format!("start={start}&end={end}"));
+
+    let response = get(&url).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(header(&response, "content-type"), HLS_CONTENT_TYPE);
+    // Closed, but kept one step of its presigned URLs (a tenth of 900 s).
+    assert_eq!(header(&response, "cache-control"), "public, max-age=90");
+    let text = response.text();
+    let playlist = Playlist::parse(&text);
+    assert!(playlist.has_line("#EXT-X-I-FRAMES-ONLY"), "{text}");
+    assert_eq!(playlist.tag("#EXT-X-VERSION"), Some("5"), "{text}");
+    assert_eq!(playlist.tag("#EXT-X-PLAYLIST-TYPE"), Some("VOD"), "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert_eq!(playlist.entries.len() as u64, keyframes(2..=6), "{text}");
+    // Each keyframe lasts until the next: together, the range's segments.
+    let duration = playlist.total_duration();
+    assert!((duration - seconds(2..=6)).abs() < 0.01, "{duration} s");
+    assert_eq!(
+        text.matches("#EXT-X-BYTERANGE:").count(),
+        playlist.entries.len()
+    );
+    // Segment URIs as the media playlist writes them: presigned GETs.
+    let media = get(&scenario.url("index.m3u8", &format!("start={start}&end={end}"))).await;
+    let segment_uris = Playlist::parse(&media.text()).uris().len();
+    assert_eq!(segment_uris, 5);
+    for uri in playlist.uris() {
+        assert!(uri.contains("X-Amz-Signature="), "{uri}");
+    }
+    let maps = maps(&text);
+    assert_eq!(
+        maps.len(),
+        5,
+        "one initialization section a segment: {text}"
+    );
+    for (uri, length, offset) in &maps {
+        assert!(uri.contains("X-Amz-Signature="), "{uri}");
+        assert_map_is_pat_then_pmt(uri, *length, *offset).await;
+    }
+
+    assert_plays_keyframes_only(&url, keyframes(2..=6)).await;
+
+    // A KEYFRAME clip from the keyframe at 14 s to the one at 27 s: the
+    // keyframes it shows, 14 to 26 s.
+    let query = format!(
+        "start={}&end={}&ClipMode=KEYFRAME",
+        into_recording(&scenario, 14),
+        into_recording(&scenario, 27)
+    );
+    let clip = scenario.url("iframes.m3u8", &query);
+    let text = get(&clip).await.text();
+    let playlist = Playlist::parse(&text);
+    assert_eq!(playlist.entries.len(), 13, "{text}");
+    let first_shown = playlist.entries[0].program_date_time.as_deref();
+    let fourteen = utc_millis(segment_start(&scenario.segments[0]) + chrono::Duration::seconds(14));
+    assert_eq!(first_shown, Some(fourteen.as_str()), "{text}");
+    assert!((playlist.total_duration() - 13.0).abs() < 0.01, "{text}");
+    assert_plays_keyframes_only(&clip, 13).await;
+}
+
+#[tokio::test]
+async fn an_iframe_playlist_to_the_live_edge_grows_at_its_end() {
+    let scenario = Scenario::new(86_400).await;
+    scenario.register(&scenario.segments[..5]).await;
+    let (start, _) = range_selecting(&scenario.segments, 0, 1);
+    let url = scenario.url("iframes.m3u8", &format!("start={start}"));
+    let first = get(&url).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let text = first.text();
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"), "{text}");
+    assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert!(!header(&first, "cache-control").contains("86400"));
+    assert_eq!(text.matches("#EXTINF:").count() as u64, keyframes(0..=4));
+
+    // New segments add keyframes at the end; nothing before them changes.
+    scenario.register(&scenario.segments[5..]).await;
+    let second = get(&url).await.text();
+    let all = keyframes(0..=scenario.segments.len() - 1);
+    assert_eq!(second.matches("#EXTINF:").count() as u64, all, "{second}");
+    assert!(second.starts_with(&text), "{second}");
+    assert!(!second.contains("#EXT-X-ENDLIST"), "{second}");
+}
+
+#[tokio::test]
+async fn unreadable_segments_are_left_out_of_an_iframe_playlist() {
+    let scenario = Scenario::new(120).await;
+    let garbage = bytes::Bytes::from(vec![b'x'; 188 * 100]);
+    let broken = &scenario.segments[4].oss_object;
+    scenario
+        .s3
+        .put_object(&scenario.bucket, broken, garbage, "video/mp2t")
+        .await;
+    scenario.register(&scenario.segments).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("iframes.m3u8", &format!("start={start}&end={end}"));
+    let response = get(&url).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    let playlist = Playlist::parse(&text);
+    let kept = keyframes(2..=3) + keyframes(5..=6);
+    assert_eq!(playlist.entries.len() as u64, kept, "{text}");
+    assert!(!text.contains("seg004.ts"), "{text}");
+    // The hole it leaves is a discontinuity, as a gap in the recording.
+    let breaks: Vec<usize> = playlist
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.discontinuity)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(breaks, [keyframes(2..=3) as usize], "{text}");
+    assert_plays_keyframes_only(&url, kept).await;
+
+    // Nothing left: the range's media cannot make an I-frame playlist.
+    let (start, end) = range_selecting(&scenario.segments, 4, 4);
+    let url = scenario.url("iframes.m3u8", &format!("start={start}&end={end}"));
+    let response = get(&url).await;
+    assert_eq!(response.status, 400, "{}", response.text());
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["Code"], "OperationNotSupport", "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("seg004.ts"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn iframe_playlist_errors_use_create_codes() {
+    let scenario = Scenario::new(120).await;
+    scenario.register(&scenario.segments).await;
+    // 721 five-second segments, an hour and a minute, never uploaded: the
+    // cap refuses the range before any is read.
+    let long_start = recording_start(Duration::from_secs(3 * 3600));
+    let long = plain_segments(
+        (&scenario.segments[0].oss_endpoint, &scenario.bucket, "long"),
+        long_start,
+        0..721,
+        5,
+    );
+    scenario.register_stream(None, "long", &long).await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let stream_url = |stream: &str, query: &str| {
+        format!(
+            "{}/v1/{DOMAIN}/{APP}/{stream}/iframes.m3u8?{query}",
             scenario.playback
-        );
-        record_index::playback::signing::sign_url(&url, key, now, "r", "0").unwrap()
+        )
     };
-    // Past the signature, the stream is not there: 404 shows it passed.
-    for (url, status, code) in [
-        (at(DOMAIN, "key-a"), 404, "InvalidStream.NotFound"),
+    let whole_hour = format!(
+        "start={}&end={}",
+        utc_seconds(long_start),
+        utc_seconds(long_start + chrono::Duration::seconds(721 * 5))
+    );
+    let cases = [
         (
-            at("live.example.org", "key-b"),
+            stream_url("nobody", &format!("start={start}&end={end}")),
             404,
             "InvalidStream.NotFound",
         ),
-        (at("live.example.org", "key-a"), 403, "Forbidden.RAM"),
-        (at(DOMAIN, "key-b"), 403, "Forbidden.RAM"),
-        (at("nobody.net", "key-a"), 403, "Forbidden.RAM"),
-    ] {
-        let answer = get(&url).await;
-        assert_eq!(answer.status, status, "{url}: {}", answer.text());
-        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        (
+            stream_url(STREAM, "start=yesterday"),
+            400,
+            "InvalidStartTime.Malformed",
+        ),
+        (
+            stream_url(STREAM, &format!("start={start}&end=tomorrow")),
+            400,
+            "InvalidEndTime.Malformed",
+        ),
+        (
+            stream_url(STREAM, &format!("start={end}&end={start}")),
+            400,
+            "InvalidEndTime.Mismatch",
+        ),
+        (stream_url(STREAM, ""), 400, "InvalidParams"),
+        (stream_url("long", &whole_hour), 400, "RecordContentExceed"),
+    ];
+    for (url, status, code) in cases {
+        let response = get(&url).await;
+        assert_eq!(response.status, status, "{url}: {}", response.text());
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(body["Code"], code, "{url}: {body}");
+        if code == "RecordContentExceed" {
+            let message = body["Message"].as_str().unwrap();
+            assert!(message.contains("at most 720 segments"), "{message}");
+            assert!(message.contains("721"), "{message}");
+        }
     }
 }

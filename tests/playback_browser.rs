@@ -2,9 +2,9 @@
 //! plays ranges from the playback listener through hls.js to their end
 //! (whole segments, and a keyframe clip of byte ranges), and npm's
 //! hls-parser in strict mode accepts every kind of playlist the service
-//! makes, per request or written by Create. Against the real binary,
-//! ffmpeg-made media in SeaweedFS or in local mode's directory, and the
-//! real browser.
+//! makes, per request (media, I-frame and master) or written by Create.
+//! Against the real binary, ffmpeg-made media in SeaweedFS or in local
+//! mode's directory, and the real browser.
 //!
 //! The browser enforces the same-origin policy, as it does for a user: the
 //! test page is on an origin of its own, the playlists come from the
@@ -96,8 +96,13 @@ impl Scenario {
     }
 
     fn url(&self, query: &str) -> String {
+        self.file_url(STREAM, "index.m3u8", query)
+    }
+
+    /// The URL of the playlist `file` of `stream`.
+    fn file_url(&self, stream: &str, file: &str, query: &str) -> String {
         format!(
-            "{}/v1/{DOMAIN}/{APP}/{STREAM}/index.m3u8?{query}",
+            "{}/v1/{DOMAIN}/{APP}/{stream}/{file}?{query}",
             self.playback
         )
     }
@@ -330,6 +335,14 @@ async fn a_strict_parser_accepts_event_playlists_at_the_live_edge_and_ended() {
     assert!(!parsed.endlist, "{text}");
     assert_eq!(parsed.segments, 5, "{text}");
 
+    let iframes = live.file_url(STREAM, "iframes.m3u8", &format!("start={start}"));
+    let text = playlist(&iframes).await;
+    let parsed = assert_strict_hls(&text, PlaylistKind::Media).await;
+    assert!(parsed.iframes_only, "{text}");
+    assert_eq!(parsed.playlist_type.as_deref(), Some("EVENT"), "{text}");
+    assert!(!parsed.endlist, "{text}");
+    assert_eq!(parsed.segments, 5 * 6, "{text}");
+
     // Idle for longer than a minute: the range has ended.
     let ended = Scenario::new(60).await;
     ended.register(&ended.segments).await;
@@ -338,6 +351,60 @@ async fn a_strict_parser_accepts_event_playlists_at_the_live_edge_and_ended() {
     let parsed = assert_strict_hls(&text, PlaylistKind::Media).await;
     assert!(parsed.endlist, "{text}");
     assert_eq!(parsed.segments, ended.segments.len(), "{text}");
+    let iframes = ended.file_url(STREAM, "iframes.m3u8", &format!("start={start}"));
+    let text = playlist(&iframes).await;
+    let parsed = assert_strict_hls(&text, PlaylistKind::Media).await;
+    assert!(parsed.iframes_only && parsed.endlist, "{text}");
+    assert_eq!(parsed.segments, ended.segments.len() * 6, "{text}");
+}
+
+#[tokio::test]
+async fn a_strict_parser_accepts_iframe_playlists_and_the_master_naming_them() {
+    let scenario = Scenario::new(120).await;
+    for stream in [STREAM, "prog_a", "prog_b"] {
+        scenario.register_as(stream, &scenario.segments).await;
+    }
+    // Six keyframes a segment, each its own entry with a byte range and
+    // the segment's PAT and PMT as EXT-X-MAP.
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let range = format!("start={start}&end={end}");
+    let text = playlist(&scenario.file_url(STREAM, "iframes.m3u8", &range)).await;
+    let parsed = assert_strict_hls(&text, PlaylistKind::Media).await;
+    assert!(parsed.iframes_only, "{text}");
+    assert_eq!(parsed.version, Some(5), "{text}");
+    assert_eq!(parsed.playlist_type.as_deref(), Some("VOD"), "{text}");
+    assert!(parsed.endlist, "{text}");
+    assert_eq!(
+        (parsed.segments, parsed.byte_ranges, parsed.maps),
+        (30, 30, 30),
+        "{text}"
+    );
+    assert_eq!(parsed.target_duration, Some(1.0), "{text}");
+
+    // A KEYFRAME clip's keyframes, 14 to 26 s into the recording.
+    let clip = format!(
+        "start={}&end={}&ClipMode=KEYFRAME",
+        scenario.at(14),
+        scenario.at(27)
+    );
+    let text = playlist(&scenario.file_url(STREAM, "iframes.m3u8", &clip)).await;
+    let parsed = assert_strict_hls(&text, PlaylistKind::Media).await;
+    assert_eq!((parsed.segments, parsed.maps), (13, 13), "{text}");
+
+    let query = format!("{range}&Renditions=_a,_b");
+    let master = playlist(&scenario.file_url("prog", "master.m3u8", &query)).await;
+    let parsed = assert_strict_hls(&master, PlaylistKind::Master).await;
+    assert_eq!(parsed.variants.len(), 2, "{master}");
+    assert_eq!(parsed.iframe_variants.len(), 2, "{master}");
+    for (uri, stream) in parsed.iframe_variants.iter().zip(["prog_a", "prog_b"]) {
+        let own = uri
+            .strip_prefix(&format!("../{stream}/iframes.m3u8?"))
+            .unwrap_or_else(|| panic!("{uri} is not {stream}'s I-frame playlist"));
+        let text = playlist(&scenario.file_url(stream, "iframes.m3u8", own)).await;
+        let iframes = assert_strict_hls(&text, PlaylistKind::Media).await;
+        assert!(iframes.iframes_only, "{text}");
+        assert_eq!(iframes.segments, 30, "{text}");
+    }
 }
 
 #[tokio::test]

@@ -188,6 +188,51 @@ fn assert_like_ffprobe(path: &Path, probe: &Probe) {
     assert_eq!(probe.last_pts, last, "last PTS of {path:?}");
     let ours: Vec<(u64, u64)> = probe.keyframes.iter().map(|k| (k.offset, k.pts)).collect();
     assert_eq!(ours, keys, "keyframes of {path:?}");
+    assert_ends_like_ffprobe(path, probe);
+}
+
+/// Each keyframe's PES ends where ffprobe's next video packet starts (its
+/// `pos` is the TS packet that opens the PES), the last one at the end of
+/// the file.
+fn assert_ends_like_ffprobe(path: &Path, probe: &Probe) {
+    let packets = ffprobe_video_packets(path);
+    let len = std::fs::metadata(path).unwrap().len();
+    for key in &probe.keyframes {
+        let at = packets
+            .iter()
+            .position(|p| p.pos == key.offset)
+            .unwrap_or_else(|| panic!("no video packet at {} in {path:?}", key.offset));
+        let next = packets.get(at + 1).map_or(len, |p| p.pos);
+        assert_eq!(
+            key.end, next,
+            "end of the keyframe at {} of {path:?}",
+            key.offset
+        );
+    }
+}
+
+/// `tables_offset..tables_end` of every keyframe is a PAT, then the PMT
+/// ending in the range's last packet: what a decoder needs to read the
+/// keyframe alone.
+fn assert_tables_are_pat_then_pmt(ts: &[u8], probe: &Probe) {
+    let pmt = pmt_pid(ts);
+    for key in &probe.keyframes {
+        assert_eq!(
+            key.tables_offset.is_some(),
+            key.tables_end.is_some(),
+            "{key:?}"
+        );
+        let (Some(start), Some(end)) = (key.tables_offset, key.tables_end) else {
+            continue;
+        };
+        let (start, end) = (start as usize, end as usize);
+        assert!(end <= key.offset as usize && start < end, "{key:?}");
+        assert_eq!(end % PACKET_SIZE, 0, "{key:?}");
+        let pat = &ts[start..start + PACKET_SIZE];
+        assert!(pid(pat) == PAT_PID && unit_start(pat), "{key:?}");
+        let last = &ts[end - PACKET_SIZE..end];
+        assert_eq!(pid(last), pmt, "{key:?}");
+    }
 }
 
 fn pid(packet: &[u8]) -> u16 {
@@ -293,7 +338,68 @@ fn h264_hls_segments_match_ffprobe() {
         let first = &probe.keyframes[0];
         assert!(first.tables_offset.unwrap() < 3 * PACKET_SIZE as u64);
         assert_eq!(first.pts, probe.first_pts);
+        // ffmpeg writes the PAT and the PMT in two packets side by side.
+        for key in &probe.keyframes {
+            let tables = key.tables_offset.unwrap();
+            assert_eq!(key.tables_end, Some(tables + 2 * PACKET_SIZE as u64));
+            assert!(key.end > key.offset && key.end % PACKET_SIZE as u64 == 0);
+        }
+        assert_tables_are_pat_then_pmt(&ts, &probe);
         assert_like_ffprobe(&path, &probe);
+    }
+}
+
+/// Runs ffprobe on `name` in `dir` and returns, per decoded video frame,
+/// whether it is a keyframe and its picture type.
+fn ffprobe_frames(dir: &Path, name: &str) -> Vec<(bool, String)> {
+    let out = run(
+        dir,
+        "ffprobe",
+        &format!(
+            "-v error -select_streams v:0 -show_entries frame=key_frame,pict_type -of csv=p=0 {name}"
+        ),
+    );
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(',').filter(|f| !f.is_empty());
+            let key = fields.next()?;
+            Some((key == "1", fields.next().unwrap_or_default().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn each_keyframe_with_its_tables_decodes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let codecs = [
+        ("avc.ts", "libx264"),
+        ("hevc.ts", "libx265 -x265-params log-level=error"),
+    ];
+    for (name, codec) in codecs {
+        ffmpeg(
+            dir.path(),
+            &format!(
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -f lavfi -i sine=duration=3 -t 3 \
+                 -c:v {codec} -preset ultrafast -pix_fmt yuv420p -g 25 -c:a aac -f mpegts {name}"
+            ),
+        );
+        let ts = std::fs::read(dir.path().join(name)).unwrap();
+        let probe = probe(&ts).unwrap();
+        assert_eq!(probe.keyframes.len(), 3, "{name}");
+        for (i, key) in probe.keyframes.iter().enumerate() {
+            // What an I-frame playlist's entry hands a player: the tables of
+            // EXT-X-MAP, then the keyframe's byte range.
+            let tables = key.tables_offset.unwrap() as usize..key.tables_end.unwrap() as usize;
+            let mut alone = ts[tables].to_vec();
+            alone.extend_from_slice(&ts[key.offset as usize..key.end as usize]);
+            let file = format!("{name}.key{i}.ts");
+            std::fs::write(dir.path().join(&file), &alone).unwrap();
+            let frames = ffprobe_frames(dir.path(), &file);
+            assert_eq!(frames, [(true, "I".to_string())], "{file}");
+        }
+        assert_like_ffprobe(&dir.path().join(name), &probe);
     }
 }
 
@@ -446,7 +552,11 @@ fn later_tables_nulled_leave_the_first_as_start_point() {
     for (key, before) in probe.keyframes.iter().zip(&original.keyframes) {
         assert_eq!((key.offset, key.pts), (before.offset, before.pts));
         assert_eq!(key.tables_offset, Some(first_pat));
+        assert_eq!(key.tables_end, original.keyframes[0].tables_end);
+        // Nulled tables are other packets, not the end of a PES.
+        assert_eq!(key.end, before.end);
     }
+    assert_tables_are_pat_then_pmt(&stripped, &probe);
     assert_eq!(probe.frames, original.frames);
     assert_eq!(probe.duration_micros, original.duration_micros);
 }
@@ -466,6 +576,8 @@ fn first_tables_nulled() {
     assert_eq!(probe.frames, original.frames);
     assert_eq!(probe.keyframes.len(), original.keyframes.len());
     assert_eq!(probe.keyframes[0].tables_offset, None);
+    assert_eq!(probe.keyframes[0].tables_end, None);
+    assert_tables_are_pat_then_pmt(&headless, &probe);
     for key in &probe.keyframes[1..] {
         assert_eq!(
             key.tables_offset,

@@ -17,9 +17,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(key.offset % PACKET_SIZE as u64, 0);
             assert!(key.offset < data.len() as u64);
             assert!(key.pts < PTS_LIMIT);
-            if let Some(tables) = key.tables_offset {
-                assert!(tables < key.offset);
+            // The keyframe's PES ends on a packet boundary after it, at
+            // most at the end of the input.
+            assert!(key.offset < key.end && key.end <= data.len() as u64);
+            assert_eq!(key.end % PACKET_SIZE as u64, 0);
+            assert_eq!(key.tables_offset.is_some(), key.tables_end.is_some());
+            if let (Some(tables), Some(tables_end)) = (key.tables_offset, key.tables_end) {
+                assert!(tables < tables_end && tables_end <= key.offset);
                 assert_eq!(tables % PACKET_SIZE as u64, 0);
+                assert_eq!(tables_end % PACKET_SIZE as u64, 0);
             }
         }
     }

@@ -22,6 +22,14 @@ fn ticks_into(segment: &Segment, at: Micros) -> i64 {
         .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
+/// When `keyframe` of `segment` (probed as `probe`) is shown: the
+/// segment's start plus the keyframe's presentation time after the
+/// segment's first frame.
+pub fn keyframe_time(segment: &Segment, probe: &Probe, keyframe: &Keyframe) -> Micros {
+    let ticks = pts_delta(probe.first_pts, keyframe.pts);
+    segment.start.saturating_add(ticks_to_micros(ticks))
+}
+
 /// Whether a decoder can start at `keyframe` from its tables: PAT/PMT
 /// precede it with no other keyframe in between, so the range from the
 /// tables holds this GOP only.
@@ -59,7 +67,7 @@ pub fn cut(
                 keyframe.offset
             )
         })?;
-        start = segment.start + ticks_to_micros(offset_of(keyframe));
+        start = keyframe_time(segment, probe, keyframe);
     }
     let (mut to_byte, mut end) = (total_len, segment.end());
     if let Some(cut_out) = cut_out {
@@ -70,7 +78,7 @@ pub fn cut(
             .find(|k| offset_of(k) >= target && k.offset > from_byte)
         {
             to_byte = keyframe.offset;
-            end = segment.start + ticks_to_micros(offset_of(keyframe));
+            end = keyframe_time(segment, probe, keyframe);
         }
     }
     if to_byte <= from_byte || end <= start {
@@ -126,6 +134,8 @@ mod tests {
                 .map(|i| Keyframe {
                     offset: i * 100_000 + 376,
                     tables_offset: tables.then_some(i * 100_000),
+                    tables_end: tables.then_some(i * 100_000 + 376),
+                    end: i * 100_000 + 20_000,
                     pts: (first_pts + i * 90_000) & ((1 << 33) - 1),
                 })
                 .collect(),

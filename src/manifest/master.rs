@@ -1,5 +1,6 @@
 //! The master playlist of a program recorded in several renditions
-//! (RFC 8216 section 4.3.4.2), and the bitrates it declares.
+//! (RFC 8216 section 4.3.4.2), with each rendition's I-frame playlist when
+//! it has one (section 4.3.4.3), and the bitrates it declares.
 
 use super::playlist::Part;
 use super::{MICROS_PER_SECOND, Micros};
@@ -15,6 +16,18 @@ pub struct Variant {
     pub width: u32,
     pub height: u32,
     /// RFC 6381 codec string, when the media was probed.
+    pub codecs: Option<String>,
+}
+
+/// A rendition's I-frame playlist as the master playlist names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IFrameVariant {
+    /// URI of the I-frame playlist, relative to the master playlist.
+    pub uri: String,
+    /// Peak bits per second of its entries.
+    pub bandwidth: u64,
+    pub width: u32,
+    pub height: u32,
     pub codecs: Option<String>,
 }
 
@@ -45,7 +58,9 @@ pub fn bitrates(parts: &[Part]) -> Option<(u64, u64)> {
     })
 }
 
-pub fn render(variants: &[Variant]) -> String {
+/// The master playlist of `variants`, then of the I-frame playlists
+/// `iframes`.
+pub fn render(variants: &[Variant], iframes: &[IFrameVariant]) -> String {
     let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for variant in variants {
         text.push_str(&format!(
@@ -53,17 +68,33 @@ pub fn render(variants: &[Variant]) -> String {
             variant.bandwidth.max(1),
             variant.average_bandwidth.max(1)
         ));
-        if variant.width > 0 && variant.height > 0 {
-            text.push_str(&format!(",RESOLUTION={}x{}", variant.width, variant.height));
-        }
-        if let Some(codecs) = &variant.codecs {
-            text.push_str(&format!(",CODECS=\"{codecs}\""));
-        }
+        push_picture(&mut text, variant.width, variant.height, &variant.codecs);
         text.push('\n');
         text.push_str(&variant.uri);
         text.push('\n');
     }
+    for iframe in iframes {
+        text.push_str(&format!(
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={}",
+            iframe.bandwidth.max(1)
+        ));
+        push_picture(&mut text, iframe.width, iframe.height, &iframe.codecs);
+        // A quoted string cannot hold a `"`; percent-encoded, the URI names
+        // the same resource.
+        text.push_str(&format!(",URI=\"{}\"\n", iframe.uri.replace('"', "%22")));
+    }
     text
+}
+
+/// `RESOLUTION` when the size is known, `CODECS` when the media was
+/// probed.
+fn push_picture(text: &mut String, width: u32, height: u32, codecs: &Option<String>) {
+    if width > 0 && height > 0 {
+        text.push_str(&format!(",RESOLUTION={width}x{height}"));
+    }
+    if let Some(codecs) = codecs {
+        text.push_str(&format!(",CODECS=\"{codecs}\""));
+    }
 }
 
 /// Whether renditions cut on the same boundaries: the same number of
@@ -115,25 +146,66 @@ mod tests {
     }
 
     #[test]
-    fn master_lists_each_variant() {
-        let text = render(&[
-            Variant {
-                uri: "cam_720p.m3u8".into(),
-                bandwidth: 2_000_000,
-                average_bandwidth: 1_500_000,
+    fn i_frame_playlists_follow_the_variants() {
+        let variant = Variant {
+            uri: "../cam_hd/index.m3u8?start=1".into(),
+            bandwidth: 2_000_000,
+            average_bandwidth: 1_500_000,
+            width: 1280,
+            height: 720,
+            codecs: Some("avc1.64001F".into()),
+        };
+        let iframes = [
+            IFrameVariant {
+                uri: "../cam_hd/iframes.m3u8?start=1&auth_key=1-a-0-f".into(),
+                bandwidth: 320_000,
                 width: 1280,
                 height: 720,
                 codecs: Some("avc1.64001F".into()),
             },
-            Variant {
-                uri: "cam_360p.m3u8".into(),
+            IFrameVariant {
+                uri: "../cam_sd/iframes.m3u8?q=\"".into(),
                 bandwidth: 0,
-                average_bandwidth: 0,
                 width: 0,
                 height: 0,
                 codecs: None,
             },
-        ]);
+        ];
+        let text = render(&[variant], &iframes);
+        assert!(
+            text.ends_with(
+                "../cam_hd/index.m3u8?start=1\n\
+                 #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=320000,RESOLUTION=1280x720,\
+                 CODECS=\"avc1.64001F\",URI=\"../cam_hd/iframes.m3u8?start=1&auth_key=1-a-0-f\"\n\
+                 #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"../cam_sd/iframes.m3u8?q=%22\"\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn master_lists_each_variant() {
+        let text = render(
+            &[
+                Variant {
+                    uri: "cam_720p.m3u8".into(),
+                    bandwidth: 2_000_000,
+                    average_bandwidth: 1_500_000,
+                    width: 1280,
+                    height: 720,
+                    codecs: Some("avc1.64001F".into()),
+                },
+                Variant {
+                    uri: "cam_360p.m3u8".into(),
+                    bandwidth: 0,
+                    average_bandwidth: 0,
+                    width: 0,
+                    height: 0,
+                    codecs: None,
+                },
+            ],
+            &[],
+        );
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\

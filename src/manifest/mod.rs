@@ -10,6 +10,7 @@
 //! here does I/O, so every rule is tested without a server.
 
 pub mod clip;
+pub mod iframes;
 pub mod master;
 pub mod names;
 pub mod playlist;

@@ -101,13 +101,31 @@ pub fn render_parts(parts: &[Part], uri_for: impl FnMut(&Segment) -> String) -> 
     render_parts_as(parts, PlaylistType::Vod, uri_for)
 }
 
-/// The tags before the first entry.
+/// The tags before the first entry of a media playlist.
 fn push_header(text: &mut String, parts: &[Part], kind: PlaylistType) {
-    let mut longest = parts
+    let longest = parts
         .iter()
         .map(|p| extinf_millis(p.duration))
         .max()
         .unwrap_or(0);
+    let version = if parts.iter().any(|p| p.byte_range.is_some()) {
+        4
+    } else {
+        3
+    };
+    let first_sequence = parts.first().map_or(0, |p| p.segment.sequence);
+    push_header_tags(text, version, longest, first_sequence, kind);
+}
+
+/// The tags every playlist kind opens with, its longest entry's EXTINF
+/// being `longest` milliseconds.
+pub(super) fn push_header_tags(
+    text: &mut String,
+    version: u64,
+    mut longest: u64,
+    first_sequence: i64,
+    kind: PlaylistType,
+) {
     let playlist_type = match kind {
         PlaylistType::Vod => "VOD",
         PlaylistType::Event { target_floor, .. } => {
@@ -118,17 +136,11 @@ fn push_header(text: &mut String, parts: &[Part], kind: PlaylistType) {
     // Ceil of the longest EXTINF as printed: RFC 8216 requires every
     // EXTINF to be at most the target duration.
     let target = longest.div_ceil(1000).max(1);
-    let version = if parts.iter().any(|p| p.byte_range.is_some()) {
-        "4"
-    } else {
-        "3"
-    };
     text.push_str("#EXTM3U\n#EXT-X-VERSION:");
-    text.push_str(version);
+    push_u64(text, version);
     text.push_str("\n#EXT-X-TARGETDURATION:");
     push_u64(text, target);
     text.push_str("\n#EXT-X-MEDIA-SEQUENCE:");
-    let first_sequence = parts.first().map_or(0, |p| p.segment.sequence);
     if first_sequence < 0 {
         text.push('-');
     }
@@ -148,54 +160,19 @@ pub fn render_parts_as(
     push_header(&mut text, parts, kind);
 
     let mut total_millis: u64 = 0;
-    let mut previous_end: Option<Micros> = None;
-    // The last resolution seen, not the previous segment's: a segment of
-    // unknown size between two different sizes must not hide the change.
-    let mut last_resolution: Option<(u32, u32)> = None;
-    let mut previous: Option<&Segment> = None;
+    let mut continuity = Continuity::default();
     for part in parts {
-        let seg = part.segment;
-        let resolution = (seg.width != 0 && seg.height != 0).then_some((seg.width, seg.height));
-        let discontinuity = previous_end.is_some_and(|end| {
-            i128::from(part.start) - i128::from(end) > i128::from(DISCONTINUITY_GAP)
-                || matches!((last_resolution, resolution), (Some(last), Some(now)) if last != now)
-                || previous.is_some_and(|prev| media_breaks(prev, seg))
-        });
-        previous = Some(seg);
-        if discontinuity {
-            text.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if discontinuity || previous_end.is_none() {
-            text.push_str("#EXT-X-PROGRAM-DATE-TIME:");
-            write_program_date_time(&mut text, part.start);
-            text.push('\n');
-        }
-
+        continuity.push_breaks(&mut text, part, part.start);
         let millis = extinf_millis(part.duration);
         total_millis = total_millis.saturating_add(millis);
-        text.push_str("#EXTINF:");
-        push_u64(&mut text, millis / 1000);
-        text.push('.');
-        push_digits(&mut text, (millis % 1000) as u32, 3);
-        text.push_str(",\n");
-        if let Some((length, offset)) = part.byte_range {
-            text.push_str("#EXT-X-BYTERANGE:");
-            push_u64(&mut text, length);
-            text.push('@');
-            push_u64(&mut text, offset);
-            text.push('\n');
+        push_extinf(&mut text, millis);
+        if let Some(range) = part.byte_range {
+            push_byte_range(&mut text, range);
         }
-        text.push_str(&uri_for(seg));
+        text.push_str(&uri_for(part.segment));
         text.push('\n');
-
-        previous_end = Some(part.start.saturating_add(part.duration));
-        if resolution.is_some() {
-            last_resolution = resolution;
-        }
     }
-    if !matches!(kind, PlaylistType::Event { ended: false, .. }) {
-        text.push_str("#EXT-X-ENDLIST\n");
-    }
+    push_end(&mut text, kind);
 
     let (width, height) = first_size(parts);
     Playlist {
@@ -206,10 +183,77 @@ pub fn render_parts_as(
     }
 }
 
+/// What decides whether an entry runs on from the ones before it: a hole
+/// longer than [`DISCONTINUITY_GAP`], another picture size, or a break in
+/// the media.
+#[derive(Default)]
+pub(super) struct Continuity<'a> {
+    previous_end: Option<Micros>,
+    /// The last resolution seen, not the previous segment's: a segment of
+    /// unknown size between two different sizes must not hide the change.
+    last_resolution: Option<(u32, u32)>,
+    previous: Option<&'a Segment>,
+}
+
+impl<'a> Continuity<'a> {
+    /// Writes what goes before `part`'s first entry: `#EXT-X-DISCONTINUITY`
+    /// when it does not run on from the parts before it, and
+    /// `#EXT-X-PROGRAM-DATE-TIME` of `shown` (when that entry is shown) at
+    /// the first entry and after each discontinuity. Then takes `part` as
+    /// the last one.
+    pub(super) fn push_breaks(&mut self, text: &mut String, part: &Part<'a>, shown: Micros) {
+        let seg = part.segment;
+        let resolution = (seg.width != 0 && seg.height != 0).then_some((seg.width, seg.height));
+        let discontinuity = self.previous_end.is_some_and(|end| {
+            i128::from(part.start) - i128::from(end) > i128::from(DISCONTINUITY_GAP)
+                || matches!((self.last_resolution, resolution), (Some(last), Some(now)) if last != now)
+                || self.previous.is_some_and(|prev| media_breaks(prev, seg))
+        });
+        if discontinuity {
+            text.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if discontinuity || self.previous_end.is_none() {
+            text.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+            write_program_date_time(text, shown);
+            text.push('\n');
+        }
+        self.previous = Some(seg);
+        self.previous_end = Some(part.start.saturating_add(part.duration));
+        if resolution.is_some() {
+            self.last_resolution = resolution;
+        }
+    }
+}
+
+/// `#EXTINF:` of a duration in milliseconds, three decimals.
+pub(super) fn push_extinf(text: &mut String, millis: u64) {
+    text.push_str("#EXTINF:");
+    push_u64(text, millis / 1000);
+    text.push('.');
+    push_digits(text, (millis % 1000) as u32, 3);
+    text.push_str(",\n");
+}
+
+/// `#EXT-X-BYTERANGE:` of `(length, offset)`.
+pub(super) fn push_byte_range(text: &mut String, (length, offset): (u64, u64)) {
+    text.push_str("#EXT-X-BYTERANGE:");
+    push_u64(text, length);
+    text.push('@');
+    push_u64(text, offset);
+    text.push('\n');
+}
+
+/// `#EXT-X-ENDLIST` unless the playlist is still growing.
+pub(super) fn push_end(text: &mut String, kind: PlaylistType) {
+    if !matches!(kind, PlaylistType::Event { ended: false, .. }) {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
+}
+
 /// A duration in whole milliseconds, rounded half-up as EXTINF prints it.
 /// Negative durations, which no recorder should send, count as zero rather
 /// than produce an invalid EXTINF.
-fn extinf_millis(duration: Micros) -> u64 {
+pub(super) fn extinf_millis(duration: Micros) -> u64 {
     if duration <= 0 {
         return 0;
     }
@@ -218,7 +262,7 @@ fn extinf_millis(duration: Micros) -> u64 {
 }
 
 /// Appends the decimal digits of `value`.
-fn push_u64(out: &mut String, mut value: u64) {
+pub(super) fn push_u64(out: &mut String, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

@@ -32,6 +32,16 @@ pub struct Keyframe {
     /// PMT packet follows it before `offset` (the point a decoder can start
     /// from); None when no PAT+PMT precede the keyframe in this segment.
     pub tables_offset: Option<u64>,
+    /// End of the TS packet that completes the PMT following the PAT at
+    /// `tables_offset`: `tables_offset..tables_end` is the PAT and PMT, the
+    /// Media Initialization Section (RFC 8216 section 3) of an I-frame
+    /// taken from here. Some exactly when `tables_offset` is.
+    pub tables_end: Option<u64>,
+    /// Byte offset where the keyframe's PES ends: the TS packet that starts
+    /// the next PES on the video PID, or the end of the segment. The range
+    /// `offset..end` holds the whole keyframe (with whatever other PIDs are
+    /// interleaved), the byte range of an I-frame playlist's entry.
+    pub end: u64,
     /// 90 kHz, 33-bit, as in the stream.
     pub pts: u64,
 }
@@ -265,6 +275,12 @@ impl<'a> Packets<'a> {
         Ok(Packets { bytes, base })
     }
 
+    /// File offset just past the last whole packet.
+    fn end(&self) -> u64 {
+        let whole = self.bytes.len() - self.bytes.len() % PACKET_SIZE;
+        self.base + whole as u64
+    }
+
     fn iter(&self) -> impl Iterator<Item = (u64, Packet<'a>)> + 'a {
         let base = self.base;
         self.bytes
@@ -443,7 +459,15 @@ fn frame_ticks(tracks: &[&PtsTrack]) -> i64 {
 struct OpenPes {
     offset: u64,
     /// The decoder start point in force when this PES began.
-    tables_offset: Option<u64>,
+    tables: Option<Tables>,
+}
+
+/// Where the latest PAT that a PMT followed starts, and where that PMT
+/// ends.
+#[derive(Debug, Clone, Copy)]
+struct Tables {
+    offset: u64,
+    end: u64,
 }
 
 /// One pass over packets of the chosen program.
@@ -454,7 +478,7 @@ struct Scan {
     pmt: SectionAssembler,
     /// The latest PAT so far, and the latest PAT a PMT has followed.
     last_pat: Option<u64>,
-    tables_offset: Option<u64>,
+    tables: Option<Tables>,
     pes: Option<OpenPes>,
     /// Bytes of the open PES, header included: a header may straddle
     /// packets, so it is only parsed once the PES is complete.
@@ -474,7 +498,7 @@ impl Scan {
             pat: SectionAssembler::default(),
             pmt: SectionAssembler::default(),
             last_pat: None,
-            tables_offset: None,
+            tables: None,
             pes: None,
             buf: Vec::new(),
             pts: PtsTrack::default(),
@@ -492,7 +516,7 @@ impl Scan {
             }
         }
         let complete = self.part != Part::Head;
-        self.finish_pes(complete);
+        self.finish_pes(complete, packets.end());
     }
 
     fn packet(&mut self, offset: u64, pid: u16, start: bool, payload: &[u8]) {
@@ -506,24 +530,27 @@ impl Scan {
                 });
             }
             if pid == self.program.pmt_pid {
-                let (last_pat, tables_offset) = (self.last_pat, &mut self.tables_offset);
+                let (last_pat, tables) = (self.last_pat, &mut self.tables);
                 let program = self.program.number;
                 self.pmt.push(offset, start, payload, &mut |_, section| {
-                    if psi::pmt(section).is_some_and(|pmt| pmt.program == program)
-                        && last_pat.is_some()
-                    {
-                        *tables_offset = last_pat;
+                    let ours = psi::pmt(section).is_some_and(|pmt| pmt.program == program);
+                    if let (true, Some(pat)) = (ours, last_pat) {
+                        // The section is complete in the packet at hand.
+                        *tables = Some(Tables {
+                            offset: pat,
+                            end: offset + PACKET_SIZE as u64,
+                        });
                     }
                 });
             }
         }
         if pid == self.program.video_pid {
             if start {
-                self.finish_pes(true);
+                self.finish_pes(true, offset);
                 self.buf.clear();
                 self.pes = Some(OpenPes {
                     offset,
-                    tables_offset: self.tables_offset,
+                    tables: self.tables,
                 });
             }
             if self.pes.is_some() {
@@ -532,7 +559,9 @@ impl Scan {
         }
     }
 
-    fn finish_pes(&mut self, complete: bool) {
+    /// Ends the open PES, `end` being where the next one starts (or the
+    /// input ends).
+    fn finish_pes(&mut self, complete: bool, end: u64) {
         let Some(pes) = self.pes.take() else {
             return;
         };
@@ -584,7 +613,9 @@ impl Scan {
         if let (true, Some(pts)) = (content.opens_with_keyframe, pts) {
             self.keyframes.push(Keyframe {
                 offset: pes.offset,
-                tables_offset: pes.tables_offset,
+                tables_offset: pes.tables.map(|t| t.offset),
+                tables_end: pes.tables.map(|t| t.end),
+                end,
                 pts,
             });
         }

@@ -117,16 +117,24 @@ impl Playback {
         let account = caller.account.id.clone();
         let fresh = Fresh::default();
         let mut answer = if let Some(suffixes) = &route.renditions {
-            let variant_uri =
-                |stream: &str| self.variant_uri(&account, path, query, stream, &fresh);
+            let variant_uri = |stream: &str, file: &str| {
+                self.variant_uri(&account, path, query, stream, file, &fresh)
+            };
             self.service
                 .master_playlist(&caller, &route.playlist, suffixes, &variant_uri)
                 .await?
         } else {
             let uris = |segments: &[&Segment]| self.segment_uris(&account, segments, &fresh);
-            self.service
-                .playlist(&caller, &route.playlist, self.live_idle, &uris)
-                .await?
+            let (playlist, idle) = (&route.playlist, self.live_idle);
+            if route.iframes {
+                self.service
+                    .iframe_playlist(&caller, playlist, idle, &uris)
+                    .await?
+            } else {
+                self.service
+                    .playlist(&caller, playlist, idle, &uris)
+                    .await?
+            }
         };
         answer.fresh_secs = fresh.secs();
         Ok(answer)
@@ -192,16 +200,17 @@ impl Playback {
             .collect()
     }
 
-    /// The URI a master playlist at `path` gives a rendition: its own
-    /// `index.m3u8` beside the master's stream, with the master's query
-    /// (its range and options), signed for its own path when URLs are
-    /// signed.
+    /// The URI a master playlist at `path` gives a rendition's playlist
+    /// `file` (`index.m3u8`, `iframes.m3u8`): beside the master's stream,
+    /// with the master's query (its range and options), signed for its own
+    /// path when URLs are signed.
     fn variant_uri(
         &self,
         account: &str,
         path: &str,
         query: Option<&str>,
         stream: &str,
+        file: &str,
         fresh: &Fresh,
     ) -> String {
         // A stream name holds no `/`, so this is one path segment.
@@ -221,13 +230,13 @@ impl Playback {
             // "/v1/{domain}/{app}/" as the master's path sent it.
             let stream_dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
             let app_dir = stream_dir.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let own_path = format!("{app_dir}/{encoded}/index.m3u8");
+            let own_path = format!("{app_dir}/{encoded}/{file}");
             let now = self.service.clock.now().div_euclid(MICROS_PER_SECOND);
             let key = signing::sign(&own_path, keys.primary(), now, &signing::new_rand(), "0");
             signed = format!("{}={key}", signing::PARAM);
             own_query.push(&signed);
         }
-        format!("../{encoded}/index.m3u8?{}", own_query.join("&"))
+        format!("../{encoded}/{file}?{}", own_query.join("&"))
     }
 
     /// The URL must carry a valid `auth_key` of the account's keys, except

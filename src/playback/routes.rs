@@ -6,8 +6,11 @@
 //!   to the live edge.
 //! - `.../archive-{from}-{duration}.m3u8` and `.../archive-{from}-now.m3u8`,
 //!   Unix seconds, as Flussonic names its archive.
+//! - `.../iframes.m3u8?start=T[&end=T]`, with the options of `index.m3u8`:
+//!   the I-frame playlist of the same range.
 //! - `.../master.m3u8?start=T[&end=T]&Renditions=_hd,_sd`: a master playlist
-//!   over the renditions StreamName + suffix, each its own `index.m3u8`.
+//!   over the renditions StreamName + suffix, each its own `index.m3u8` and
+//!   `iframes.m3u8`.
 //!
 //! Other query parameters are ignored (players add cache busters), except
 //! `auth_key`, which the listener checks. [`url_of`] writes the URL of a
@@ -34,6 +37,8 @@ pub struct Route {
     /// For `master.m3u8`: the renditions' suffixes (`Renditions`,
     /// comma-separated, as on Create).
     pub renditions: Option<Vec<String>>,
+    /// For `iframes.m3u8`: the range's keyframes rather than its segments.
+    pub iframes: bool,
 }
 
 /// Why a URL names nothing: the listener answers 404.
@@ -52,7 +57,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
     };
     let params = Params::parse(query.unwrap_or(""));
     let (start, end) = match *file {
-        "index.m3u8" | "master.m3u8" => {
+        "index.m3u8" | "iframes.m3u8" | "master.m3u8" => {
             let start = params.get("start").ok_or_else(|| {
                 ApiError::InvalidParams("start is required: the range's first instant".into())
             })?;
@@ -103,6 +108,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
                 .map(|list| list.split(',').map(str::to_string).collect())
                 .unwrap_or_default()
         }),
+        iframes: *file == "iframes.m3u8",
     }))
 }
 
@@ -306,6 +312,27 @@ mod tests {
         let (path, query) = url_of(&playlist, &[]);
         assert_eq!(path, "/v1/d.com/live/s/index.m3u8");
         assert_eq!(query, "start=2026-11-19T12:00:00Z&end=2026-11-19T12:00:00Z");
+    }
+
+    #[test]
+    fn iframes_take_what_index_takes() {
+        let r = route(
+            "/v1/d.com/live/s/iframes.m3u8",
+            "start=1795089600&end=1795093200&ClipMode=KEYFRAME",
+        );
+        assert!(r.iframes && r.renditions.is_none());
+        assert_eq!(
+            (r.playlist.start, r.playlist.end),
+            (T, Some(T + 3600 * MICROS_PER_SECOND))
+        );
+        assert_eq!(r.playlist.clip_mode, ClipMode::Keyframe);
+        assert!(!route("/v1/d.com/live/s/index.m3u8", "start=1").iframes);
+        let path = "/v1/d.com/live/s/iframes.m3u8";
+        assert!(matches!(parse(path, None), Err(ApiError::InvalidParams(_))));
+        assert!(matches!(
+            parse(path, Some("start=1795089600&end=noon")),
+            Err(ApiError::EndTimeMalformed(_))
+        ));
     }
 
     #[test]

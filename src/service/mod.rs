@@ -20,6 +20,8 @@ mod delete;
 mod describe;
 mod fault;
 mod idempotency;
+pub mod iframes;
+pub mod keyframes;
 pub mod playback;
 pub mod probing;
 mod register;
@@ -50,6 +52,9 @@ pub struct IndexService {
     pub token_locks: TokenLocks,
     /// The accounts' playback keys, and where players reach the listener.
     pub playback_signing: PlaybackSigning,
+    /// Segments' keyframes, probed once and kept for clips and I-frame
+    /// playlists.
+    pub keyframes: keyframes::KeyframeCache,
 }
 
 /// Rule 1 of every request: required fields present, names valid.

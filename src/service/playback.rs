@@ -10,8 +10,10 @@ use super::window::{ClipMode, Window, registered_streams};
 use crate::auth::Caller;
 use crate::catalog::Stream;
 use crate::error::{ApiError, ApiResult};
+use crate::manifest::master::{self, IFrameVariant};
 use crate::manifest::playlist::{self, PlaylistType};
-use crate::manifest::{Micros, Segment, master, names};
+use crate::manifest::{Micros, Segment, names};
+use futures::future::join_all;
 
 /// What a player asked for, its times already read.
 #[derive(Debug, Clone)]
@@ -59,11 +61,44 @@ pub(super) struct Checked {
 }
 
 /// The segments a range selects of each of its streams.
-struct Selected {
-    window: Window,
-    streams: Vec<Stream>,
-    segments: Vec<Vec<Segment>>,
-    now: Micros,
+pub(super) struct Selected {
+    pub window: Window,
+    pub streams: Vec<Stream>,
+    pub segments: Vec<Vec<Segment>>,
+    pub now: Micros,
+}
+
+impl Selected {
+    /// The kind of the first stream's playlist: VOD for a closed range; to
+    /// the live edge, EVENT, ended once the stream has been idle for
+    /// longer than `idle`.
+    pub fn kind(&self, request: &PlaylistRequest, idle: Micros) -> PlaylistType {
+        if request.end.is_some() {
+            return PlaylistType::Vod;
+        }
+        let last_end = self.segments[0]
+            .last()
+            .map_or(self.window.start, Segment::end);
+        PlaylistType::Event {
+            ended: self.now.saturating_sub(last_end) > idle,
+            target_floor: self.streams[0].longest_segment,
+        }
+    }
+
+    /// `text`, a playlist of `kind` whose longest entry lasts `longest`, as
+    /// HTTP caching needs it.
+    pub fn answer(&self, text: String, kind: PlaylistType, longest: Micros) -> PlaylistAnswer {
+        let closed = match kind {
+            PlaylistType::Vod => self.window.end < self.now,
+            PlaylistType::Event { ended, .. } => ended,
+        };
+        PlaylistAnswer {
+            text,
+            closed,
+            target_duration: self.streams[0].longest_segment.max(longest),
+            fresh_secs: None,
+        }
+    }
 }
 
 impl IndexService {
@@ -78,66 +113,61 @@ impl IndexService {
         let names = [request.stream_name.clone()];
         let selected = self.select_streams(caller, request, &names).await?;
         let clips = self.clip_all(&selected.window, &selected.segments).await;
-        let (longest, now) = (selected.streams[0].longest_segment, selected.now);
-        let last_end = selected.segments[0]
-            .last()
-            .map_or(selected.window.start, Segment::end);
-        let kind = match request.end {
-            Some(_) => PlaylistType::Vod,
-            None => PlaylistType::Event {
-                ended: now.saturating_sub(last_end) > idle,
-                target_floor: longest,
-            },
-        };
+        let kind = selected.kind(request, idle);
         let parts = &clips[0].parts;
         let segments: Vec<&Segment> = parts.iter().map(|part| part.segment).collect();
         let mut written = uris(&segments).into_iter();
         // One URI per part, in order: the render asks in that order.
         let rendered =
             playlist::render_parts_as(parts, kind, |_| written.next().unwrap_or_default());
-        let closed = match kind {
-            PlaylistType::Vod => selected.window.end < now,
-            PlaylistType::Event { ended, .. } => ended,
-        };
         let longest_part = parts.iter().map(|p| p.duration).max().unwrap_or(0);
-        Ok(PlaylistAnswer {
-            text: rendered.text,
-            closed,
-            target_duration: longest.max(longest_part),
-            fresh_secs: None,
-        })
+        Ok(selected.answer(rendered.text, kind, longest_part))
     }
 
     /// A master playlist over the renditions `suffixes` of the request's
     /// stream (StreamName + suffix each), as Create writes one: each
     /// rendition's bandwidth from its segments, its codec and size from a
-    /// probe of its first segment. `variant_uri` gives the URI of a
-    /// rendition's own playlist, from its stream name.
+    /// probe of its first segment; then each rendition's I-frame playlist,
+    /// its bandwidth from the keyframes of that first segment.
+    /// `uri_of(stream, file)` gives the URI of a rendition's playlist
+    /// `file` (`index.m3u8`, `iframes.m3u8`) from its stream name.
     pub async fn master_playlist(
         &self,
         caller: &Caller,
         request: &PlaylistRequest,
         suffixes: &[String],
-        variant_uri: &(dyn Fn(&str) -> String + Sync),
+        uri_of: &(dyn Fn(&str, &str) -> String + Sync),
     ) -> ApiResult<PlaylistAnswer> {
         check_suffixes(suffixes)?;
         let names = stream_names(&request.stream_name, suffixes);
         let selected = self.select_streams(caller, request, &names).await?;
         let clips = self.clip_all(&selected.window, &selected.segments).await;
         render::check_aligned(&clips)?;
-        let probes = self.probe_firsts(&clips).await;
-        let variants: Vec<_> = clips
-            .iter()
-            .zip(&probes)
-            .zip(&names)
-            .map(|((clip, probed), name)| {
-                let size = playlist::first_size(&clip.parts);
-                render::variant(variant_uri(name), clip, size, probed.as_ref())
-            })
-            .collect();
+        let firsts = join_all(clips.iter().map(|clip| self.first_part(&clip.parts[0]))).await;
+        let mut variants = Vec::with_capacity(clips.len());
+        let mut iframe_variants = Vec::with_capacity(clips.len());
+        for ((clip, first), name) in clips.iter().zip(&firsts).zip(&names) {
+            let size = playlist::first_size(&clip.parts);
+            let variant = render::variant(
+                uri_of(name, "index.m3u8"),
+                clip,
+                size,
+                first.probed.as_ref(),
+            );
+            if let Some(bandwidth) = first.iframe_bandwidth {
+                iframe_variants.push(IFrameVariant {
+                    uri: uri_of(name, "iframes.m3u8"),
+                    bandwidth,
+                    width: variant.width,
+                    height: variant.height,
+                    codecs: variant.codecs.clone(),
+                });
+            }
+            variants.push(variant);
+        }
         let longest = selected.streams.iter().map(|s| s.longest_segment).max();
         Ok(PlaylistAnswer {
-            text: master::render(&variants),
+            text: master::render(&variants, &iframe_variants),
             closed: request.end.is_some() && selected.window.end < selected.now,
             target_duration: longest.unwrap_or(0),
             fresh_secs: None,
@@ -146,7 +176,7 @@ impl IndexService {
 
     /// The checks of a playlist request, then the selection of each
     /// stream's segments.
-    async fn select_streams(
+    pub(super) async fn select_streams(
         &self,
         caller: &Caller,
         request: &PlaylistRequest,

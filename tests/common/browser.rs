@@ -204,8 +204,13 @@ pub struct HlsParse {
     pub endlist: bool,
     pub target_duration: Option<f64>,
     pub byte_ranges: usize,
-    /// Master playlists: the variants' URIs.
+    /// `#EXT-X-I-FRAMES-ONLY`, and the segments an `#EXT-X-MAP` applies to.
+    pub iframes_only: bool,
+    pub maps: usize,
+    /// Master playlists: the variants' URIs, and those of the I-frame
+    /// playlists (`#EXT-X-I-FRAME-STREAM-INF`).
     pub variants: Vec<String>,
+    pub iframe_variants: Vec<String>,
 }
 
 /// Parses `text` with hls-parser in strict mode (`setOptions({strictMode:

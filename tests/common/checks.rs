@@ -68,6 +68,51 @@ pub async fn ffprobe(url: &str) -> Probe {
     }
 }
 
+/// A video frame ffprobe decoded through a playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedFrame {
+    pub key_frame: bool,
+    /// `I`, `P` or `B`.
+    pub pict_type: String,
+}
+
+/// Every video frame ffprobe decodes reading `url` as a player would, and
+/// the errors it reported.
+pub async fn ffprobe_frames(url: &str) -> (Vec<DecodedFrame>, String) {
+    let ffprobe = require(FFPROBE);
+    let output = run(
+        tokio::process::Command::new(ffprobe)
+            .args([
+                "-v",
+                "error",
+                "-protocol_whitelist",
+                "file,http,https,tcp,tls,crypto",
+            ])
+            .args(["-select_streams", "v:0"])
+            .args(["-show_entries", "frame=key_frame,pict_type"])
+            .args(["-of", "csv=p=0", url]),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "ffprobe {url} failed: {errors}");
+    // A frame's line may end in an empty field (its side data); lines of
+    // side data alone are empty.
+    let frames = stdout
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(',').filter(|field| !field.is_empty());
+            let key_frame = fields.next()?;
+            Some(DecodedFrame {
+                key_frame: key_frame == "1",
+                pict_type: fields.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect();
+    (frames, errors)
+}
+
 /// One media segment line of an M3U8 playlist with the tags before it.
 #[derive(Debug, Clone)]
 pub struct PlaylistEntry {

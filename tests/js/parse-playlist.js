@@ -21,14 +21,21 @@ const result = {
   endlist: false,
   target_duration: null,
   byte_ranges: 0,
+  iframes_only: false,
+  maps: 0,
   variants: [],
+  iframe_variants: [],
 };
 try {
   const playlist = HLS.parse(text);
   result.kind = playlist.isMasterPlaylist ? 'master' : 'media';
   result.version = playlist.version ?? null;
   if (playlist.isMasterPlaylist) {
-    result.variants = playlist.variants.map((variant) => variant.uri);
+    const plain = playlist.variants.filter((variant) => !variant.isIFrameOnly);
+    result.variants = plain.map((variant) => variant.uri);
+    result.iframe_variants = playlist.variants
+      .filter((variant) => variant.isIFrameOnly)
+      .map((variant) => variant.uri);
     if (result.variants.length === 0) result.errors.push('a master playlist without variants');
   } else {
     result.segments = playlist.segments.length;
@@ -36,6 +43,8 @@ try {
     result.endlist = playlist.endlist;
     result.target_duration = playlist.targetDuration ?? null;
     result.byte_ranges = playlist.segments.filter((segment) => segment.byterange).length;
+    result.iframes_only = Boolean(playlist.isIFrame);
+    result.maps = playlist.segments.filter((segment) => segment.map).length;
     if (result.segments === 0) result.errors.push('a media playlist without segments');
   }
   if (result.kind !== expected) {

@@ -10,9 +10,6 @@ use crate::manifest::playlist::Part;
 use crate::manifest::{Micros, Segment};
 use crate::media;
 
-/// Largest segment a KEYFRAME clip reads whole to find its keyframes.
-const MAX_TRIMMED_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-
 /// The playlist entries of one media playlist and what trimming did.
 pub(in crate::service) struct Clip<'a> {
     pub parts: Vec<Part<'a>>,
@@ -71,8 +68,8 @@ impl IndexService {
     }
 
     /// The parts of a KEYFRAME clip: the first and last segments trimmed to
-    /// the keyframes around the range, each read from object storage and
-    /// probed; an end that cannot be trimmed keeps its whole segment.
+    /// the keyframes around the range, from their keyframe tables; an end
+    /// that cannot be trimmed keeps its whole segment.
     async fn keyframe_parts<'a>(
         &self,
         segments: &'a [Segment],
@@ -113,44 +110,18 @@ impl IndexService {
         clip
     }
 
+    /// Trims `segment` to its keyframes around the cuts, from its keyframe
+    /// table (see [`super::super::keyframes`]).
     async fn cut_segment(
         &self,
         segment: &Segment,
         cut_in: Option<Micros>,
         cut_out: Option<Micros>,
     ) -> Result<Cut, String> {
-        if !self.storage.has_endpoint(&segment.endpoint) {
-            return Err(format!(
-                "endpoint {} is not one this service reads from",
-                segment.endpoint
-            ));
-        }
-        // The whole object is read to find its keyframes: bounded, so a
-        // long segment cannot take the service's memory.
-        let meta = self
-            .storage
-            .head(&segment.endpoint, &segment.bucket, &segment.object)
+        let table = self
+            .keyframe_table(segment)
             .await
-            .map_err(|err| format!("reading it failed: {err}"))?;
-        if meta.size > MAX_TRIMMED_SEGMENT_BYTES {
-            return Err(format!(
-                "{} bytes is more than the {MAX_TRIMMED_SEGMENT_BYTES} a segment may have to be trimmed",
-                meta.size
-            ));
-        }
-        let object = self
-            .storage
-            .get(&segment.endpoint, &segment.bucket, &segment.object, None)
-            .await
-            .map_err(|err| format!("reading it failed: {err}"))?;
-        let bytes = object.body;
-        let total = object.total_len;
-        tokio::task::spawn_blocking(move || (media::probe(&bytes), total))
-            .await
-            .map_err(|err| err.to_string())
-            .and_then(|(probe, total)| {
-                let probe = probe.map_err(|err| format!("probing it failed: {err}"))?;
-                clip::cut(segment, &probe, total, cut_in, cut_out)
-            })
+            .map_err(|err| err.to_string())?;
+        clip::cut(segment, &table.probe, table.total_len, cut_in, cut_out)
     }
 }

@@ -72,7 +72,8 @@ pub(super) fn render(
                 )
             })
             .collect();
-        writes.push((plan.key.clone(), master::render(&variants)));
+        // Create writes no I-frame playlist: those are made per request.
+        writes.push((plan.key.clone(), master::render(&variants, &[])));
     }
     let record = manifest_record(plan, clips, &playlists[0], stream_id, now, url_of);
     let trimmed = clips.iter().any(|clip| clip.trimmed);
