@@ -1,5 +1,8 @@
 //! Puts the parts together and runs the gRPC listener until shutdown.
 
+mod background;
+mod sides;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,15 +25,18 @@ use crate::connections::side::SideLimits;
 use crate::connections::{Incoming, Limits, TrackRequests};
 use crate::playback::Playback;
 use crate::proto::record_index_server::RecordIndexServer;
-use crate::service::{IndexService, PlaybackSigning};
+use crate::service::IndexService;
 use crate::storage::Storage;
 use crate::telemetry;
 use crate::webhook::Webhook;
 
+use background::{prune_forever, report_health, set_health, sweep_forever};
+use sides::{
+    bind_http, finish_sides, playback_listener, playback_signing, spawn_metrics, spawn_sides,
+};
+
 /// How often draining looks for the last request to finish.
 const IDLE_CHECK: Duration = Duration::from_millis(20);
-/// How often admission forgets accounts whose budget is full again.
-const ADMISSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -79,56 +85,6 @@ pub struct Server {
     connection_limits: Limits,
 }
 
-/// Binds an HTTP side listener (webhook, metrics) before the service says
-/// it is listening, so a taken port stops `serve` at once.
-fn bind_http(address: SocketAddr) -> Result<std::net::TcpListener, StartError> {
-    let bind = || {
-        let listener = std::net::TcpListener::bind(address)?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
-    };
-    bind().map_err(|source| StartError::Listen { address, source })
-}
-
-/// How playback URLs are signed: the accounts' keys, and where players
-/// reach the playback listener bound as `bound`.
-fn playback_signing(
-    config: &Config,
-    bound: Option<&std::net::TcpListener>,
-) -> Result<PlaybackSigning, StartError> {
-    let address = bound.and_then(|listener| listener.local_addr().ok());
-    Ok(PlaybackSigning {
-        keys: crate::config::playback_keys(&config.accounts).map_err(StartError::PlaybackKeys)?,
-        local_mode: config.is_local_mode(),
-        origin: config.playback.origin(address),
-    })
-}
-
-/// The playback listener `[playback]` asks for, on `bound`, with what it
-/// serves.
-fn playback_listener(
-    config: &Config,
-    service: &Arc<IndexService>,
-    accounts: &Arc<Accounts>,
-    admission: &Arc<dyn crate::admission::Admission>,
-    bound: std::net::TcpListener,
-) -> (Arc<Playback>, std::net::TcpListener) {
-    let playback = Playback {
-        service: service.clone(),
-        accounts: accounts.clone(),
-        admission: admission.clone(),
-        live_idle: config.playback.live_idle(),
-        cors: crate::playback::answer::Cors::new(&config.playback.cors_origins),
-        objects: config.is_local_mode().then(|| {
-            crate::playback::objects::Objects::for_local_mode(
-                service.storage.clone(),
-                admission.clone(),
-            )
-        }),
-    };
-    (Arc::new(playback), bound)
-}
-
 /// Server reflection, v1 and v1alpha (grpcurl before 1.9 speaks only the
 /// latter). google.rpc types are served too, so reflection clients can
 /// decode the ErrorInfo details of errors.
@@ -153,80 +109,6 @@ fn reflection_services() -> (
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     (v1, v1alpha)
-}
-
-/// Forgets, now and then, accounts whose rate budget is full again.
-async fn prune_forever(admission: Arc<dyn Admission>) {
-    let mut ticks = tokio::time::interval(ADMISSION_PRUNE_INTERVAL);
-    loop {
-        ticks.tick().await;
-        admission.prune();
-    }
-}
-
-/// Runs an HTTP side listener (SRS callbacks, playback) until it stops.
-fn spawn_side(
-    name: &'static str,
-    serving: impl Future<Output = std::io::Result<()>> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(err) = serving.await {
-            tracing::error!(error = %err, listener = name, "HTTP listener failed");
-        }
-    })
-}
-
-/// Starts the SRS callback and playback listeners that are configured;
-/// each stops once `stopped` changes.
-fn spawn_sides(
-    webhook: Option<(Arc<Webhook>, std::net::TcpListener)>,
-    playback: Option<(Arc<Playback>, std::net::TcpListener)>,
-    limits: SideLimits,
-    stopped: tokio::sync::watch::Receiver<()>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut sides = Vec::new();
-    if let Some((hook, listener)) = webhook {
-        let stop = stop_signal(stopped.clone());
-        sides.push(spawn_side(
-            "SRS webhook",
-            hook.serve(listener, limits, stop),
-        ));
-    }
-    if let Some((playback, listener)) = playback {
-        let stop = stop_signal(stopped);
-        sides.push(spawn_side(
-            "playback",
-            playback.serve(listener, limits, stop),
-        ));
-    }
-    sides
-}
-
-/// Resolves once the gRPC side starts draining.
-async fn stop_signal(mut stopped: tokio::sync::watch::Receiver<()>) {
-    let _ = stopped.changed().await;
-}
-
-/// Serves `/metrics` until `stopped` resolves, the catalog's counts
-/// refreshed at each scrape.
-fn spawn_metrics(
-    listener: std::net::TcpListener,
-    catalog: Arc<dyn Catalog>,
-    limits: SideLimits,
-    stopped: tokio::sync::oneshot::Receiver<()>,
-) -> tokio::task::JoinHandle<()> {
-    let refresh = move || {
-        let stored = catalog.stored();
-        telemetry::stored(stored.segments, stored.manifests);
-    };
-    tokio::spawn(async move {
-        let stopped = async {
-            let _ = stopped.await;
-        };
-        if let Err(err) = telemetry::exporter::serve(listener, limits, refresh, stopped).await {
-            tracing::error!(error = %err, "metrics listener failed");
-        }
-    })
 }
 
 /// Once draining begins, waits until no request is in flight or the grace
@@ -266,102 +148,6 @@ async fn drain(
             abandoned = gate.in_flight(),
             "shutdown grace period over: requests still in flight are abandoned"
         );
-    }
-}
-
-/// Lets in-flight callbacks finish until `deadline`, what is left of the
-/// grace period: a stuck client does not keep the service from flushing
-/// and exiting.
-async fn finish_sides(sides: Vec<tokio::task::JoinHandle<()>>, deadline: Instant) {
-    for side in sides {
-        if tokio::time::timeout_at(deadline, side).await.is_err() {
-            tracing::warn!("HTTP connections still open at shutdown");
-        }
-    }
-}
-
-/// Reports SERVING on grpc.health.v1.Health once the catalog and every
-/// object store have answered, checking again every few seconds, so a load
-/// balancer sends traffic only where it can succeed.
-async fn report_health(
-    reporter: tonic_health::server::HealthReporter,
-    catalog: Arc<dyn Catalog>,
-    storage: Storage,
-) {
-    use tonic_health::ServingStatus;
-    let mut last = None;
-    loop {
-        let catalog_ok = catalog.check().await.is_ok();
-        let storage_ok = storage.check_all().await;
-        telemetry::ready(catalog_ok && storage_ok.is_ok());
-        let status = if catalog_ok && storage_ok.is_ok() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            match (&storage_ok, catalog_ok) {
-                (Ok(()), true) => tracing::info!("ready: catalog and object storage answer"),
-                (Err(err), _) => {
-                    tracing::warn!(error = %err, "not ready: object storage does not answer")
-                }
-                (Ok(()), false) => tracing::warn!("not ready: the catalog cannot be read"),
-            }
-            set_health(&reporter, status).await;
-            last = Some(status);
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-/// The name health checks use for this service.
-const HEALTH_SERVICE_NAME: &str = "recordindex.v1.RecordIndex";
-
-/// Sets the status of the server ("") and of this service alike: a probe
-/// may ask for either.
-async fn set_health(
-    reporter: &tonic_health::server::HealthReporter,
-    status: tonic_health::ServingStatus,
-) {
-    reporter.set_service_status("", status).await;
-    reporter
-        .set_service_status(HEALTH_SERVICE_NAME, status)
-        .await;
-}
-
-/// Removes expired records in the background: a bounded batch at a time,
-/// again at once while batches come back full.
-async fn sweep_forever(
-    catalog: Arc<dyn Catalog>,
-    clock: Arc<dyn Clock>,
-    interval: Duration,
-    batch: usize,
-) {
-    loop {
-        let more = match catalog.sweep(clock.now(), batch).await {
-            Ok(report) => {
-                if report != Default::default() {
-                    if let Err(err) = catalog.sync().await {
-                        tracing::error!(error = %err, "flush after sweep failed");
-                    }
-                    tracing::info!(
-                        manifests = report.manifests,
-                        segments = report.segments,
-                        tokens = report.tokens,
-                        "expired records removed"
-                    );
-                }
-                telemetry::swept(report.segments, report.manifests, report.tokens);
-                report.maybe_more(batch)
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "sweep failed");
-                false
-            }
-        };
-        if !more {
-            tokio::time::sleep(interval).await;
-        }
     }
 }
 
