@@ -32,8 +32,6 @@ const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
 #[derive(Debug, Clone)]
 pub struct Route {
     pub playlist: PlaylistRequest,
-    /// The signature the URL carries, if any.
-    pub auth_key: Option<String>,
     /// For `master.m3u8`: the renditions' suffixes (`Renditions`,
     /// comma-separated, as on Create).
     pub renditions: Option<Vec<String>>,
@@ -101,7 +99,6 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
             end_time_included: included,
             clip_mode,
         },
-        auth_key: params.get("auth_key"),
         renditions: (*file == "master.m3u8").then(|| {
             params
                 .get("Renditions")
@@ -267,13 +264,12 @@ mod tests {
         assert_eq!((p.start, p.end), (T, Some(T + 3600 * MICROS_PER_SECOND)));
         assert_eq!(p.clip_mode, ClipMode::Keyframe);
         assert!(p.end_time_included);
-        assert_eq!(r.auth_key, None);
+        // The signature is the listener's to check: it changes nothing here.
         let live = route(
             "/v1/d.com/live/s/index.m3u8",
             "start=1795089600&auth_key=1-a-0-f",
         );
         assert_eq!(live.playlist.end, None);
-        assert_eq!(live.auth_key.as_deref(), Some("1-a-0-f"));
     }
 
     #[test]
