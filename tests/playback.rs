@@ -315,6 +315,58 @@ fn two_accounts(bucket: &str) -> String {
     account("a", DOMAIN, "api-key-a") + &account("b", "other.com", "api-key-b")
 }
 
+/// A CDN in front of the bucket checks the Type A signature of each
+/// segment URL with the account's key, as ApsaraVideo Live's CDN does.
+#[tokio::test]
+async fn cdn_segment_urls_carry_a_signature_the_cdn_accepts() {
+    use record_index::playback::signing::{SigningKeys, new_rand, sign_url, verify};
+    let env = [
+        ("PLAY_a", "primary-key-a"),
+        ("PLAY2_a", "secondary-key-a"),
+        ("PLAY_b", "primary-key-b"),
+        ("PLAY2_b", "secondary-key-b"),
+    ];
+    let endpoint = "segment_urls = \"cdn\"\ncdn_base_url = \"https://cdn.example.com/vod/\"\n";
+    let scenario = Scenario::with(120, endpoint, two_accounts, &env).await;
+    scenario
+        .register_as(Some("api-key-a"), &scenario.segments)
+        .await;
+    let (start, end) = range_selecting(&scenario.segments, 2, 6);
+    let url = scenario.url("index.m3u8", &format!("start={start}&end={end}"));
+    let now = chrono::Utc::now().timestamp();
+    let signed = sign_url(&url, "primary-key-a", now, &new_rand(), "0").unwrap();
+    let response = get(&signed).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(uris.len(), 5, "{text}");
+    let account_keys = SigningKeys::new("primary-key-a".into(), None, 600);
+    let other_keys = SigningKeys::new("primary-key-b".into(), None, 600);
+    for (uri, segment) in uris.iter().zip(&scenario.segments[2..]) {
+        let (address, query) = uri.split_once('?').unwrap();
+        assert_eq!(
+            address,
+            format!("https://cdn.example.com/vod/{}", segment.oss_object)
+        );
+        let path = address.strip_prefix("https://cdn.example.com").unwrap();
+        let auth_key = query.strip_prefix("auth_key=");
+        assert!(verify(path, auth_key, &account_keys, now).is_ok(), "{uri}");
+        assert!(verify(path, auth_key, &other_keys, now).is_err(), "{uri}");
+        assert!(!uri.contains("primary-key"), "{uri}");
+    }
+    // Kept by caches a tenth of the signature's validity; another viewer's
+    // request in the same step gets the same text, so the ETag holds.
+    assert_eq!(header(&response, "cache-control"), "public, max-age=60");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let etag = header(&get(&signed).await, "etag").to_string();
+        let again = sign_url(&url, "primary-key-a", now, &new_rand(), "0").unwrap();
+        let held = http_request_with_headers("GET", &again, &[("if-none-match", &etag)]).await;
+        statuses.push(held.status);
+    }
+    assert!(statuses.contains(&304), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn signed_urls_play_and_every_other_url_is_refused() {
     use record_index::playback::signing::{new_rand, sign_url};

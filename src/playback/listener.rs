@@ -144,7 +144,7 @@ impl Playback {
     /// signed now: a tenth of their validity, so a kept copy still hands
     /// out URLs with most of it left.
     fn signed_fresh_secs(keys: &SigningKeys) -> u64 {
-        (keys.validity_secs() / 10).max(1)
+        signing::step_secs(keys.validity_secs())
     }
 
     /// Where a player fetches each segment, as its endpoint's
@@ -159,8 +159,12 @@ impl Playback {
         let mut writers: Vec<(&str, Option<SegmentUrls>)> = Vec::new();
         let keys = self.signing().keys.get(account);
         let key = keys.map(SigningKeys::primary);
-        // One signature nonce and instant for the playlist's CDN URLs.
-        let (rand, seconds) = (signing::new_rand(), now.div_euclid(MICROS_PER_SECOND));
+        // One signature nonce and instant for the playlist's CDN URLs, the
+        // same for a step: the playlist is the same text while it lasts.
+        let seconds = now.div_euclid(MICROS_PER_SECOND);
+        let (seconds, rand) = keys.map_or((seconds, String::new()), |keys| {
+            signing::stepped(seconds, keys.validity_secs())
+        });
         segments
             .iter()
             .map(|segment| {
@@ -232,7 +236,8 @@ impl Playback {
             let app_dir = stream_dir.rsplit_once('/').map_or("", |(dir, _)| dir);
             let own_path = format!("{app_dir}/{encoded}/{file}");
             let now = self.service.clock.now().div_euclid(MICROS_PER_SECOND);
-            let key = signing::sign(&own_path, keys.primary(), now, &signing::new_rand(), "0");
+            let (timestamp, rand) = signing::stepped(now, keys.validity_secs());
+            let key = signing::sign(&own_path, keys.primary(), timestamp, &rand, "0");
             signed = format!("{}={key}", signing::PARAM);
             own_query.push(&signed);
         }

@@ -149,6 +149,25 @@ pub fn new_rand() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// How long the URLs a playlist signs stay the same: a tenth of their
+/// validity.
+pub fn step_secs(validity_secs: u64) -> u64 {
+    (validity_secs / 10).max(1)
+}
+
+/// The timestamp and `rand` of the URLs a playlist made at `now` (Unix
+/// seconds) signs: the same for a step ([`step_secs`]), so the playlists
+/// of one step are the same text (their ETag holds) and a cache keeping
+/// one for the step still hands out URLs with nine tenths of their
+/// validity left. The `rand` comes from the step: a nonce for the CDN's
+/// logs, not a secret.
+pub fn stepped(now: i64, validity_secs: u64) -> (i64, String) {
+    let step = i64::try_from(step_secs(validity_secs)).unwrap_or(i64::MAX);
+    let timestamp = now - now.rem_euclid(step);
+    let rand = xxhash_rust::xxh3::xxh3_128(&timestamp.to_le_bytes());
+    (timestamp, format!("{rand:032x}"))
+}
+
 /// The timestamp that makes a URL expire `expires_in` seconds after `now`
 /// for a verifier with `validity_secs`: `now` itself when `expires_in` is
 /// `validity_secs`. `None` when `expires_in` is 0 or more than twice
@@ -370,6 +389,22 @@ mod tests {
 
     fn md5_of(text: &str) -> String {
         hex::encode(Md5::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn urls_signed_in_one_step_are_the_same_and_valid_nine_tenths_on() {
+        let (first, rand) = stepped(1_800_000_123, 1800);
+        assert_eq!(first, 1_800_000_000);
+        assert_eq!(stepped(1_800_000_179, 1800), (first, rand.clone()));
+        assert_ne!(stepped(1_800_000_180, 1800).1, rand);
+        assert!(rand.len() == 32 && rand.bytes().all(|b| b.is_ascii_hexdigit()));
+        for now in [0, 7, 1_800_000_123] {
+            for validity in [1, 9, 10, 1800, 86_400] {
+                let (timestamp, _) = stepped(now, validity);
+                let valid_until = timestamp + validity as i64;
+                assert!(timestamp <= now && valid_until >= now + (validity as i64) * 9 / 10);
+            }
+        }
     }
 
     #[test]
