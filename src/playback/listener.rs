@@ -100,7 +100,7 @@ impl Playback {
             return Err(Refusal::Method);
         }
         let (path, query) = (request.uri().path(), request.uri().query());
-        let domain = routes::domain_of(path).ok_or(Refusal::NotFound)?;
+        let domain = routes::domain_of(path).ok_or(Refusal::NotFound)??;
         let caller = self.accounts.owner_of(&domain).ok_or_else(|| {
             ApiError::ForbiddenRam(format!("domain {} belongs to no account", quote(&domain)))
         })?;

@@ -1,0 +1,592 @@
+//! The playback listener attacked from outside: the real binary with
+//! ffmpeg-made media in SeaweedFS (or in a local directory), and clients
+//! that send what no player would: hostile URLs and times, bytes on a raw
+//! socket, HTTP/2 with prior knowledge, forged and replayed signatures,
+//! SignPlaybackUrl fields at their edges, and clients that stop reading.
+//! Every refusal must be the documented status with a JSON
+//! `{Code, Message, RequestId}` of Create's codes and an `x-request-id`,
+//! nothing may be read from object storage for it, and the server must
+//! neither panic nor answer 500.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use record_index::proto::{
+    DescribeLiveStreamRecordContentRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "example.com";
+const APP: &str = "app";
+const STREAM: &str = "stream";
+
+// ---- HTTP on a raw socket -------------------------------------------------
+
+/// One answer as it came over the wire.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The start of the body, for failure messages.
+    fn shown(&self) -> String {
+        shown(&self.body)
+    }
+}
+
+/// Sends `request` as it is and reads until the server closes, within 30 s.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(request).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("no answer within 30 s")
+        .unwrap_or_default()
+}
+
+/// The answers in `bytes`, one per method of the requests sent, in order:
+/// HEAD answers and 204/304 carry no body.
+fn answers(mut bytes: &[u8], methods: &[&str]) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for method in methods {
+        let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|status| status.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+            .collect();
+        let rest = &bytes[end + 4..];
+        let length = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.parse::<usize>().ok())
+            .unwrap_or(rest.len());
+        let length = match (*method, status) {
+            ("HEAD", _) | (_, 204 | 304) => 0,
+            _ => length.min(rest.len()),
+        };
+        answers.push(Answer {
+            status,
+            headers,
+            body: rest[..length].to_vec(),
+        });
+        bytes = &rest[length..];
+    }
+    answers
+}
+
+/// One HTTP/1.1 request of `target` (sent byte for byte) with `headers`
+/// (each line ending in CRLF) after Host, and its answer.
+async fn send(addr: SocketAddr, method: &str, target: &[u8], headers: &str) -> Answer {
+    let request = [
+        method.as_bytes(),
+        b" ",
+        target,
+        format!(" HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    ]
+    .concat();
+    let bytes = exchange(addr, &request).await;
+    answers(&bytes, &[method])
+        .pop()
+        .unwrap_or_else(|| panic!("no answer to {method} {}", shown(target)))
+}
+
+fn shown(target: &[u8]) -> String {
+    let text = String::from_utf8_lossy(target);
+    text.chars().take(120).collect()
+}
+
+/// `answer` is the refusal `status` `code` as docs/playback.md has it: the
+/// JSON error with the request id of its header.
+fn assert_refused(what: &str, answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{what}: {}", answer.shown());
+    let id = answer
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("{what}: no x-request-id"));
+    assert!(!id.is_empty(), "{what}");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json"),
+        "{what}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&answer.body)
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", answer.shown()));
+    assert_eq!(body["Code"], code, "{what}: {body}");
+    assert_eq!(body["RequestId"], id, "{what}: {body}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        !message.is_empty() && message.len() <= 1024,
+        "{what}: {body}"
+    );
+}
+
+/// GET and HEAD of `target` are both refused with `status` and `code`
+/// (HEAD without a body).
+async fn assert_refused_both(addr: SocketAddr, target: &[u8], status: u16, code: &str) {
+    let what = shown(target);
+    assert_refused(&what, &send(addr, "GET", target, "").await, status, code);
+    let head = send(addr, "HEAD", target, "").await;
+    assert_eq!(head.status, status, "HEAD {what}");
+    assert!(head.header("x-request-id").is_some(), "HEAD {what}");
+    assert!(head.body.is_empty(), "HEAD {what}");
+}
+
+/// No thread of the server panicked and no answer was a 500.
+fn assert_no_panic_or_500(log: &ServerLog) {
+    let bad: Vec<String> = log
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("panicked") || line.contains("status=500"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Object-storage calls that read media (`get`, `head`, and `open` of a
+/// local object) the server has made, from its metrics.
+async fn object_reads(metrics_port: u16) -> u64 {
+    let body = http_get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .text();
+    body.lines()
+        .filter(|line| {
+            line.starts_with("record_index_object_store_request_duration_seconds_count{")
+                && ["get", "head", "open"]
+                    .iter()
+                    .any(|op| line.contains(&format!("operation=\"{op}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+// ---- Servers ------------------------------------------------------------
+
+/// The real binary with the test media in SeaweedFS, registered as
+/// `example.com/app/stream`, and the playback and metrics listeners.
+struct Recorded {
+    server: Server,
+    log: ServerLog,
+    addr: SocketAddr,
+    metrics_port: u16,
+    /// Unix seconds selecting segments 2 to 6.
+    start: i64,
+    end: i64,
+}
+
+impl Recorded {
+    /// With `accounts(bucket)` appended to the config and `env` set; the
+    /// stream registered with the API key `key` when accounts need one.
+    async fn start(
+        accounts: impl Fn(&str) -> String,
+        env: &[(&str, &str)],
+        key: Option<&str>,
+    ) -> Recorded {
+        let s3 = seaweedfs();
+        let bucket = s3.create_bucket().await;
+        let [metrics_port] = free_ports();
+        let toml = format!(
+            "{}\n[playback]\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+             [rate_limits]\nPlayback = 100000\n\n{}",
+            s3.endpoint_toml(Addressing::Path),
+            accounts(&bucket),
+        );
+        let (server, log) = Server::start_with_env(&toml, env).await;
+        let addr = server.playback_addr().await;
+        let prefix = format!("live/{APP}/{STREAM}");
+        s3.upload_media(&bucket, &prefix).await;
+        let segments = recorded_segments(
+            &s3.endpoint_name(Addressing::Path),
+            &bucket,
+            &prefix,
+            recording_start(Duration::from_secs(20 * 60)),
+        );
+        register(&server, key, DOMAIN, STREAM, &segments).await;
+        let (start, end) = range_selecting(&segments, 2, 6);
+        Recorded {
+            server,
+            log,
+            addr,
+            metrics_port,
+            start: parse_utc(&start).timestamp(),
+            end: parse_utc(&end).timestamp(),
+        }
+    }
+
+    /// `/v1/example.com/app/stream/{file}`.
+    fn path(&self, file: &str) -> String {
+        format!("/v1/{DOMAIN}/{APP}/{STREAM}/{file}")
+    }
+
+    /// `start=..&end=..` of the recorded range.
+    fn range(&self) -> String {
+        format!("start={}&end={}", self.start, self.end)
+    }
+
+    /// What the catalog holds of the stream around the range, as Describe
+    /// shows it.
+    async fn recorded_content(&self) -> String {
+        let at = |unix| utc_seconds(chrono::DateTime::from_timestamp(unix, 0).unwrap());
+        let request = DescribeLiveStreamRecordContentRequest {
+            domain_name: DOMAIN.into(),
+            app_name: APP.into(),
+            stream_name: STREAM.into(),
+            start_time: at(self.start - 600),
+            end_time: at(self.end + 600),
+        };
+        let content = self
+            .server
+            .client()
+            .await
+            .describe_live_stream_record_content(request)
+            .await
+            .unwrap()
+            .into_inner();
+        format!("{:?}", content.record_content_info_list)
+    }
+}
+
+async fn register(
+    server: &Server,
+    key: Option<&str>,
+    domain: &str,
+    stream: &str,
+    segments: &[Segment],
+) {
+    let message = RegisterLiveStreamRecordSegmentsRequest {
+        client_token: String::new(),
+        domain_name: domain.into(),
+        app_name: APP.into(),
+        stream_name: stream.into(),
+        segments: segments.to_vec(),
+    };
+    let request = match key {
+        Some(key) => with_key(key, message),
+        None => tonic::Request::new(message),
+    };
+    server
+        .client()
+        .await
+        .register_live_stream_record_segments(request)
+        .await
+        .unwrap();
+}
+
+// ---- URLs -----------------------------------------------------------------
+
+#[tokio::test]
+async fn hostile_urls_get_their_codes_and_read_nothing() {
+    let open = Recorded::start(|_| String::new(), &[], None).await;
+    let (s, e) = (open.start, open.end);
+    let index = open.path("index.m3u8");
+    let iframes = open.path("iframes.m3u8");
+    let root = format!("/v1/{DOMAIN}/{APP}");
+    let params = "InvalidParams";
+    let start_malformed = "InvalidStartTime.Malformed";
+    let end_malformed = "InvalidEndTime.Malformed";
+    let end_mismatch = "InvalidEndTime.Mismatch";
+    let cases: Vec<(String, u16, &str)> = vec![
+        // A parameter the route reads, given twice: a cache in front may
+        // key on either, so neither is taken.
+        (format!("{iframes}?{}&start={s}", open.range()), 400, params),
+        (
+            format!("{iframes}?{}&%65nd={}", open.range(), e + 6),
+            400,
+            params,
+        ),
+        (
+            format!(
+                "{index}?{}&ClipMode=KEYFRAME&ClipMode=SEGMENT",
+                open.range()
+            ),
+            400,
+            params,
+        ),
+        (
+            format!(
+                "{index}?{}&EndTimeIncluded=true&EndTimeIncluded=true",
+                open.range()
+            ),
+            400,
+            params,
+        ),
+        (
+            format!(
+                "{}?{}&Renditions=_a&Renditions=_b",
+                open.path("master.m3u8"),
+                open.range()
+            ),
+            400,
+            params,
+        ),
+        // Names: not UTF-8 (the domain too), overlong UTF-8, NUL, an
+        // encoded slash, traversal, far too long.
+        (
+            format!("/v1/%FF/{APP}/{STREAM}/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("/v1/%C0%AE%C0%AE/{APP}/{STREAM}/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("{root}/{STREAM}%FF/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("{root}/{STREAM}%C0%AF/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("{root}/{STREAM}%00/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("{root}/..%2F{STREAM}/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("/v1/{DOMAIN}/%2E%2E%2F{APP}/{STREAM}/index.m3u8?start={s}"),
+            400,
+            params,
+        ),
+        (
+            format!("{root}/{}/index.m3u8?start={s}", "s".repeat(60_000)),
+            400,
+            params,
+        ),
+        // Paths that name no playlist: case, trailing and doubled slashes,
+        // dot segments, other files.
+        (format!("{root}/{STREAM}/INDEX.M3U8?start={s}"), 404, params),
+        (format!("{root}/{STREAM}/Index.m3u8?start={s}"), 404, params),
+        (format!("{index}/?start={s}"), 404, params),
+        (
+            format!("{root}/{STREAM}//index.m3u8?start={s}"),
+            404,
+            params,
+        ),
+        (
+            format!("{root}/../{APP}/{STREAM}/index.m3u8?start={s}"),
+            404,
+            params,
+        ),
+        (
+            format!("/v1/./{DOMAIN}/{APP}/{STREAM}/index.m3u8?start={s}"),
+            404,
+            params,
+        ),
+        (
+            format!("{root}/{STREAM}/index.m3u8.ts?start={s}"),
+            404,
+            params,
+        ),
+        (format!("{root}/{STREAM}/ARCHIVE-{s}-30.m3u8"), 404, params),
+        ("/v1/".to_string(), 404, params),
+        ("/".to_string(), 404, params),
+        // Times at their edges.
+        (format!("{index}?start="), 400, start_malformed),
+        (format!("{index}?start=-1"), 400, start_malformed),
+        (format!("{index}?start={}", i64::MAX), 400, start_malformed),
+        (format!("{index}?start=253402300800"), 400, start_malformed),
+        (
+            format!("{index}?start=253402300799"),
+            400,
+            "InvalidStartTime.Mismatch",
+        ),
+        (
+            format!("{index}?start=0&end={e}"),
+            400,
+            "InvalidStartTime.Mismatch",
+        ),
+        (format!("{index}?start={s}.5&end={e}"), 400, start_malformed),
+        (format!("{index}?start=+{s}&end={e}"), 400, start_malformed),
+        (
+            format!("{index}?start=%2B{s}&end={e}"),
+            400,
+            start_malformed,
+        ),
+        (
+            format!("{index}?start=%20{s}&end={e}"),
+            400,
+            start_malformed,
+        ),
+        (
+            format!("{index}?start={s}%00&end={e}"),
+            400,
+            start_malformed,
+        ),
+        (format!("{index}?start={s}&end={e}.0"), 400, end_malformed),
+        (format!("{index}?start={e}&end={s}"), 400, end_mismatch),
+        (format!("{index}?start={s}&end={s}"), 400, end_mismatch),
+        (
+            format!("{index}?start={s}&end={}", s + 5 * 86_400),
+            400,
+            end_mismatch,
+        ),
+        (
+            format!("{index}?start={}", s - 5 * 86_400),
+            400,
+            end_mismatch,
+        ),
+        (
+            format!("{index}?{}&EndTimeIncluded=TRUE", open.range()),
+            400,
+            params,
+        ),
+        (
+            format!("{index}?{}&ClipMode=keyframe", open.range()),
+            400,
+            params,
+        ),
+        // Flussonic's forms.
+        (
+            format!("{root}/{STREAM}/archive-{s}-0.m3u8"),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}--30.m3u8"),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-30.5.m3u8"),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-+30.m3u8"),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-{}.m3u8", i64::MAX),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-{}0.m3u8", u64::MAX),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-900000000.m3u8"),
+            400,
+            end_mismatch,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-{s}-NOW.m3u8"),
+            400,
+            end_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-x-now.m3u8"),
+            400,
+            start_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive--1-30.m3u8"),
+            400,
+            start_malformed,
+        ),
+        (
+            format!("{root}/{STREAM}/archive-253402300800-30.m3u8"),
+            400,
+            start_malformed,
+        ),
+        // A stream never registered.
+        (
+            format!("{root}/nobody/iframes.m3u8?{}", open.range()),
+            404,
+            "InvalidStream.NotFound",
+        ),
+    ];
+    let reads = object_reads(open.metrics_port).await;
+    let content = open.recorded_content().await;
+    for (target, status, code) in &cases {
+        assert_refused_both(open.addr, target.as_bytes(), *status, code).await;
+    }
+    // Raw bytes no URL parser lets through get a 4xx from the HTTP layer
+    // or from the listener, never an answer.
+    for target in [
+        [root.as_bytes(), b"/\xff\xfe/index.m3u8?start=1"].concat(),
+        [index.as_bytes(), b"?start=\xff"].concat(),
+        format!("{index}?start={s}&end=\"{e}\"").into_bytes(),
+    ] {
+        let answer = send(open.addr, "GET", &target, "").await;
+        assert!(
+            (400..500).contains(&answer.status),
+            "{}: {answer:?}",
+            shown(&target)
+        );
+    }
+    for method in ["POST", "PUT", "DELETE", "PATCH", "TRACE"] {
+        let answer = send(open.addr, method, index.as_bytes(), "").await;
+        assert_refused(method, &answer, 405, params);
+        assert_eq!(answer.header("allow"), Some("GET, HEAD, OPTIONS"));
+    }
+    assert_eq!(
+        object_reads(open.metrics_port).await,
+        reads,
+        "refused requests read media"
+    );
+    assert_eq!(open.recorded_content().await, content);
+
+    // The table refuses what it should, not everything: the same range
+    // plays, in both forms, and its I-frame playlist reads its segments.
+    let good = send(
+        open.addr,
+        "GET",
+        format!("{iframes}?{}", open.range()).as_bytes(),
+        "",
+    )
+    .await;
+    assert_eq!(good.status, 200, "{}", good.text());
+    let archive = format!("{root}/{STREAM}/archive-{s}-{}.m3u8", e - s);
+    let archived = send(open.addr, "GET", archive.as_bytes(), "").await;
+    let indexed = send(
+        open.addr,
+        "GET",
+        format!("{index}?{}", open.range()).as_bytes(),
+        "",
+    )
+    .await;
+    assert_eq!((archived.status, archived.text()), (200, indexed.text()));
+    assert!(object_reads(open.metrics_port).await > reads);
+    assert_no_panic_or_500(&open.log);
+}
