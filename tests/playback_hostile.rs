@@ -590,3 +590,144 @@ async fn hostile_urls_get_their_codes_and_read_nothing() {
     assert!(object_reads(open.metrics_port).await > reads);
     assert_no_panic_or_500(&open.log);
 }
+
+// ---- HTTP framing ---------------------------------------------------------
+
+#[tokio::test]
+async fn hostile_http_framing_gets_answers_or_closes() {
+    let open = Recorded::start(|_| String::new(), &[], None).await;
+    let target = format!("{}?{}", open.path("index.m3u8"), open.range());
+    let addr = open.addr;
+    let playlist = send(addr, "GET", target.as_bytes(), "").await;
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+
+    // HTTP/1.0 without a Host, and the absolute form naming another host:
+    // a playlist does not depend on the host.
+    let old = answers(
+        &exchange(addr, format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes()).await,
+        &["GET"],
+    );
+    assert_eq!((old[0].status, old[0].text()), (200, playlist.text()));
+    assert!(old[0].header("x-request-id").is_some());
+    let absolute = format!("http://evil.example{target}");
+    assert_eq!(send(addr, "GET", absolute.as_bytes(), "").await.status, 200);
+
+    // An HTTP/1.1 request must name its host once, as a host (RFC 9112
+    // section 3.2): a proxy in front may read two otherwise.
+    for (what, request) in [
+        (
+            "no Host",
+            format!("GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        ),
+        (
+            "two Hosts",
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+            ),
+        ),
+        (
+            "a Host that is no host",
+            format!("GET {target} HTTP/1.1\r\nHost: a@b\r\nConnection: close\r\n\r\n"),
+        ),
+        (
+            "a port that is no port",
+            format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:http\r\nConnection: close\r\n\r\n"),
+        ),
+    ] {
+        let answer = answers(&exchange(addr, request.as_bytes()).await, &["GET"]).remove(0);
+        assert_refused(what, &answer, 400, "InvalidParams");
+    }
+
+    // Pipelined: each answered in order, each with a request id of its own.
+    let bad = format!("{}?start=yesterday", open.path("index.m3u8"));
+    let pipelined = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+         HEAD {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+         GET {bad} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let three = answers(
+        &exchange(addr, pipelined.as_bytes()).await,
+        &["GET", "HEAD", "GET"],
+    );
+    let statuses: Vec<u16> = three.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 200, 400]);
+    assert_eq!(three[0].text(), playlist.text());
+    assert_refused("pipelined", &three[2], 400, "InvalidStartTime.Malformed");
+    let mut ids: Vec<&str> = three
+        .iter()
+        .filter_map(|a| a.header("x-request-id"))
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+
+    // A client's sane request id comes back; another is replaced.
+    for (sent, kept) in [
+        ("player-42.abc", true),
+        (&"x".repeat(129)[..], false),
+        ("a b", false),
+        ("caf\u{e9}", false),
+    ] {
+        let header = format!("x-request-id: {sent}\r\n");
+        let answer = send(addr, "GET", target.as_bytes(), &header).await;
+        let id = answer.header("x-request-id").unwrap_or_default();
+        assert_eq!(id == sent, kept, "{sent:?} -> {id:?}");
+        assert!(!id.is_empty() && id.len() <= 128);
+    }
+
+    // Huge request lines: a 60 KB query is read (its parameters ignored);
+    // past what the HTTP layer reads, a bare 414 or 431 and the connection
+    // closed (docs/playback.md), and the listener serves on.
+    let long = format!("{target}&x={}", "a".repeat(60_000));
+    assert_eq!(send(addr, "GET", long.as_bytes(), "").await.status, 200);
+    let many = format!("{target}&{}", "p=1&".repeat(12_000));
+    assert_eq!(send(addr, "GET", many.as_bytes(), "").await.status, 200);
+    for (size, status) in [(300 * 1024, 414), (1024 * 1024, 431)] {
+        let huge = format!("{target}&x={}", "a".repeat(size));
+        let answer = send(addr, "GET", huge.as_bytes(), "").await;
+        assert_eq!(answer.status, status, "{size} bytes");
+        let path = format!("{}/{}/index.m3u8", open.path(""), "s".repeat(size));
+        assert!(send(addr, "GET", path.as_bytes(), "").await.status >= 400);
+    }
+    assert_eq!(send(addr, "GET", target.as_bytes(), "").await.status, 200);
+
+    // HTTP/2 with prior knowledge: the same answers, errors and ids.
+    let h2 = hyper::Client::builder()
+        .http2_only(true)
+        .build_http::<hyper::Body>();
+    let base = format!("http://{addr}");
+    let get2 = |path: String| {
+        let h2 = h2.clone();
+        async move {
+            let response = h2.get(path.parse().unwrap()).await?;
+            let (parts, body) = response.into_parts();
+            let body = hyper::body::to_bytes(body).await?;
+            Ok::<_, hyper::Error>((parts, body))
+        }
+    };
+    let (parts, body) = get2(format!("{base}{target}")).await.unwrap();
+    assert_eq!(parts.version, hyper::Version::HTTP_2);
+    assert_eq!(
+        (parts.status.as_u16(), &body[..]),
+        (200, &playlist.body[..])
+    );
+    assert!(parts.headers.contains_key("x-request-id"));
+    let (parts, body) = get2(format!("{base}{bad}")).await.unwrap();
+    let refused = Answer {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect(),
+        body: body.to_vec(),
+    };
+    assert_refused("HTTP/2", &refused, 400, "InvalidStartTime.Malformed");
+    let long = format!(
+        "{base}/v1/{DOMAIN}/{APP}/{}/index.m3u8?start=1",
+        "s".repeat(60_000)
+    );
+    let (parts, _) = get2(long).await.unwrap();
+    assert_eq!(parts.status, 400);
+    assert!(parts.headers.contains_key("x-request-id"));
+    assert_no_panic_or_500(&open.log);
+}

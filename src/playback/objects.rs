@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HOST,
-    HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderMap,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use hyper::{Body, Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -30,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::answer::Refusal;
 use super::byte_ranges::{self, Part, Validators};
+use super::host;
 use crate::admission::Admission;
 use crate::config::LOCAL_ACCOUNT;
 use crate::error::{ApiError, quote};
@@ -201,18 +202,11 @@ fn decode(part: &str) -> Option<String> {
 /// name an attacker points at 127.0.0.1 (DNS rebinding) sends its own name
 /// and is refused. A request without any host is no browser's.
 fn loopback_host(request: &Request<Body>) -> bool {
-    let host = match request.uri().host() {
-        Some(host) => host.to_string(),
-        None => match request.headers().get(HOST).map(|value| value.to_str()) {
-            None => return true,
-            Some(Err(_)) => return false,
-            Some(Ok(value)) => match value.parse::<hyper::http::uri::Authority>() {
-                Ok(authority) => authority.host().to_string(),
-                Err(_) => return false,
-            },
-        },
+    let host = match host::of(request) {
+        Err(_) => return false,
+        Ok(None) => return true,
+        Ok(Some(host)) => host,
     };
-    let host = host.to_ascii_lowercase();
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
         || host.ends_with(".localhost")
@@ -333,6 +327,7 @@ fn stream(file: std::fs::File, first: u64, len: u64) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HOST;
 
     fn parsed(path: &str) -> Result<ObjectPath, String> {
         ObjectPath::parse(path).map_err(|refusal| match refusal {
@@ -411,8 +406,9 @@ mod tests {
     fn only_loopback_hosts_are_served() {
         let request = |host: Option<&str>| {
             let mut builder = Request::builder().uri("/objects/localhost/b01/a.ts");
-            if let Some(host) = host {
-                builder = builder.header(HOST, host);
+            match host {
+                Some(host) => builder = builder.header(HOST, host),
+                None => builder = builder.version(hyper::Version::HTTP_10),
             }
             builder.body(Body::empty()).unwrap()
         };
