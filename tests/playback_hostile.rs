@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
+use md5::{Digest, Md5};
 use record_index::proto::{
     DescribeLiveStreamRecordContentRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
 };
@@ -730,4 +731,261 @@ async fn hostile_http_framing_gets_answers_or_closes() {
     assert_eq!(parts.status, 400);
     assert!(parts.headers.contains_key("x-request-id"));
     assert_no_panic_or_500(&open.log);
+}
+
+// ---- Signatures -----------------------------------------------------------
+
+const API_KEY_A: &str = "rik_hostile-admin-a-1f2e3d4c5b6a";
+const API_KEY_B: &str = "rik_hostile-admin-b-6a5b4c3d2e1f";
+/// Describe only.
+const API_KEY_READER: &str = "rik_hostile-reader-a-0a1b2c3d4e5f";
+const KEY_A: &str = "primary-playback-key-a";
+const KEY_A2: &str = "secondary-playback-key-a";
+const KEY_B: &str = "primary-playback-key-b";
+const OTHER_DOMAIN: &str = "other.com";
+const VALIDITY: i64 = 600;
+
+/// Account a (example.com) with two playback keys; account b (other.com)
+/// with its own, and a Playback limit of 2 a second.
+fn two_accounts(bucket: &str) -> String {
+    let key = |key: &str, actions: &str, id: &str| {
+        format!(
+            "[[accounts.keys]]\nsha256 = \"{}\"\n\
+             allow = [{{ actions = [\"{actions}\"], resources = [\"acs:cdn:*:{id}:domain/*\"] }}]\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()))
+        )
+    };
+    format!(
+        "[[accounts]]\nid = \"a\"\ndomains = [\"{DOMAIN}\"]\nbuckets = [\"{bucket}\"]\n{}{}\
+         [accounts.playback]\nprimary_key_env = \"PLAY_A\"\nsecondary_key_env = \"PLAY_A2\"\n\
+         validity_secs = {VALIDITY}\n\n\
+         [[accounts]]\nid = \"b\"\ndomains = [\"{OTHER_DOMAIN}\"]\nbuckets = [\"{bucket}\"]\n\
+         rate_limits = {{ Playback = 2 }}\n{}\
+         [accounts.playback]\nprimary_key_env = \"PLAY_B\"\nvalidity_secs = {VALIDITY}\n",
+        key(API_KEY_A, "live:*", "a"),
+        key(API_KEY_READER, "live:Describe*", "a"),
+        key(API_KEY_B, "live:*", "b"),
+    )
+}
+
+async fn signed_scenario() -> Recorded {
+    let env = [("PLAY_A", KEY_A), ("PLAY_A2", KEY_A2), ("PLAY_B", KEY_B)];
+    Recorded::start(two_accounts, &env, Some(API_KEY_A)).await
+}
+
+/// `auth_key` by the documented formula, computed here.
+fn auth_key(path: &str, key: &str, timestamp: &str, rand: &str, uid: &str) -> String {
+    let digest = Md5::digest(format!("{path}-{timestamp}-{rand}-{uid}-{key}").as_bytes());
+    format!("{timestamp}-{rand}-{uid}-{}", hex::encode(digest))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[tokio::test]
+async fn hostile_signatures_are_refused_before_anything_is_read() {
+    let signed = signed_scenario().await;
+    let path = signed.path("index.m3u8");
+    let range = signed.range();
+    let ts = now().to_string();
+    let good = auth_key(&path, KEY_A, &ts, "r4nd", "0");
+    for key in [KEY_A, KEY_A2] {
+        let url = format!(
+            "{path}?{range}&auth_key={}",
+            auth_key(&path, key, &ts, "r4nd", "0")
+        );
+        let answer = send(signed.addr, "GET", url.as_bytes(), "").await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+
+    let digest = &good[good.len() - 32..];
+    let encoded_path = format!("/v1/{DOMAIN}/{APP}/%73tream/index.m3u8");
+    let hostile: Vec<(&str, String, String)> = vec![
+        ("no auth_key", path.clone(), String::new()),
+        ("an empty auth_key", path.clone(), "auth_key=".into()),
+        ("auth_key without =", path.clone(), "auth_key".into()),
+        (
+            "an extra dash",
+            path.clone(),
+            format!("auth_key={ts}-r4-nd-0-{digest}"),
+        ),
+        ("a trailing dash", path.clone(), format!("auth_key={good}-")),
+        (
+            "an empty rand",
+            path.clone(),
+            format!("auth_key={ts}--0-{digest}"),
+        ),
+        (
+            "an empty uid",
+            path.clone(),
+            format!("auth_key={ts}-r4nd--{digest}"),
+        ),
+        (
+            "an empty digest",
+            path.clone(),
+            format!("auth_key={ts}-r4nd-0-"),
+        ),
+        (
+            "a 10 000-character rand",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(&path, KEY_A, &ts, &"r".repeat(10_000), "0")
+            ),
+        ),
+        (
+            "a uid of odd characters",
+            path.clone(),
+            format!("auth_key={}", auth_key(&path, KEY_A, &ts, "r", "u%20x")),
+        ),
+        (
+            "a timestamp past i64",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(&path, KEY_A, "99999999999999999999", "r", "0")
+            ),
+        ),
+        (
+            "a negative timestamp",
+            path.clone(),
+            format!("auth_key={}", auth_key(&path, KEY_A, "-5", "r", "0")),
+        ),
+        (
+            "a timestamp with a +",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(&path, KEY_A, &format!("%2B{ts}"), "r", "0")
+            ),
+        ),
+        (
+            "an upper-case digest",
+            path.clone(),
+            format!("auth_key={}", good.to_uppercase()),
+        ),
+        (
+            "a percent-encoded auth_key",
+            path.clone(),
+            format!("auth_key={}", good.replacen('-', "%2D", 1)),
+        ),
+        (
+            "auth_key twice",
+            path.clone(),
+            format!("auth_key={good}&auth_key={good}"),
+        ),
+        (
+            "an encoded parameter name",
+            path.clone(),
+            format!("auth%5Fkey={good}"),
+        ),
+        (
+            "a signature of another stream",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(
+                    &signed.path("").replace(STREAM, "other"),
+                    KEY_A,
+                    &ts,
+                    "r",
+                    "0"
+                )
+            ),
+        ),
+        (
+            "the path written otherwise",
+            encoded_path.clone(),
+            format!("auth_key={good}"),
+        ),
+        (
+            "the encoded path's signature on the plain path",
+            path.clone(),
+            format!("auth_key={}", auth_key(&encoded_path, KEY_A, &ts, "r", "0")),
+        ),
+        (
+            "expired a second ago",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(&path, KEY_A, &(now() - VALIDITY - 1).to_string(), "r", "0")
+            ),
+        ),
+        (
+            "further ahead than the validity",
+            path.clone(),
+            format!(
+                "auth_key={}",
+                auth_key(&path, KEY_A, &(now() + VALIDITY + 60).to_string(), "r", "0")
+            ),
+        ),
+        (
+            "another account's key",
+            path.clone(),
+            format!("auth_key={}", auth_key(&path, KEY_B, &ts, "r", "0")),
+        ),
+        (
+            "a key of nobody's",
+            path.clone(),
+            format!("auth_key={}", auth_key(&path, "guessed", &ts, "r", "0")),
+        ),
+    ];
+    let reads = object_reads(signed.metrics_port).await;
+    for (what, url_path, auth) in &hostile {
+        // The I-frame playlist of a stream never registered: refused for
+        // its signature before the catalog or the media are read.
+        for (file, stream) in [("index.m3u8", STREAM), ("iframes.m3u8", "nobody")] {
+            let target_path = url_path.replace("index.m3u8", file).replace(STREAM, stream);
+            let target = format!("{target_path}?{range}&{auth}");
+            let answer = send(signed.addr, "GET", target.as_bytes(), "").await;
+            assert_refused(what, &answer, 403, "Forbidden.RAM");
+        }
+    }
+    assert_eq!(object_reads(signed.metrics_port).await, reads);
+
+    // Account b: a flood of forged URLs does not spend its limit of 2 a
+    // second; its own signature plays, a's signature on b's path does not.
+    let b_path = format!("/v1/{OTHER_DOMAIN}/{APP}/{STREAM}/index.m3u8");
+    for _ in 0..20 {
+        let forged = format!(
+            "{b_path}?{range}&auth_key={}",
+            auth_key(&b_path, KEY_A, &ts, "r", "0")
+        );
+        assert_refused(
+            "a's key on b",
+            &send(signed.addr, "GET", forged.as_bytes(), "").await,
+            403,
+            "Forbidden.RAM",
+        );
+    }
+    let b_url = format!(
+        "{b_path}?{range}&auth_key={}",
+        auth_key(&b_path, KEY_B, &ts, "r", "0")
+    );
+    let first = send(signed.addr, "GET", b_url.as_bytes(), "").await;
+    assert_refused(
+        "b's stream, never registered",
+        &first,
+        404,
+        "InvalidStream.NotFound",
+    );
+
+    // Over its limit, b is throttled with Retry-After; a is not.
+    let burst =
+        futures::future::join_all((0..10).map(|_| send(signed.addr, "GET", b_url.as_bytes(), "")))
+            .await;
+    let throttled: Vec<&Answer> = burst.iter().filter(|a| a.status == 429).collect();
+    assert!(throttled.len() >= 5, "{} of 10 throttled", throttled.len());
+    for answer in throttled {
+        assert_refused("over b's limit", answer, 429, "Throttling.User");
+        let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    }
+    let a_url = format!("{path}?{range}&auth_key={good}");
+    assert_eq!(
+        send(signed.addr, "GET", a_url.as_bytes(), "").await.status,
+        200
+    );
+    assert_no_panic_or_500(&signed.log);
 }
