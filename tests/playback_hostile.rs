@@ -17,6 +17,7 @@ use common::*;
 use md5::{Digest, Md5};
 use record_index::proto::{
     DescribeLiveStreamRecordContentRequest, RegisterLiveStreamRecordSegmentsRequest, Segment,
+    SignPlaybackUrlRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -988,4 +989,170 @@ async fn hostile_signatures_are_refused_before_anything_is_read() {
         200
     );
     assert_no_panic_or_500(&signed.log);
+}
+
+// ---- SignPlaybackUrl --------------------------------------------------------
+
+#[tokio::test]
+async fn sign_playback_url_refuses_hostile_fields() {
+    let signed = signed_scenario().await;
+    let mut client = signed.server.client().await;
+    let base = SignPlaybackUrlRequest {
+        domain_name: DOMAIN.into(),
+        app_name: APP.into(),
+        stream_name: STREAM.into(),
+        start_time: utc_seconds(chrono::DateTime::from_timestamp(signed.start, 0).unwrap()),
+        end_time: utc_seconds(chrono::DateTime::from_timestamp(signed.end, 0).unwrap()),
+        ..Default::default()
+    };
+    let answer = client
+        .sign_playback_url(with_key(API_KEY_A, base.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let played = send(signed.addr, "GET", answer.playback_path.as_bytes(), "").await;
+    assert_eq!(played.status, 200, "{}", played.text());
+
+    let huge = "a".repeat(1024 * 1024);
+    type Spoil = Box<dyn Fn(&mut SignPlaybackUrlRequest)>;
+    let params = (tonic::Code::InvalidArgument, "InvalidParams");
+    let forbidden = (tonic::Code::PermissionDenied, "Forbidden.RAM");
+    let cases: Vec<(&str, Spoil, (tonic::Code, &str))> = vec![
+        (
+            "ValiditySeconds i64::MAX",
+            Box::new(|r| r.validity_seconds = i64::MAX),
+            params,
+        ),
+        (
+            "ValiditySeconds i64::MIN",
+            Box::new(|r| r.validity_seconds = i64::MIN),
+            params,
+        ),
+        (
+            "ValiditySeconds past twice",
+            Box::new(|r| r.validity_seconds = 2 * VALIDITY + 1),
+            params,
+        ),
+        (
+            "a 1 MiB StreamName",
+            Box::new(move |r| r.stream_name = huge.clone()),
+            params,
+        ),
+        (
+            "a 1 MiB AppName",
+            Box::new(|r| r.app_name = "a".repeat(1 << 20)),
+            params,
+        ),
+        (
+            "a 1 MiB DomainName",
+            Box::new(|r| r.domain_name = "a".repeat(1 << 20)),
+            forbidden,
+        ),
+        (
+            "a 1 MiB EndTime",
+            Box::new(|r| r.end_time = "9".repeat(1 << 20)),
+            (tonic::Code::InvalidArgument, "InvalidEndTime.Malformed"),
+        ),
+        (
+            "1000 renditions",
+            Box::new(|r| r.renditions = vec!["_x".into(); 1000]),
+            params,
+        ),
+        // Valid names, but no URL can carry them: every client removes
+        // `.` and `..` segments from a path before sending it.
+        (
+            "StreamName ..",
+            Box::new(|r| r.stream_name = "..".into()),
+            params,
+        ),
+        (
+            "StreamName .",
+            Box::new(|r| r.stream_name = ".".into()),
+            params,
+        ),
+        ("AppName ..", Box::new(|r| r.app_name = "..".into()), params),
+        (
+            "another tenant's domain",
+            Box::new(|r| r.domain_name = OTHER_DOMAIN.into()),
+            forbidden,
+        ),
+    ];
+    for (what, spoil, (code, error_code)) in &cases {
+        let mut request = base.clone();
+        spoil(&mut request);
+        let status = client
+            .sign_playback_url(with_key(API_KEY_A, request))
+            .await
+            .expect_err(what);
+        assert_error(&status, *code, error_code);
+        assert!(status.message().len() <= 1024, "{what}");
+    }
+    // A master whose rendition would be named `..` is refused by the
+    // listener alike: its URI would climb out of the app.
+    let dots = format!(
+        "/v1/{DOMAIN}/{APP}/./master.m3u8?start={}&Renditions=.",
+        signed.start
+    );
+    let signed_dots = format!(
+        "{dots}&auth_key={}",
+        auth_key(
+            &dots[..dots.find('?').unwrap()],
+            KEY_A,
+            &now().to_string(),
+            "r",
+            "0"
+        )
+    );
+    let answer = send(signed.addr, "GET", signed_dots.as_bytes(), "").await;
+    assert_refused("a rendition named ..", &answer, 400, "InvalidParams");
+    // A key allowed only Describe may not sign; nor may b sign a's stream.
+    for key in [API_KEY_READER, API_KEY_B] {
+        let status = client
+            .sign_playback_url(with_key(key, base.clone()))
+            .await
+            .unwrap_err();
+        assert_error(&status, forbidden.0, forbidden.1);
+    }
+    assert_no_panic_or_500(&signed.log);
+}
+
+// ---- sign-url -----------------------------------------------------------------
+
+#[test]
+fn sign_url_refuses_paths_clients_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[accounts]]\nid = \"a\"\n\
+             domains = [\"{DOMAIN}\"]\n[accounts.playback]\nprimary_key_env = \"PLAY_A\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let sign = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_record-index"))
+            .args(["sign-url", "--config"])
+            .arg(&config)
+            .args(["--account", "a", url])
+            .env("PLAY_A", KEY_A)
+            .env_remove("RECORD_INDEX_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let good = sign("https://play.example.com/v1/example.com/app/stream/index.m3u8?start=1");
+    assert!(good.status.success(), "{good:?}");
+    for url in [
+        "https://play.example.com/v1/example.com/app/../stream/index.m3u8",
+        "https://play.example.com/v1/example.com/app/./stream/index.m3u8",
+        "https://play.example.com/v1/example.com/app/%2e%2E/index.m3u8",
+    ] {
+        let refused = sign(url);
+        assert_eq!(refused.status.code(), Some(2), "{url}: {refused:?}");
+        assert!(refused.stdout.is_empty(), "{url}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(". or .."), "{url}: {stderr}");
+        assert!(!stderr.contains(KEY_A), "{stderr}");
+    }
 }
