@@ -1116,6 +1116,82 @@ async fn sign_playback_url_refuses_hostile_fields() {
     assert_no_panic_or_500(&signed.log);
 }
 
+// ---- Objects in local mode ----------------------------------------------------
+
+const BUCKET: &str = "local-bucket";
+/// Local mode from a config file (no accounts), with an object of `size`
+/// bytes at `big.ts` and, when `playlist_segments` is more than 0, a stream
+/// `big` of that many one-second segments with keys of 1000 bytes: a
+/// playlist of about a megabyte per thousand segments.
+async fn local(size: usize, playlist_segments: i64) -> (Server, ServerLog, SocketAddr) {
+    let toml = "[playback]\nlisten = \"127.0.0.1:0\"\n\n[rate_limits]\nPlayback = 100000\n";
+    let (server, log) = Server::start_keeping_log(toml).await;
+    let addr = server.playback_addr().await;
+    let dir = server.data_dir.join("objects").join(BUCKET);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.ts"), bytes).unwrap();
+    if playlist_segments > 0 {
+        let prefix = format!("live/{}", "k".repeat(980));
+        let start = recording_start(Duration::from_secs(playlist_segments as u64 + 600));
+        let segments = plain_segments(
+            ("localhost", BUCKET, &prefix),
+            start,
+            0..playlist_segments,
+            1,
+        );
+        register(&server, None, DOMAIN, "big", &segments).await;
+    }
+    (server, log, addr)
+}
+
+#[tokio::test]
+async fn hostile_ranges_and_heads_on_objects() {
+    let (server, log, addr) = local(1000, 0).await;
+    let object = format!("/objects/localhost/{BUCKET}/big.ts");
+    let get = |headers: String| {
+        let object = object.clone();
+        async move { send(addr, "GET", object.as_bytes(), &headers).await }
+    };
+    let whole = get(String::new()).await;
+    assert_eq!((whole.status, whole.body.len()), (200, 1000));
+    // Numbers past u64 are past the end of any object.
+    let past = get("Range: bytes=18446744073709551616-\r\n".into()).await;
+    assert_refused("a range past u64", &past, 416, "InvalidParams");
+    assert_eq!(past.header("content-range"), Some("bytes */1000"));
+    for (range, status, len) in [
+        ("bytes=0-99999999999999999999999", 206, 1000),
+        ("bytes=-99999999999999999999999", 206, 1000),
+        ("bytes=999-", 206, 1),
+        // Several ranges, in one field or in two, get the whole object.
+        (&format!("bytes=0-0,{}", "1-1,".repeat(4000))[..], 200, 1000),
+        ("bytes=0-0\r\nRange: bytes=5-9", 200, 1000),
+        ("bytes=5-1", 200, 1000),
+        ("items=0-1", 200, 1000),
+    ] {
+        let answer = get(format!("Range: {range}\r\n")).await;
+        let shown: String = range.chars().take(40).collect();
+        assert_eq!((answer.status, answer.body.len()), (status, len), "{shown}");
+    }
+    // HEAD answers the headers of everything, a body of nothing.
+    for (target, status) in [
+        (object.clone(), 200),
+        (format!("/objects/localhost/{BUCKET}/missing.ts"), 404),
+        (format!("/objects/localhost/{BUCKET}/../../x"), 400),
+        (format!("/objects/localhost/{BUCKET}/a%2Fb.ts"), 400),
+        (format!("/objects/LOCALHOST/{BUCKET}/big.ts"), 400),
+    ] {
+        let head = send(addr, "HEAD", target.as_bytes(), "Range: bytes=0-1\r\n").await;
+        assert_eq!(head.status, status, "{target}");
+        assert!(
+            head.body.is_empty() && head.header("x-request-id").is_some(),
+            "{target}"
+        );
+    }
+    drop(server);
+    assert_no_panic_or_500(&log);
+}
+
 // ---- sign-url -----------------------------------------------------------------
 
 #[test]

@@ -256,11 +256,17 @@ async fn respond(
             .body(Body::empty())
             .expect("valid response parts"));
     }
-    // Range is a GET's only; HEAD gets the whole object's headers.
+    // Range is a GET's only; HEAD gets the whole object's headers. Two
+    // Range fields are several ranges, which get the whole object too.
+    let mut ranges = headers.get_all(RANGE).iter();
+    let one_range = match (ranges.next(), ranges.next()) {
+        (Some(one), None) => one.to_str().ok(),
+        _ => None,
+    };
     let asked = if head || !validators.range_allowed(text(IF_RANGE)) {
         Part::Whole
     } else {
-        byte_ranges::part(text(RANGE), size)
+        byte_ranges::part(one_range, size)
     };
     let (status, first, len, response) = match asked {
         Part::Unsatisfiable => return Err(Refusal::Unsatisfiable { size }),
