@@ -1119,6 +1119,12 @@ async fn sign_playback_url_refuses_hostile_fields() {
 // ---- Objects in local mode ----------------------------------------------------
 
 const BUCKET: &str = "local-bucket";
+/// How long the listener waits for a client to take any byte of an answer
+/// (docs/playback.md).
+const STALL: Duration = Duration::from_secs(20);
+/// Objects the listener sends at once in local mode (docs/playback.md).
+const OBJECTS_AT_ONCE: usize = 64;
+
 /// Local mode from a config file (no accounts), with an object of `size`
 /// bytes at `big.ts` and, when `playlist_segments` is more than 0, a stream
 /// `big` of that many one-second segments with keys of 1000 bytes: a
@@ -1143,6 +1149,99 @@ async fn local(size: usize, playlist_segments: i64) -> (Server, ServerLog, Socke
         register(&server, None, DOMAIN, "big", &segments).await;
     }
     (server, log, addr)
+}
+
+/// A connection that asked for `target` with a receive window of a few
+/// kilobytes and reads nothing past the head of the answer.
+async fn stalled(addr: SocketAddr, target: &str) -> (TcpStream, Answer) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("a head within 10 s")
+            .unwrap();
+        assert_eq!(
+            read,
+            1,
+            "closed before the head: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let answer = answers(&head, &["HEAD"]).remove(0);
+    (stream, answer)
+}
+
+/// Descriptors the server process holds open.
+fn open_files(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+#[tokio::test]
+async fn clients_that_stop_reading_lose_their_answers_and_hold_no_files() {
+    let (server, log, addr) = local(32 << 20, 10_000).await;
+    let object = format!("/objects/localhost/{BUCKET}/big.ts");
+    let before = open_files(&server);
+
+    // Each object being sent holds a file: at most 64 at once, so clients
+    // that read nothing cannot take the descriptors the service needs.
+    let mut readers = Vec::new();
+    for _ in 0..OBJECTS_AT_ONCE {
+        let (stream, answer) = stalled(addr, &object).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        readers.push(stream);
+    }
+    let refused = send(addr, "GET", object.as_bytes(), "").await;
+    assert_refused("one object more", &refused, 503, "InternalError");
+    let held = open_files(&server);
+    assert!(
+        held <= before + 2 * OBJECTS_AT_ONCE + 4,
+        "{before} descriptors before, {held} with {OBJECTS_AT_ONCE} stalled readers"
+    );
+
+    // A playlist of ten megabytes to a client that reads nothing.
+    let now = now();
+    let playlist = format!(
+        "/v1/{DOMAIN}/{APP}/big/index.m3u8?start={}&end={now}",
+        now - 20_000
+    );
+    let (mut playlist_reader, answer) = stalled(addr, &playlist).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let length: usize = answer.header("content-length").unwrap().parse().unwrap();
+    assert!(length > 8 << 20, "a playlist of {length} bytes");
+
+    // After the stall time, the server has given up on all of them: their
+    // files and connections are closed, and the next client is served.
+    tokio::time::sleep(STALL + Duration::from_secs(4)).await;
+    let after = open_files(&server);
+    assert!(
+        after <= before + 4,
+        "{before} descriptors before, {after} after the stall"
+    );
+    let range = send(addr, "GET", object.as_bytes(), "Range: bytes=0-187\r\n").await;
+    assert_eq!((range.status, range.body.len()), (206, 188));
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(30),
+        playlist_reader.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closed the stalled connection");
+    assert!(
+        read.is_err() || rest.len() < length,
+        "the stalled client got the whole answer ({} of {length} bytes)",
+        rest.len()
+    );
+    drop(readers);
+    assert_no_panic_or_500(&log);
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! `auth_key`, pure); [`listener`] serves them, with the headers of
 //! [`answer`]. In local mode it also serves the local store's
 //! [`objects`], in the [`byte_ranges`] players ask for. [`host`] reads
-//! the host a request names.
+//! the host a request names. Bodies are handed over by [`sending`], which
+//! gives up on a client that takes nothing.
 
 pub mod answer;
 pub mod byte_ranges;
@@ -12,6 +13,7 @@ pub mod host;
 pub mod listener;
 pub mod objects;
 pub mod routes;
+pub mod sending;
 pub mod signing;
 
 pub use listener::Playback;
