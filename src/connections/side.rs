@@ -3,7 +3,10 @@
 //! once, and a new connection beyond it closed at once, so a flood of idle
 //! sockets on a side port cannot take the descriptors the gRPC listener
 //! needs. Their connections are closed when no request head arrives in
-//! the handshake time (hyper's header read timeout).
+//! the handshake time (hyper's header read timeout), and when the client
+//! takes no byte of an answer for [`WRITE_STALL`]: a client that stops
+//! reading would otherwise hold its slot, and the answer buffered for it,
+//! for as long as it keeps the socket open.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,11 +21,15 @@ use hyper::{Body, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 use super::Limits;
 
 /// Pause after `accept` fails for want of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest a connection may wait for its client to take any byte of an
+/// answer; then it is closed.
+pub const WRITE_STALL: Duration = Duration::from_secs(20);
 
 /// What a side listener enforces.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +52,35 @@ impl SideLimits {
 pub struct SideConnection {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    /// Running while a write waits for the client to take bytes.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl SideConnection {
+    /// `poll` (a write or a flush) as it is, but when it has waited for
+    /// [`WRITE_STALL`] with no progress, an error that closes the
+    /// connection.
+    fn unless_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let polled = poll(Pin::new(&mut self.stream), cx);
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no byte of the answer in time",
+            ))),
+        }
+    }
 }
 
 impl AsyncRead for SideConnection {
@@ -63,11 +99,23 @@ impl AsyncWrite for SideConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.unless_stalled(cx, |stream, cx| stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.unless_stalled(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.unless_stalled(cx, |stream, cx| stream.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -145,6 +193,7 @@ fn accept(
                 let connection = SideConnection {
                     stream,
                     _slot: slot,
+                    stalled: None,
                 };
                 return Some((Ok(connection), (listener, slots, refused)));
             }

@@ -76,7 +76,7 @@ pub fn playlist(headers: &HeaderMap, answer: PlaylistAnswer, head: bool) -> Resp
     let body = if head {
         Body::empty()
     } else {
-        Body::from(body)
+        super::sending::bytes(body)
     };
     response.body(body).expect("valid response parts")
 }

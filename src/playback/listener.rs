@@ -14,6 +14,7 @@ use hyper::header::HeaderValue;
 use hyper::{Body, Method, Request, Response};
 
 use super::answer::{self, Cors, Refusal};
+use super::host;
 use super::objects::{self, Objects};
 use super::routes::{self, NoSuchPath};
 use super::signing::{self, SigningKeys};
@@ -59,7 +60,10 @@ impl Playback {
             .objects
             .as_ref()
             .filter(|_| objects::is_object_path(&path));
-        let (mut response, code) = if request.method() == Method::OPTIONS {
+        let (mut response, code) = if let Err(err) = host::of(&request) {
+            let refusal = Refusal::Api(ApiError::InvalidParams(err.to_string()));
+            answer::refused(refusal, &request_id)
+        } else if request.method() == Method::OPTIONS {
             (self.cors.preflight(request.headers()), "OK".to_string())
         } else if let Some(objects) = served {
             match objects.answer(&request).await {
@@ -100,7 +104,7 @@ impl Playback {
             return Err(Refusal::Method);
         }
         let (path, query) = (request.uri().path(), request.uri().query());
-        let domain = routes::domain_of(path).ok_or(Refusal::NotFound)?;
+        let domain = routes::domain_of(path).ok_or(Refusal::NotFound)??;
         let caller = self.accounts.owner_of(&domain).ok_or_else(|| {
             ApiError::ForbiddenRam(format!("domain {} belongs to no account", quote(&domain)))
         })?;

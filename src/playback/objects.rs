@@ -15,21 +15,20 @@
 //! character, no encoded `/`), and the file opened must lie inside the
 //! store (see [`crate::storage::LocalStore::open_object`]).
 
-use std::io::SeekFrom;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hyper::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HOST,
-    HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderMap,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use hyper::{Body, Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::answer::Refusal;
 use super::byte_ranges::{self, Part, Validators};
+use super::{host, sending};
 use crate::admission::Admission;
 use crate::config::LOCAL_ACCOUNT;
 use crate::error::{ApiError, quote};
@@ -40,8 +39,11 @@ use crate::storage::{OpenedObject, Storage, StorageError};
 
 /// Where the object URLs start: apart from the playlists' `/v1/`.
 pub const PREFIX: &str = "/objects/";
-/// Bytes read from the file and sent at a time.
-const CHUNK_BYTES: u64 = 128 * 1024;
+/// Most objects open and being sent at once. Each holds a file descriptor
+/// beside its connection's, and one HTTP/2 connection can ask for many at
+/// once: without a bound, clients that read nothing would take the
+/// descriptors the rest of the service needs.
+pub const MAX_SENT_AT_ONCE: usize = 64;
 
 /// Whether `path` is one this module answers.
 pub fn is_object_path(path: &str) -> bool {
@@ -62,12 +64,19 @@ pub fn uri(endpoint: &str, bucket: &str, key: &str) -> String {
 pub struct Objects {
     storage: Storage,
     admission: Arc<dyn Admission>,
+    /// One permit per object open, held until its answer is sent or given
+    /// up.
+    sending: Arc<Semaphore>,
 }
 
 impl Objects {
     /// For local mode only: every request is the `local` account's.
     pub fn for_local_mode(storage: Storage, admission: Arc<dyn Admission>) -> Objects {
-        Objects { storage, admission }
+        Objects {
+            storage,
+            admission,
+            sending: Arc::new(Semaphore::new(MAX_SENT_AT_ONCE)),
+        }
     }
 
     /// Where a player fetches `key` of `bucket` on `endpoint`, when this
@@ -102,6 +111,11 @@ impl Objects {
         self.admission
             .admit_or_throttle(LOCAL_ACCOUNT, Operation::Playback)
             .await?;
+        let permit = self.sending.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "{MAX_SENT_AT_ONCE} objects are being sent already; try again once one is done"
+            ))
+        })?;
         let opened = self
             .storage
             .open_local(&object.endpoint, &object.bucket, &object.key)
@@ -118,7 +132,12 @@ impl Objects {
                     unavailable: true,
                 }),
             })?;
-        respond(request.headers(), head, opened, content_type(&object.key)).await
+        let answer = Answer {
+            head,
+            content_type: content_type(&object.key),
+            permit,
+        };
+        respond(request.headers(), answer, opened)
     }
 }
 
@@ -201,18 +220,11 @@ fn decode(part: &str) -> Option<String> {
 /// name an attacker points at 127.0.0.1 (DNS rebinding) sends its own name
 /// and is refused. A request without any host is no browser's.
 fn loopback_host(request: &Request<Body>) -> bool {
-    let host = match request.uri().host() {
-        Some(host) => host.to_string(),
-        None => match request.headers().get(HOST).map(|value| value.to_str()) {
-            None => return true,
-            Some(Err(_)) => return false,
-            Some(Ok(value)) => match value.parse::<hyper::http::uri::Authority>() {
-                Ok(authority) => authority.host().to_string(),
-                Err(_) => return false,
-            },
-        },
+    let host = match host::of(request) {
+        Err(_) => return false,
+        Ok(None) => return true,
+        Ok(Some(host)) => host,
     };
-    let host = host.to_ascii_lowercase();
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
         || host.ends_with(".localhost")
@@ -237,15 +249,27 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
+/// What the answer for an opened object is to be.
+struct Answer {
+    head: bool,
+    content_type: &'static str,
+    /// Held until the body is sent or given up.
+    permit: OwnedSemaphorePermit,
+}
+
 /// The answer for an opened object: `304` when the client holds it, the
 /// range asked for (`206`, or `416` for none of its bytes), else all of
 /// it; the body streamed from the file.
-async fn respond(
+fn respond(
     headers: &HeaderMap,
-    head: bool,
+    answer: Answer,
     opened: OpenedObject,
-    content_type: &'static str,
 ) -> Result<Response<Body>, Refusal> {
+    let Answer {
+        head,
+        content_type,
+        permit,
+    } = answer;
     let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
     let size = opened.size;
     let validators = Validators::new(size, opened.modified);
@@ -262,11 +286,17 @@ async fn respond(
             .body(Body::empty())
             .expect("valid response parts"));
     }
-    // Range is a GET's only; HEAD gets the whole object's headers.
+    // Range is a GET's only; HEAD gets the whole object's headers. Two
+    // Range fields are several ranges, which get the whole object too.
+    let mut ranges = headers.get_all(RANGE).iter();
+    let one_range = match (ranges.next(), ranges.next()) {
+        (Some(one), None) => one.to_str().ok(),
+        _ => None,
+    };
     let asked = if head || !validators.range_allowed(text(IF_RANGE)) {
         Part::Whole
     } else {
-        byte_ranges::part(text(RANGE), size)
+        byte_ranges::part(one_range, size)
     };
     let (status, first, len, response) = match asked {
         Part::Unsatisfiable => return Err(Refusal::Unsatisfiable { size }),
@@ -291,48 +321,15 @@ async fn respond(
     let body = if head || len == 0 {
         Body::empty()
     } else {
-        stream(opened.file, first, len)
+        sending::file(opened.file, first, len, permit)
     };
     Ok(response.body(body).expect("valid response parts"))
-}
-
-/// `len` bytes of `file` from `first`, read a chunk at a time as the client
-/// takes them. A file that ends early (cut short since it was opened)
-/// aborts the body, so the client sees a broken answer rather than a
-/// short one.
-fn stream(file: std::fs::File, first: u64, len: u64) -> Body {
-    let (mut sender, body) = Body::channel();
-    tokio::spawn(async move {
-        let mut file = tokio::fs::File::from_std(file);
-        if file.seek(SeekFrom::Start(first)).await.is_err() {
-            sender.abort();
-            return;
-        }
-        let mut left = len;
-        while left > 0 {
-            let mut chunk = vec![0; CHUNK_BYTES.min(left) as usize];
-            match file.read(&mut chunk).await {
-                Ok(0) | Err(_) => {
-                    sender.abort();
-                    return;
-                }
-                Ok(read) => {
-                    chunk.truncate(read);
-                    left -= read as u64;
-                    // The client went away.
-                    if sender.send_data(Bytes::from(chunk)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HOST;
 
     fn parsed(path: &str) -> Result<ObjectPath, String> {
         ObjectPath::parse(path).map_err(|refusal| match refusal {
@@ -411,8 +408,9 @@ mod tests {
     fn only_loopback_hosts_are_served() {
         let request = |host: Option<&str>| {
             let mut builder = Request::builder().uri("/objects/localhost/b01/a.ts");
-            if let Some(host) = host {
-                builder = builder.header(HOST, host);
+            match host {
+                Some(host) => builder = builder.header(HOST, host),
+                None => builder = builder.version(hyper::Version::HTTP_10),
             }
             builder.body(Body::empty()).unwrap()
         };

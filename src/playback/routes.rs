@@ -13,8 +13,9 @@
 //!   `iframes.m3u8`.
 //!
 //! Other query parameters are ignored (players add cache busters), except
-//! `auth_key`, which the listener checks. [`url_of`] writes the URL of a
-//! request, as SignPlaybackUrl hands it out.
+//! `auth_key`, which the listener checks. A parameter the route reads may
+//! be given once: which of two a cache in front keys on is anyone's guess.
+//! [`url_of`] writes the URL of a request, as SignPlaybackUrl hands it out.
 
 use percent_encoding::percent_decode_str;
 
@@ -56,7 +57,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
     let params = Params::parse(query.unwrap_or(""));
     let (start, end) = match *file {
         "index.m3u8" | "iframes.m3u8" | "master.m3u8" => {
-            let start = params.get("start").ok_or_else(|| {
+            let start = params.get("start")?.ok_or_else(|| {
                 ApiError::InvalidParams("start is required: the range's first instant".into())
             })?;
             let start = instant(&start).ok_or_else(|| {
@@ -64,7 +65,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
                     "start must be yyyy-MM-ddTHH:mm:ssZ or Unix seconds".into(),
                 )
             })?;
-            let end = match params.get("end") {
+            let end = match params.get("end")? {
                 Some(end) => Some(instant(&end).ok_or_else(|| {
                     ApiError::EndTimeMalformed(
                         "end must be yyyy-MM-ddTHH:mm:ssZ or Unix seconds".into(),
@@ -79,7 +80,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
             None => return Ok(Err(NoSuchPath)),
         },
     };
-    let included = match params.get("EndTimeIncluded").as_deref() {
+    let included = match params.get("EndTimeIncluded")?.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
@@ -88,7 +89,16 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
             ));
         }
     };
-    let clip_mode = ClipMode::parse(params.get("ClipMode").as_deref().unwrap_or(""))?;
+    let clip_mode = ClipMode::parse(params.get("ClipMode")?.as_deref().unwrap_or(""))?;
+    let renditions = match *file {
+        "master.m3u8" => Some(
+            params
+                .get("Renditions")?
+                .map(|list| list.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    };
     Ok(Ok(Route {
         playlist: PlaylistRequest {
             domain_name: decode(domain, "DomainName")?,
@@ -99,12 +109,7 @@ pub fn parse(path: &str, query: Option<&str>) -> ApiResult<Result<Route, NoSuchP
             end_time_included: included,
             clip_mode,
         },
-        renditions: (*file == "master.m3u8").then(|| {
-            params
-                .get("Renditions")
-                .map(|list| list.split(',').map(str::to_string).collect())
-                .unwrap_or_default()
-        }),
+        renditions,
         iframes: *file == "iframes.m3u8",
     }))
 }
@@ -146,13 +151,12 @@ pub fn url_of(playlist: &PlaylistRequest, renditions: &[String]) -> (String, Str
 }
 
 /// The domain a playback path names, decoded, before the rest is read:
-/// what decides whose signature the URL must carry.
-pub fn domain_of(path: &str) -> Option<String> {
+/// what decides whose signature the URL must carry. `None` for a path
+/// outside `/v1/`; a domain that is not UTF-8 is refused as [`parse`]
+/// refuses the other names.
+pub fn domain_of(path: &str) -> Option<ApiResult<String>> {
     let domain = path.strip_prefix("/v1/")?.split('/').next()?;
-    percent_decode_str(domain)
-        .decode_utf8()
-        .ok()
-        .map(|name| name.into_owned())
+    Some(decode(domain, "DomainName"))
 }
 
 /// `archive-{from}-{duration}.m3u8` or `archive-{from}-now.m3u8`: the
@@ -209,7 +213,7 @@ fn decode(segment: &str, field: &str) -> ApiResult<String> {
         .map_err(|_| ApiError::InvalidParams(format!("{field} {} is not UTF-8", quote(segment))))
 }
 
-/// The query's parameters, decoded; the first of a repeated name wins.
+/// The query's parameters, decoded.
 struct Params(Vec<(String, String)>);
 
 impl Params {
@@ -231,11 +235,16 @@ impl Params {
         )
     }
 
-    fn get(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
+    /// The value of `name`, which may be given once. Names compare
+    /// decoded, so `%73tart` is `start` as a cache that decodes sees it.
+    fn get(&self, name: &str) -> ApiResult<Option<String>> {
+        let mut values = self.0.iter().filter(|(key, _)| key == name);
+        match (values.next(), values.next()) {
+            (_, Some(_)) => Err(ApiError::InvalidParams(format!(
+                "{name} is given more than once"
+            ))),
+            (first, None) => Ok(first.map(|(_, value)| value.clone())),
+        }
     }
 }
 
@@ -353,6 +362,48 @@ mod tests {
             parse(&huge, None),
             Err(ApiError::EndTimeMalformed(_))
         ));
+    }
+
+    #[test]
+    fn a_parameter_the_route_reads_is_given_once() {
+        let path = "/v1/d.com/live/s/index.m3u8";
+        for query in [
+            "start=1795089600&start=1795089601",
+            "start=1795089600&%73tart=1795089601",
+            "start=1795089600&end=1795093200&end=1795093201",
+            "start=1795089600&EndTimeIncluded=true&EndTimeIncluded=false",
+            "start=1795089600&ClipMode=KEYFRAME&ClipMode=SEGMENT",
+        ] {
+            let err = parse(path, Some(query)).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::InvalidParams(m) if m.contains("more than once")),
+                "{query}: {err}"
+            );
+        }
+        let master = "/v1/d.com/live/s/master.m3u8";
+        let twice = parse(master, Some("start=1795089600&Renditions=_a&Renditions=_b"));
+        assert!(matches!(twice, Err(ApiError::InvalidParams(_))));
+        // Parameters the route does not read may repeat (cache busters);
+        // Renditions is read by master.m3u8 only.
+        route(path, "start=1795089600&x=1&x=2&Renditions=_a&Renditions=_b");
+    }
+
+    #[test]
+    fn the_domain_is_read_first_and_must_be_utf8() {
+        let domain = |path: &str| domain_of(path).map(|d| d.map_err(|e| e.code()));
+        assert_eq!(
+            domain("/v1/ex%61mple.com/live/s/index.m3u8"),
+            Some(Ok("example.com".to_string()))
+        );
+        assert_eq!(
+            domain("/v1/%FF/live/s/index.m3u8"),
+            Some(Err("InvalidParams"))
+        );
+        assert_eq!(
+            domain("/v1/%C0%AE/live/s/index.m3u8"),
+            Some(Err("InvalidParams"))
+        );
+        assert_eq!(domain("/v2/example.com/live/s/index.m3u8"), None);
     }
 
     #[test]

@@ -260,6 +260,19 @@ pub enum UrlError {
     NoHost,
     #[error("the URL holds a space or a control character")]
     Unprintable,
+    /// Clients resolve `.` and `..` segments (and their escapes) before
+    /// they send a path, so a signature of the path as written would
+    /// never match.
+    #[error("the URL's path has a . or .. segment, which clients remove before sending it")]
+    DotSegment,
+}
+
+/// Whether a path segment is one a client resolves away: `.` or `..`,
+/// either dot possibly written `%2e` (as the WHATWG URL standard reads it).
+pub fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    let dots = lower.replace("%2e", ".");
+    dots == "." || dots == ".."
 }
 
 /// Characters of a path a client sends percent-encoded: everything but
@@ -307,6 +320,9 @@ pub fn sign_url(
         return Err(UrlError::NoHost);
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.split('/').any(is_dot_segment) {
+        return Err(UrlError::DotSegment);
+    }
     let path: Cow<str> = match path {
         "" => Cow::Borrowed("/"),
         path => utf8_percent_encode(path, PATH_ESCAPED).into(),
@@ -757,9 +773,28 @@ mod tests {
             ("https://user@/path", UrlError::NoHost),
             ("https://example.com/a b", UrlError::Unprintable),
             ("https://example.com/a\nb", UrlError::Unprintable),
+            (
+                "https://example.com/v1/a/../b/index.m3u8",
+                UrlError::DotSegment,
+            ),
+            (
+                "https://example.com/v1/a/./b/index.m3u8",
+                UrlError::DotSegment,
+            ),
+            (
+                "https://example.com/v1/a/%2E%2e/index.m3u8",
+                UrlError::DotSegment,
+            ),
+            (
+                "https://example.com/v1/a/.%2E/index.m3u8",
+                UrlError::DotSegment,
+            ),
+            ("https://example.com/v1/a/..", UrlError::DotSegment),
         ] {
             assert_eq!(sign_url(url, KEY, NOW, "r", "0"), Err(err), "{url:?}");
         }
+        // Names that only hold dots are names.
+        assert!(sign_url("https://example.com/v1/.../a..b/.x", KEY, NOW, "r", "0").is_ok());
     }
 
     #[test]

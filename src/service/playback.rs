@@ -140,6 +140,9 @@ impl IndexService {
     ) -> ApiResult<PlaylistAnswer> {
         check_suffixes(suffixes)?;
         let names = stream_names(&request.stream_name, suffixes);
+        for name in &names {
+            check_url_segment("a rendition's StreamName", name)?;
+        }
         let selected = self.select_streams(caller, request, &names).await?;
         let clips = self.clip_all(&selected.window, &selected.segments).await;
         render::check_aligned(&clips)?;
@@ -240,6 +243,19 @@ pub(super) fn stream_names(stream: &str, suffixes: &[String]) -> Vec<String> {
         .iter()
         .map(|suffix| format!("{stream}{suffix}"))
         .collect()
+}
+
+/// A name a playback URL holds as a path segment of its own: `.` and `..`
+/// are valid names, but every client resolves them away before it sends a
+/// URL, so no URL reaches the stream they name.
+pub(super) fn check_url_segment(field: &str, name: &str) -> ApiResult<()> {
+    if crate::playback::signing::is_dot_segment(name) {
+        return Err(ApiError::InvalidParams(format!(
+            "{field} {name:?} cannot be played over HTTP: clients remove . and .. segments \
+             from a URL's path"
+        )));
+    }
+    Ok(())
 }
 
 /// Renditions as Create takes them: 1 to 8 suffixes of 1 to 32

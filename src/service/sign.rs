@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::playback::{PlaylistRequest, check_suffixes, stream_names};
+use super::playback::{PlaylistRequest, check_suffixes, check_url_segment, stream_names};
 use super::window::ClipMode;
 use super::{IndexService, check_required};
 use crate::auth::Caller;
@@ -94,8 +94,9 @@ impl IndexService {
     }
 }
 
-/// Rule 1: the names, the required StartTime, ClipMode, Renditions and
-/// ValiditySeconds; the seconds the URL is to live.
+/// Rule 1: the names (each a segment a URL can carry), the required
+/// StartTime, ClipMode, Renditions and ValiditySeconds; the seconds the URL
+/// is to live.
 fn check_fields(
     request: &proto::SignPlaybackUrlRequest,
     keys: Option<&SigningKeys>,
@@ -107,10 +108,13 @@ fn check_fields(
         &[("StartTime", &request.start_time)],
     )?;
     ClipMode::parse(&request.clip_mode)?;
+    check_url_segment("AppName", &request.app_name)?;
+    check_url_segment("StreamName", &request.stream_name)?;
     if !request.renditions.is_empty() {
         check_suffixes(&request.renditions)?;
         for name in stream_names(&request.stream_name, &request.renditions) {
             names::check_stream_names(&request.domain_name, &request.app_name, &name)?;
+            check_url_segment("a rendition's StreamName", &name)?;
         }
     }
     lifetime(request.validity_seconds, keys)
@@ -203,6 +207,30 @@ mod tests {
         assert!(signing.keys_of("42").unwrap().is_some());
         signing.local_mode = true;
         assert!(signing.keys_of("local").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_no_url_can_carry_are_refused() {
+        let request =
+            |app: &str, stream: &str, renditions: &[&str]| proto::SignPlaybackUrlRequest {
+                domain_name: "d.com".into(),
+                app_name: app.into(),
+                stream_name: stream.into(),
+                start_time: "2026-11-19T12:00:00Z".into(),
+                renditions: renditions.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            };
+        for (app, stream, renditions) in [
+            ("..", "s", &[][..]),
+            ("live", ".", &[]),
+            ("live", "..", &[]),
+            ("live", ".", &["."]),
+        ] {
+            let err = check_fields(&request(app, stream, renditions), None).unwrap_err();
+            assert_eq!(err.code(), "InvalidParams", "{app}/{stream}");
+            assert!(err.to_string().contains("cannot be played"), "{err}");
+        }
+        assert!(check_fields(&request("...", "a..b", &["_."]), None).is_ok());
     }
 
     #[test]
