@@ -11,6 +11,7 @@
 //! batch in ([`Merge`]) and writes back what changed, with arrays: a
 //! fixed number of statements for any batch size.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use deadpool_postgres::{GenericClient, Transaction};
@@ -18,7 +19,7 @@ use tokio_postgres::Row;
 
 use super::statements::{prepare, query, query_one};
 use super::{PgCatalog, storage, tokens};
-use crate::catalog::blocks::merge::{IndexEntry, Merge, Merged};
+use crate::catalog::blocks::merge::{IndexEntry, Merge, Merged, minutes_ended_in};
 use crate::catalog::blocks::{block_base, codec, minute_of, object_hash};
 use crate::catalog::{
     CatalogError, Commit, RegisterAnswer, RegisterOutcome, Stream, StreamName, segment_expired,
@@ -77,12 +78,10 @@ async fn read_blocks(
     }
     let mut minutes: Vec<i64> = Vec::new();
     if with_their_minutes {
-        minutes = segments
-            .iter()
-            .map(|s| minute_us(minute_of(s.end())))
+        minutes = minutes_ended_in(segments)
+            .into_iter()
+            .map(minute_us)
             .collect();
-        minutes.sort_unstable();
-        minutes.dedup();
     }
     let rows = query(
         client,
@@ -209,9 +208,7 @@ impl PgCatalog {
             tx.rollback().await.map_err(storage)?;
             return Ok(Commit::Answered(first));
         }
-        let mut merge = Merge::new(blocks);
-        segments.into_iter().for_each(|s| merge.add(s, now));
-        let merged = merge.finish();
+        let merged = Merge::batch(blocks, segments.into_iter().map(Cow::Owned), now);
         let mut outcome = merged.outcome;
         outcome.duplicates += repeats;
         let delta = i64::from(outcome.accepted) - merged.expired_removed as i64;

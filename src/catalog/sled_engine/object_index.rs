@@ -9,7 +9,7 @@
 //! length, and the catalog holds a few keys per hundred segments rather
 //! than one per segment: sled's memory and disk grow with its keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Entries a bucket holds at most before its stream's buckets split.
 pub const MAX_BUCKET: usize = 64;
@@ -59,6 +59,37 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, &'static str> {
             (hash, minute)
         })
         .collect())
+}
+
+/// Applies the entries a registration removed and added to the buckets
+/// of a stream of `depth`, which must hold every bucket those entries
+/// fall in; the numbers of the buckets that changed. An entry added is
+/// kept once: a bucket may already hold it.
+pub fn apply(
+    buckets: &mut BTreeMap<u32, Vec<Entry>>,
+    depth: u32,
+    removed: &[Entry],
+    added: &[Entry],
+) -> BTreeSet<u32> {
+    let mut changed = BTreeSet::new();
+    for entry in removed {
+        let bucket = bucket_of(entry.0, depth);
+        let entries = buckets.get_mut(&bucket).expect("a bucket read");
+        let before = entries.len();
+        entries.retain(|held| held != entry);
+        if entries.len() < before {
+            changed.insert(bucket);
+        }
+    }
+    for entry in added {
+        let bucket = bucket_of(entry.0, depth);
+        let entries = buckets.get_mut(&bucket).expect("a bucket read");
+        if !entries.contains(entry) {
+            entries.push(*entry);
+            changed.insert(bucket);
+        }
+    }
+    changed
 }
 
 /// The depth at which no bucket of `entries` holds more than
@@ -119,6 +150,22 @@ mod tests {
         // Few entries need no split.
         let (depth, buckets) = split(0, vec![(5, 1), (6, 1)]);
         assert_eq!((depth, buckets.len()), (0, 1));
+    }
+
+    #[test]
+    fn applying_entries_removes_and_adds_each_once_and_names_the_buckets_changed() {
+        let depth = 1;
+        let (low, high) = (1u64, 1u64 << 63);
+        let mut buckets = BTreeMap::from([(0, vec![(low, 10), (low, 11)]), (1, vec![(high, 10)])]);
+        let changed = apply(&mut buckets, depth, &[(low, 10)], &[(low, 12), (high, 10)]);
+        assert_eq!(changed, BTreeSet::from([0]));
+        assert_eq!(buckets[&0], vec![(low, 11), (low, 12)]);
+        assert_eq!(buckets[&1], vec![(high, 10)]);
+        // Removing what a bucket does not hold changes nothing.
+        assert!(apply(&mut buckets, depth, &[(high, 99)], &[]).is_empty());
+        let changed = apply(&mut buckets, depth, &[(high, 10)], &[]);
+        assert_eq!(changed, BTreeSet::from([1]));
+        assert!(buckets[&1].is_empty());
     }
 
     #[test]

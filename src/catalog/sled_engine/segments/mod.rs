@@ -19,7 +19,6 @@ use super::{SledCatalog, abort, object_index};
 pub(super) use crate::catalog::blocks::{block_base, object_hash};
 use crate::catalog::blocks::{codec, minute_of, same_object, scan_order};
 use crate::manifest::{Micros, Segment};
-use registration::Registration;
 
 /// What the catalog knows of a stream.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -215,11 +214,12 @@ impl SledCatalog {
                     index_depth: 0,
                 },
             };
-            let mut registration = Registration::new(stream);
-            for segment in &batch {
-                registration.add(segments, index, segment, now)?;
-            }
-            let written = registration.write(streams, segments, index, &stream_key)?;
+            let trees = registration::Trees {
+                streams,
+                segments,
+                index,
+            };
+            let written = registration::register(&trees, &stream_key, stream, &batch, now)?;
             if let Some(answer) = answer {
                 tokens::insert_answer(tokens, token_expiry, &answer.answer(&written.outcome))?;
             }
@@ -426,6 +426,7 @@ mod tests {
         }
         let stream = catalog.stream(&name()).unwrap().unwrap();
         assert!(stream.index_depth >= 3, "depth {}", stream.index_depth);
+        assert_index_follows_blocks(&catalog, stream.id);
         let keys = catalog.object_index.len();
         assert!(keys <= 600 / 8, "{keys} index keys for 600 segments");
         for bucket in catalog.object_index.iter() {
@@ -581,5 +582,70 @@ mod tests {
             .visit_by_end(id, 0, i64::MAX / 2, 0, |s| found.push(s))
             .unwrap();
         assert_eq!(found, vec![reused]);
+    }
+
+    /// The duplicate index's rule: an entry (hash, minute) exists exactly
+    /// while that minute's block holds an object of that hash, once; and
+    /// no block is stored empty.
+    fn assert_index_follows_blocks(catalog: &SledCatalog, stream_id: u64) {
+        let prefix = stream_id.to_be_bytes();
+        let mut entries = Vec::new();
+        for bucket in catalog.object_index.scan_prefix(prefix) {
+            let (_, value) = bucket.unwrap();
+            entries.extend(object_index::decode(&value).unwrap());
+        }
+        let mut held = std::collections::BTreeSet::new();
+        for block in catalog.segments.scan_prefix(prefix) {
+            let (key, bytes) = block.unwrap();
+            let minute = u64::from_be_bytes(key[8..16].try_into().unwrap());
+            let mut stored = 0;
+            codec::decode_block(block_base(minute), &bytes, |segment| {
+                held.insert((object_hash(&segment), minute));
+                stored += 1;
+            })
+            .unwrap();
+            assert!(stored > 0, "an empty block is stored at minute {minute}");
+        }
+        entries.sort_unstable();
+        assert_eq!(entries, held.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_object_registered_again_after_it_expired_moves_its_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SledCatalog::open(dir.path(), 1 << 20).unwrap();
+        let (first, second, other) = (segment(0), segment(1), segment(20));
+        assert_eq!(minute_of(first.end()), minute_of(second.end()));
+        assert_ne!(minute_of(first.end()), minute_of(other.end()));
+        catalog
+            .register(&name(), vec![first.clone(), other.clone()], NOW)
+            .unwrap();
+        let later = second.start + SEGMENT_RETENTION;
+        let again = |segment: &Segment| {
+            let mut reused = segment.clone();
+            reused.start = later - 60_000_000;
+            reused
+        };
+        // The old copy's block still holds another object, then none.
+        let outcome = catalog
+            .register(&name(), vec![second.clone()], NOW)
+            .unwrap();
+        assert_eq!(outcome.accepted, 1);
+        let id = catalog.stream(&name()).unwrap().unwrap().id;
+        assert_index_follows_blocks(&catalog, id);
+        let stored = catalog.segments_stored.load(Ordering::Relaxed);
+        for reused in [again(&first), again(&second)] {
+            let outcome = catalog.register(&name(), vec![reused], later).unwrap();
+            assert_eq!((outcome.accepted, outcome.duplicates), (1, 0));
+            assert_index_follows_blocks(&catalog, id);
+        }
+        let old_block = block_key(id, minute_of(first.end()));
+        assert!(catalog.segments.get(old_block).unwrap().is_none());
+        assert_eq!(catalog.segments_stored.load(Ordering::Relaxed), stored);
+        // Registered again, the new copies are duplicates.
+        let outcome = catalog
+            .register(&name(), vec![again(&first), again(&second)], later)
+            .unwrap();
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 2));
     }
 }

@@ -1,7 +1,9 @@
-//! One Register batch inside its sled transaction: which segments are new,
-//! the minute blocks and duplicate-index buckets they change, and the
-//! writes that store them.
+//! One Register batch inside its sled transaction: the duplicate-index
+//! buckets of the batch's hashes and the blocks they name or the batch
+//! ends in are read, the batch is merged in by [`Merge`], the rules every
+//! engine shares, and what changed is written back.
 
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,170 +11,18 @@ use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::super::{CatalogError, abort, object_index};
-use super::{
-    RegisterOutcome, StreamRecord, block_base, block_key, expired, object_hash, read_bucket,
-};
-use crate::catalog::blocks::{codec, minute_of, position_in, same_object};
+use super::{RegisterOutcome, StreamRecord, block_base, block_key, object_hash, read_bucket};
+use crate::catalog::blocks::codec;
+use crate::catalog::blocks::merge::{IndexEntry, Merge, Merged, minutes_ended_in};
 use crate::manifest::{Micros, Segment};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<CatalogError>>;
 
-fn read_block(
-    tree: &TransactionalTree,
-    key: &[u8],
-    minute: u64,
-) -> Result<Vec<Segment>, ConflictableTransactionError<CatalogError>> {
-    let mut segments = Vec::new();
-    if let Some(bytes) = tree.get(key)? {
-        codec::decode_block(block_base(minute), &bytes, |segment| segments.push(segment))
-            .map_err(abort)?;
-    }
-    Ok(segments)
-}
-
-/// Blocks read during one registration, and which of them changed.
-#[derive(Default)]
-struct PendingBlocks {
-    loaded: BTreeMap<u64, Vec<Segment>>,
-    dirty: std::collections::BTreeSet<u64>,
-}
-
-impl PendingBlocks {
-    fn get(
-        &mut self,
-        tree: &TransactionalTree,
-        stream_id: u64,
-        minute: u64,
-    ) -> Result<&mut Vec<Segment>, ConflictableTransactionError<CatalogError>> {
-        Ok(match self.loaded.entry(minute) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                entry.insert(read_block(tree, &block_key(stream_id, minute), minute)?)
-            }
-        })
-    }
-}
-
-/// The changes one batch makes to a stream, gathered segment by segment
-/// and written at the end in one go.
-pub(super) struct Registration {
-    stream: StreamRecord,
-    outcome: RegisterOutcome,
-    /// Expired copies of re-registered objects dropped from their blocks.
-    expired_removed: u64,
-    blocks: PendingBlocks,
-    /// Duplicate-index buckets read, by number, and those changed.
-    buckets: BTreeMap<u32, Vec<object_index::Entry>>,
-    dirty_buckets: BTreeSet<u32>,
-}
-
-impl Registration {
-    pub(super) fn new(stream: StreamRecord) -> Registration {
-        Registration {
-            stream,
-            outcome: RegisterOutcome::default(),
-            expired_removed: 0,
-            blocks: PendingBlocks::default(),
-            buckets: BTreeMap::new(),
-            dirty_buckets: BTreeSet::new(),
-        }
-    }
-
-    /// Adds `segment` unless the stream holds it already (same bucket and
-    /// object), which counts it as a duplicate.
-    pub(super) fn add(
-        &mut self,
-        segments: &TransactionalTree,
-        index: &TransactionalTree,
-        segment: &Segment,
-        now: Micros,
-    ) -> TxResult<()> {
-        let stream_id = self.stream.id;
-        let hash = object_hash(segment);
-        let bucket = object_index::bucket_of(hash, self.stream.index_depth);
-        let entries = match self.buckets.entry(bucket) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(read_bucket(index, stream_id, bucket)?),
-        };
-        let minutes: Vec<u64> = entries
-            .iter()
-            .filter(|(h, _)| *h == hash)
-            .map(|(_, minute)| *minute)
-            .collect();
-        let mut known = false;
-        for minute in minutes {
-            let block = self.blocks.get(segments, stream_id, minute)?;
-            // An expired copy is gone for every read: a recorder that reuses
-            // an object key 90 days on adds a new segment, and the old entry
-            // makes room for it.
-            let before = block.len();
-            block.retain(|stored| !(same_object(stored, segment) && expired(stored, now)));
-            let removed = before - block.len();
-            known |= block.iter().any(|stored| same_object(stored, segment));
-            self.expired_removed += removed as u64;
-            if removed > 0 {
-                self.blocks.dirty.insert(minute);
-            }
-        }
-        if known {
-            self.outcome.duplicates += 1;
-            return Ok(());
-        }
-        let minute = minute_of(segment.end());
-        let block = self.blocks.get(segments, stream_id, minute)?;
-        let position = position_in(block, segment);
-        block.insert(position, segment.clone());
-        self.blocks.dirty.insert(minute);
-        if !entries.contains(&(hash, minute)) {
-            entries.push((hash, minute));
-            self.dirty_buckets.insert(bucket);
-        }
-        self.stream.longest_segment = self.stream.longest_segment.max(segment.duration);
-        self.outcome.accepted += 1;
-        Ok(())
-    }
-
-    /// Writes what changed.
-    pub(super) fn write(
-        self,
-        streams: &TransactionalTree,
-        segments: &TransactionalTree,
-        index: &TransactionalTree,
-        stream_key: &[u8],
-    ) -> TxResult<Written> {
-        if self.outcome.accepted == 0 {
-            // Nothing is written, so nothing was removed either.
-            return Ok(Written {
-                outcome: self.outcome,
-                expired_removed: 0,
-                overfull: false,
-            });
-        }
-        let stream_id = self.stream.id;
-        for minute in &self.blocks.dirty {
-            let block = &self.blocks.loaded[minute];
-            segments.insert(
-                &block_key(stream_id, *minute),
-                codec::encode_block(block_base(*minute), block),
-            )?;
-        }
-        for bucket in &self.dirty_buckets {
-            index.insert(
-                &object_index::bucket_key(stream_id, *bucket),
-                object_index::encode(&self.buckets[bucket]),
-            )?;
-        }
-        let overfull = self
-            .dirty_buckets
-            .iter()
-            .any(|bucket| self.buckets[bucket].len() > object_index::MAX_BUCKET);
-        streams.insert(stream_key, self.stream.encode_to_vec())?;
-        Ok(Written {
-            outcome: self.outcome,
-            expired_removed: self.expired_removed,
-            overfull,
-        })
-    }
+/// The trees a registration reads and writes, as its transaction sees them.
+pub(super) struct Trees<'a> {
+    pub streams: &'a TransactionalTree,
+    pub segments: &'a TransactionalTree,
+    pub index: &'a TransactionalTree,
 }
 
 /// What a registration wrote.
@@ -182,4 +32,134 @@ pub(super) struct Written {
     pub expired_removed: u64,
     /// Whether a duplicate-index bucket is now over its size.
     pub overfull: bool,
+}
+
+/// Merges `batch` into the stream of `stream_key`, whose record (as this
+/// transaction read it, or a new one) is `stream`, and writes the blocks,
+/// index buckets and record that changed; nothing when nothing did.
+pub(super) fn register(
+    trees: &Trees,
+    stream_key: &[u8],
+    mut stream: StreamRecord,
+    batch: &[Segment],
+    now: Micros,
+) -> TxResult<Written> {
+    let mut hashes: Vec<u64> = batch.iter().map(object_hash).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let mut buckets = BTreeMap::new();
+    read_buckets(trees.index, &stream, &hashes, &mut buckets)?;
+    let mut minutes = minutes_ended_in(batch);
+    for hash in &hashes {
+        let bucket = &buckets[&object_index::bucket_of(*hash, stream.index_depth)];
+        minutes.extend(bucket.iter().filter(|(h, _)| h == hash).map(|(_, m)| *m));
+    }
+    let blocks = read_blocks(trees.segments, stream.id, &minutes)?;
+    // Borrowed: the transaction may run again, with the same batch.
+    let merged = Merge::batch(blocks, batch.iter().map(Cow::Borrowed), now);
+    if merged.blocks.is_empty() {
+        return Ok(Written {
+            outcome: merged.outcome,
+            expired_removed: 0,
+            overfull: false,
+        });
+    }
+    write_blocks(trees.segments, stream.id, &merged.blocks)?;
+    let overfull = write_entries(trees.index, &stream, &merged, &mut buckets)?;
+    if merged.outcome.accepted > 0 {
+        stream.longest_segment = stream.longest_segment.max(merged.longest);
+        trees.streams.insert(stream_key, stream.encode_to_vec())?;
+    }
+    Ok(Written {
+        outcome: merged.outcome,
+        expired_removed: merged.expired_removed,
+        overfull,
+    })
+}
+
+/// Reads into `buckets` those of `hashes` not read yet.
+fn read_buckets(
+    index: &TransactionalTree,
+    stream: &StreamRecord,
+    hashes: &[u64],
+    buckets: &mut BTreeMap<u32, Vec<object_index::Entry>>,
+) -> TxResult<()> {
+    for hash in hashes {
+        let bucket = object_index::bucket_of(*hash, stream.index_depth);
+        if let Entry::Vacant(vacant) = buckets.entry(bucket) {
+            vacant.insert(read_bucket(index, stream.id, bucket)?);
+        }
+    }
+    Ok(())
+}
+
+/// The stream's blocks at `minutes`, those that exist.
+fn read_blocks(
+    tree: &TransactionalTree,
+    stream_id: u64,
+    minutes: &BTreeSet<u64>,
+) -> TxResult<BTreeMap<u64, Vec<Segment>>> {
+    let mut blocks = BTreeMap::new();
+    for minute in minutes {
+        if let Some(bytes) = tree.get(block_key(stream_id, *minute))? {
+            let mut block = Vec::new();
+            codec::decode_block(block_base(*minute), &bytes, |s| block.push(s)).map_err(abort)?;
+            blocks.insert(*minute, block);
+        }
+    }
+    Ok(blocks)
+}
+
+/// Writes the blocks a merge changed; an emptied block is removed.
+fn write_blocks(
+    tree: &TransactionalTree,
+    stream_id: u64,
+    blocks: &[(u64, Vec<Segment>)],
+) -> TxResult<()> {
+    for (minute, block) in blocks {
+        let key = block_key(stream_id, *minute);
+        if block.is_empty() {
+            tree.remove(&key)?;
+        } else {
+            tree.insert(&key, codec::encode_block(block_base(*minute), block))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the entries a merge added and removed to the stream's index
+/// buckets and writes those that changed, an emptied one removed; whether
+/// one of them is now over its size.
+fn write_entries(
+    index: &TransactionalTree,
+    stream: &StreamRecord,
+    merged: &Merged,
+    buckets: &mut BTreeMap<u32, Vec<object_index::Entry>>,
+) -> TxResult<bool> {
+    // Every entry is of a hash of the batch, so its bucket was read; this
+    // only guards that rule.
+    let hashes: Vec<u64> = [&merged.entries_added, &merged.entries_removed]
+        .into_iter()
+        .flatten()
+        .map(|(hash, _): &IndexEntry| *hash)
+        .collect();
+    read_buckets(index, stream, &hashes, buckets)?;
+    let changed = object_index::apply(
+        buckets,
+        stream.index_depth,
+        &merged.entries_removed,
+        &merged.entries_added,
+    );
+    let mut overfull = false;
+    for bucket in changed {
+        let entries = &buckets[&bucket];
+        let key = object_index::bucket_key(stream.id, bucket);
+        if entries.is_empty() {
+            index.remove(&key)?;
+        } else {
+            index.insert(&key, object_index::encode(entries))?;
+        }
+        overfull |= entries.len() > object_index::MAX_BUCKET;
+    }
+    Ok(overfull)
 }
