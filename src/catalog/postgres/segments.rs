@@ -26,19 +26,6 @@ use crate::catalog::{
 };
 use crate::manifest::{Micros, Segment};
 
-/// The batch without repeats of a (bucket, object), and how many were
-/// dropped: a repeat is a duplicate of the first.
-fn first_of_each(segments: Vec<Segment>) -> (Vec<Segment>, u32) {
-    let mut seen = HashSet::new();
-    let before = segments.len();
-    let unique: Vec<Segment> = segments
-        .into_iter()
-        .filter(|s| seen.insert((s.bucket.clone(), s.object.clone())))
-        .collect();
-    let repeats = (before - unique.len()) as u32;
-    (unique, repeats)
-}
-
 /// A block's rows hold its minute's first instant, as `minute_us`.
 pub(super) fn minute_us(minute: u64) -> i64 {
     block_base(minute)
@@ -187,7 +174,6 @@ impl PgCatalog {
     ) -> Result<Commit<RegisterOutcome>, CatalogError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;
-        let (segments, repeats) = first_of_each(segments);
         // The token first, then the stream: every writer locks in this
         // order, so two never wait on each other. Then the blocks, read
         // under the stream's lock. All three go in one round trip; when
@@ -209,8 +195,7 @@ impl PgCatalog {
             return Ok(Commit::Answered(first));
         }
         let merged = Merge::batch(blocks, segments.into_iter().map(Cow::Owned), now);
-        let mut outcome = merged.outcome;
-        outcome.duplicates += repeats;
+        let outcome = merged.outcome;
         let delta = i64::from(outcome.accepted) - merged.expired_removed as i64;
         let respond = async {
             match &answer {
